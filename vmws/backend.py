@@ -1,0 +1,163 @@
+"""The Backend seam: the one async interface every VM source implements.
+
+The hub and handlers talk only to this interface, never to a simulator or libvirt
+directly (DESIGN.md, "The Backend seam"). One contract suite (``tests/contract``)
+runs against every implementation so they behave alike.
+
+Action semantics every backend follows (rows: action; columns: status before):
+
+    action   running        stopped         paused          suspended        error
+    start    no-op, ok      boot → running  → running       restore → running boot → running
+    stop     → stopped      no-op, ok       → stopped       → stopped        → stopped
+    restart  reboot→running VMNotRunning    VMNotRunning    VMNotRunning     VMNotRunning
+    suspend  → suspended    VMNotRunning    → suspended     no-op, ok        VMNotRunning
+    resume   no-op, ok      VMNotRunning    → running       → running        VMNotRunning
+    pause    → paused       VMNotRunning    no-op, ok       VMNotRunning     VMNotRunning
+
+``stop`` is a graceful (ACPI) shutdown that is forced after the backend's timeout, or
+forced at once with ``force=True``. ``suspend`` saves guest state to disk and frees the
+host (libvirt managed save); ``paused`` is a VM halted in memory. ``perform`` returns
+once the action has finished, with the VM's resulting ``VMInfo``.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "VMStatus",
+    "Action",
+    "VMInfo",
+    "MetricsSample",
+    "StatusListener",
+    "ConsoleStream",
+    "Backend",
+    "Capability",
+]
+
+
+class VMStatus(str, enum.Enum):
+    """A VM's status; the value is the protocol's wire string."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+
+
+class Action(str, enum.Enum):
+    """A control action; the value is the protocol's wire string."""
+
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    PAUSE = "pause"
+
+
+class Capability(str, enum.Enum):
+    """Optional abilities; libvirt's ``test:///`` driver, for one, has no console."""
+
+    CONSOLE = "console"
+    METRICS = "metrics"
+    SUSPEND = "suspend"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class VMInfo:
+    """One VM's status as of ``last_state_change``.
+
+    ``last_state_change`` is seconds since the Unix epoch (the backend's clock);
+    ``uptime`` is seconds since the guest last booted, 0 when not running/paused.
+    """
+
+    name: str
+    status: VMStatus
+    last_state_change: float
+    uptime: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSample:
+    """One metrics reading.
+
+    ``cpu_utilization`` is percent of the VM's vCPUs (0–100). Memory is in bytes,
+    ``memory_used <= memory_total``. Network and disk values are cumulative byte
+    counters since the guest booted: they never decrease while it runs.
+    """
+
+    timestamp: float
+    cpu_utilization: float
+    memory_used: int
+    memory_total: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+    disk_read_bytes: int
+    disk_write_bytes: int
+
+
+StatusListener = Callable[[VMInfo], None]
+
+
+class ConsoleStream(ABC):
+    """A VM's serial console: the bytes it prints and a way to type into it.
+
+    One stream per VM is opened, by the hub, which shares it among viewers. The
+    stream survives a guest ``restart`` (the boot log flows on); ``read`` returns
+    ``b""`` once the VM stops or crashes (eof) or the stream was closed.
+    """
+
+    @abstractmethod
+    async def read(self) -> bytes:
+        """Wait for the next chunk of output; ``b""`` means end of stream."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Send keystrokes to the guest, in order."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the stream; a pending ``read`` returns ``b""``."""
+
+
+class Backend(ABC):
+    """A source of VMs. Errors raised are those of ``vmws.errors`` only."""
+
+    capabilities: frozenset[Capability] = frozenset(Capability)
+
+    async def start(self) -> None:
+        """Connect to the VM source; called once, inside the running event loop."""
+
+    async def close(self) -> None:
+        """Release everything; called once at shutdown."""
+
+    @abstractmethod
+    async def list(self) -> list[VMInfo]:
+        """Every VM this backend serves, sorted by name."""
+
+    @abstractmethod
+    async def get(self, name: str) -> VMInfo:
+        """One VM's current status; ``VMNotFound`` if there is no such VM."""
+
+    @abstractmethod
+    async def sample(self, name: str) -> MetricsSample:
+        """A metrics reading now (zeros but ``memory_total`` when not running)."""
+
+    @abstractmethod
+    async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
+        """Carry out ``action`` and return the resulting status (see the module table)."""
+
+    @abstractmethod
+    def subscribe(self, listener: StatusListener) -> Callable[[], None]:
+        """Call ``listener`` with the new ``VMInfo`` on every status change of any VM,
+        whoever caused it (a command, the guest, a fault). Returns an unsubscribe."""
+
+    @abstractmethod
+    async def open_console(self, name: str) -> ConsoleStream:
+        """Open the VM's console; ``VMNotRunning`` unless it is running or paused."""
