@@ -1,0 +1,4 @@
+from vmws.cli import main
+import sys
+
+sys.exit(main())

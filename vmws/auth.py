@@ -1,0 +1,184 @@
+"""Tokens → principals, and what a principal may do.
+
+Algorithms and keys come from configuration, never from the token (``alg: none``
+and HS/RS confusion are impossible by construction): HS256 with a shared secret by
+default, or RS256/ES256 with a PEM public key. Claims: ``sub`` and ``exp`` required,
+``nbf``/``iat`` honoured with a small leeway, ``permissions`` a list of ``read``,
+``control``, ``console``; optional ``vms`` a list of glob patterns the token may reach.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from vmws.errors import AuthError
+
+__all__ = [
+    "Permission",
+    "Principal",
+    "TokenVerifier",
+    "mint_token",
+    "generate_secret",
+    "MIN_SECRET_BYTES",
+    "CLOSE_UNAUTHENTICATED",
+    "CLOSE_FORBIDDEN",
+]
+
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_FORBIDDEN = 4003
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
+MIN_SECRET_BYTES = 32
+LEEWAY_SECONDS = 30
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+
+
+class Permission(str, enum.Enum):
+    READ = "read"  # monitoring endpoint and /api/vms
+    CONTROL = "control"  # commands
+    CONSOLE = "console"  # console endpoint
+
+
+_PERMISSIONS = {p.value: p for p in Permission}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is connected, what they may do, and until when."""
+
+    sub: str
+    permissions: frozenset[Permission]
+    vms: tuple[str, ...] | None
+    expires_at: float
+
+    def may_reach(self, vm: str) -> bool:
+        return self.vms is None or any(fnmatch.fnmatchcase(vm, p) for p in self.vms)
+
+    def require(self, permission: Permission, vm: str | None = None) -> None:
+        """Raise ``AuthError`` (close 4003) unless allowed; checked before any VM lookup."""
+        if permission not in self.permissions:
+            raise AuthError(f"token lacks the '{permission.value}' permission", CLOSE_FORBIDDEN)
+        if vm is not None and not self.may_reach(vm):
+            raise AuthError(f"token does not grant access to VM {vm!r}", CLOSE_FORBIDDEN)
+
+    def permission_names(self) -> list[str]:
+        return [p.value for p in Permission if p in self.permissions]
+
+
+def generate_secret() -> str:
+    return secrets.token_urlsafe(MIN_SECRET_BYTES)
+
+
+def _check_secret(secret: str) -> None:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes (256 bits); "
+            "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
+class TokenVerifier:
+    """Verifies tokens with the configured algorithm and key, and nothing else."""
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        algorithm: str = "HS256",
+        public_key: str | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+    ) -> None:
+        if algorithm == "HS256":
+            if not secret:
+                raise ValueError("HS256 needs a secret (--jwt-secret or VMWS_JWT_SECRET)")
+            _check_secret(secret)
+            self._key: Any = secret
+        elif algorithm in ASYMMETRIC_ALGORITHMS:
+            if not public_key:
+                raise ValueError(f"{algorithm} needs a public key (--jwt-public-key FILE)")
+            self._key = public_key
+        else:
+            raise ValueError(f"unsupported JWT algorithm {algorithm!r}; use HS256, RS256 or ES256")
+        self.algorithm = algorithm
+        self.audience = audience
+        self.issuer = issuer
+
+    def verify(self, token: str | None) -> Principal:
+        """The token's principal, or ``AuthError`` (close 4001) saying what is wrong."""
+        if not token:
+            raise AuthError("missing token: pass ?token=... or an Authorization: Bearer header")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["sub", "exp"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("token is not valid yet (nbf/iat in the future)") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"token lacks the required claim '{exc.claim}'") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError("token audience (aud) is not accepted") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("token issuer (iss) is not accepted") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError(f"token algorithm is not accepted; this server requires {self.algorithm}") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("token signature is invalid") from None
+        except jwt.PyJWTError:
+            raise AuthError("token is malformed or invalid") from None
+        return _principal_from(claims)
+
+
+def _principal_from(claims: dict[str, Any]) -> Principal:
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not sub:
+        raise AuthError("token 'sub' must be a non-empty string")
+    raw_perms = claims.get("permissions", [])
+    if not isinstance(raw_perms, list) or not all(isinstance(p, str) for p in raw_perms):
+        raise AuthError("token 'permissions' must be a list of strings")
+    raw_vms = claims.get("vms")
+    if raw_vms is not None and (
+        not isinstance(raw_vms, list) or not all(isinstance(v, str) for v in raw_vms)
+    ):
+        raise AuthError("token 'vms' must be a list of glob patterns")
+    # Unknown permission names are ignored, so newer issuers can add permissions.
+    perms = frozenset(_PERMISSIONS[p] for p in raw_perms if p in _PERMISSIONS)
+    return Principal(sub, perms, tuple(raw_vms) if raw_vms is not None else None, float(claims["exp"]))
+
+
+def mint_token(
+    secret: str,
+    *,
+    sub: str,
+    permissions: list[str],
+    now: float,
+    ttl: float = 3600.0,
+    vms: list[str] | None = None,
+) -> str:
+    """An HS256 token with the claims this server understands."""
+    _check_secret(secret)
+    unknown = [p for p in permissions if p not in _PERMISSIONS]
+    if unknown:
+        raise ValueError(f"unknown permission(s) {', '.join(unknown)}; use read, control, console")
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "iat": int(now),
+        "exp": int(now + ttl),
+        "permissions": permissions,
+    }
+    if vms is not None:
+        claims["vms"] = vms
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,226 @@
+"""The ``vmws`` command: ``serve``, ``token`` and ``console``.
+
+Every ``serve`` flag can also be set through a ``VMWS_*`` environment variable named
+after it (``--jwt-secret`` ↔ ``VMWS_JWT_SECRET``); a flag wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from importlib import resources
+from typing import Any
+
+from vmws import __version__
+from vmws.auth import generate_secret, mint_token
+from vmws.backends import BACKENDS, load_backend_class
+from vmws.config import Config
+
+__all__ = ["main", "parse_duration"]
+
+log = logging.getLogger("vmws")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``1h``, ``2d`` → seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 90s, 15m, 1h, 2d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return os.environ.get("VMWS_" + name.upper().replace("-", "_"), default)
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, help: str, default: Any = None, **kw: Any) -> None:
+    env_name = "VMWS_" + flag.upper().replace("-", "_")
+    shown = f" (env {env_name}"
+    shown += f"; default {default})" if default is not None else ")"
+    parser.add_argument("--" + flag, default=_env(flag, default), help=help + shown, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmws", description="A WebSocket gateway to watch, control and log into virtual machines."
+    )
+    parser.add_argument("--version", action="version", version=f"vmws {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway", description="Run the WebSocket gateway.")
+    _add(serve, "backend", "VM source", "sim", choices=sorted(BACKENDS))
+    _add(serve, "host", "address to listen on", "127.0.0.1")
+    _add(serve, "port", "port to listen on (0 picks a free one)", 8080, type=int)
+    _add(serve, "jwt-secret", "HS256 secret, at least 32 bytes; generated and printed when unset")
+    _add(serve, "jwt-algorithm", "token algorithm", "HS256", choices=["HS256", "RS256", "ES256"])
+    _add(serve, "jwt-public-key", "PEM public key file for RS256/ES256")
+    _add(serve, "jwt-audience", "required token audience (aud)")
+    _add(serve, "jwt-issuer", "required token issuer (iss)")
+    _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
+    _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
+    _add(serve, "heartbeat-interval", "seconds between heartbeats", 30.0, type=float)
+    _add(serve, "command-timeout", "seconds a command may take before it fails", 300.0, type=float)
+    _add(serve, "scenario", "simulator fleet/scenario file (TOML); default: the demo fleet")
+    _add(serve, "speed", "simulated clock speed-up factor", 1.0, type=float)
+    _add(serve, "seed", "simulator random seed", 0, type=int)
+    _add(serve, "libvirt-uri", "libvirt connection URI", "qemu:///system")
+    _add(serve, "vm-filter", "glob of libvirt domain names to serve (default all)")
+    _add(serve, "scrollback-bytes", "console output replayed to new viewers", 65536, type=int)
+    _add(serve, "max-message-bytes", "largest inbound message accepted", 65536, type=int)
+    _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
+
+    token = sub.add_parser(
+        "token", help="mint an HS256 token",
+        description="Print an HS256 token signed with the server's secret.",
+    )
+    token.add_argument("--sub", required=True, help="the user the token names")
+    token.add_argument(
+        "--perm", default="read",
+        help="comma-separated permissions: read, control, console (default read)",
+    )
+    token.add_argument(
+        "--vm", action="append", default=None,
+        help="glob of VM names the token may reach (repeatable; default all)",
+    )
+    token.add_argument("--ttl", type=parse_duration, default=3600.0, help="lifetime, e.g. 15m, 1h (default 1h)")
+    _add(token, "jwt-secret", "HS256 secret the server uses")
+
+    console = sub.add_parser(
+        "console", help="attach to a VM's serial console",
+        description=(
+            "Attach the terminal to a VM's shared serial console, like virsh console. "
+            "The token comes from VMWS_TOKEN or --token-file, never the command line."
+        ),
+    )
+    console.add_argument("name", help="VM name")
+    _add(console, "url", "server base URL", "ws://127.0.0.1:8080")
+    console.add_argument("--token-file", help="file holding the token (default: env VMWS_TOKEN)")
+    console.add_argument("--escape", default="^]", help="key that detaches, as ^X (default ^])")
+    console.add_argument("--since", type=int, default=None, help="replay output from this byte offset")
+    console.add_argument(
+        "--linger", type=float, default=1.0,
+        help="seconds to keep showing output after stdin ends (non-tty input; default 1)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "token":
+            return _token(args)
+        from vmws.console_client import run_console
+
+        return run_console(args)
+    except ValueError as exc:
+        print(f"vmws: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _token(args: argparse.Namespace) -> int:
+    if not args.jwt_secret:
+        raise ValueError("no secret: pass --jwt-secret or set VMWS_JWT_SECRET")
+    perms = [p.strip() for p in args.perm.split(",") if p.strip()]
+    print(mint_token(args.jwt_secret, sub=args.sub, permissions=perms, now=time.time(), ttl=args.ttl, vms=args.vm))
+    return 0
+
+
+def config_from_args(args: argparse.Namespace, secret: str) -> Config:
+    origins = tuple(o.strip() for o in (args.allowed_origin or "").split(",") if o.strip())
+    return Config(
+        host=args.host, port=int(args.port), backend=args.backend,
+        scenario=args.scenario, speed=float(args.speed), seed=int(args.seed),
+        libvirt_uri=args.libvirt_uri, vm_filter=args.vm_filter,
+        jwt_secret=secret, jwt_algorithm=args.jwt_algorithm, jwt_public_key=args.jwt_public_key,
+        jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, allowed_origins=origins,
+        metrics_interval=float(args.metrics_interval), heartbeat_interval=float(args.heartbeat_interval),
+        command_timeout=float(args.command_timeout), scrollback_bytes=int(args.scrollback_bytes),
+        max_message_bytes=int(args.max_message_bytes), log_format=args.log_format,
+    )
+
+
+def make_backend(config: Config) -> Any:
+    try:
+        cls = load_backend_class(config.backend)
+    except ImportError as exc:
+        raise ValueError(
+            f"backend {config.backend!r} cannot be loaded ({exc}); "
+            "for libvirt: pip install 'vmws[libvirt]' (needs libvirt-dev and pkg-config)"
+        ) from None
+    if config.backend == "libvirt":
+        return cls(uri=config.libvirt_uri, vm_filter=config.vm_filter)
+    return cls(seed=config.seed, scenario=config.scenario, speed=config.speed)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vmws.logs import configure_logging
+
+    generated = not args.jwt_secret and args.jwt_algorithm == "HS256"
+    secret = generate_secret() if generated else args.jwt_secret
+    config = config_from_args(args, secret)
+    configure_logging(config.log_format)
+    backend = make_backend(config)
+    return asyncio.run(_run_server(config, backend, generated))
+
+
+def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
+    base = f"{config.host}:{port}"
+    lines = [f"vmws {__version__} serving {len(vms)} VMs from the '{config.backend}' backend on http://{base}"]
+    if generated and config.jwt_secret:
+        token = mint_token(
+            config.jwt_secret, sub="admin", permissions=["read", "control", "console"],
+            now=time.time(), ttl=86400,
+        )
+        example = vms[0].name if vms else "my-vm"
+        lines += [
+            "No JWT secret configured: generated one for this run (mint more tokens with `vmws token`):",
+            f"  export VMWS_JWT_SECRET={config.jwt_secret}",
+            "Token for user 'admin' with read, control and console permissions, valid 24h:",
+            f"  {token}",
+            "Connect:",
+            f"  ws://{base}/ws/vms/{example}?token={token}",
+            f"  ws://{base}/ws/vms/{example}/console?token={token}",
+        ]
+        if resources.files("vmws").joinpath("static", "index.html").is_file():
+            lines.append(f"  http://{base}/?token={token}   (web UI)")
+    return "\n".join(lines)
+
+
+async def _run_server(config: Config, backend: Any, generated: bool) -> int:
+    from vmws.app import Server
+
+    server = Server(config, backend)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"vmws: error: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
+        await backend.close()
+        return 1
+    vms = await backend.list()
+    print(_banner(config, server.port, generated, vms), flush=True)
+    log.info("listening on %s:%d", config.host, server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: closing %d connections", len(server.hub.peers))
+    await server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

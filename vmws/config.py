@@ -1,0 +1,53 @@
+"""Server configuration: one frozen value built by the CLI (flags and VMWS_* env)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Config"]
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    backend: str = "sim"
+    # Simulator
+    scenario: str | None = None
+    speed: float = 1.0
+    seed: int = 0
+    # libvirt
+    libvirt_uri: str = "qemu:///system"
+    vm_filter: str | None = None
+    # Tokens
+    jwt_secret: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # Exact origins (scheme://host[:port]) allowed besides the server's own host.
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Intervals, seconds
+    metrics_interval: float = 2.0
+    heartbeat_interval: float = 30.0
+    command_timeout: float = 300.0
+    # Limits
+    scrollback_bytes: int = 64 * 1024
+    max_message_bytes: int = 64 * 1024
+    # Output a client may leave unread before it is cut off as too slow.
+    max_pending_bytes: int = 4 * 1024 * 1024
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port {self.port} is out of range 0–65535")
+        for name in ("metrics_interval", "heartbeat_interval", "command_timeout", "speed"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name.replace('_', '-')} must be positive")
+        if self.log_format not in ("text", "json"):
+            problems.append("log-format must be 'text' or 'json'")
+        if self.scrollback_bytes < 0 or self.max_message_bytes <= 0 or self.max_pending_bytes <= 0:
+            problems.append("size limits must be positive")
+        if problems:
+            raise ValueError("; ".join(problems))

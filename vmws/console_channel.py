@@ -1,0 +1,118 @@
+"""One VM's shared console: a single backend stream fanned out to every viewer.
+
+The hub is the console's only reader (libvirt allows one per domain). Output is
+appended to the scrollback, decoded as UTF-8 incrementally (a character split across
+reads stays whole; invalid bytes become U+FFFD), built into one message and sent to
+every viewer. Reads coalesce naturally: while a send is under way more output
+gathers in the stream, and the next read returns all of it. Input from any viewer
+goes through one queue, so it reaches the guest in arrival order, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+from collections.abc import Callable
+
+from vmws import protocol
+from vmws.backend import ConsoleStream
+from vmws.peer import Peer
+from vmws.scrollback import Scrollback
+
+__all__ = ["ConsoleChannel", "CLOSE_NORMAL"]
+
+log = logging.getLogger("vmws.console")
+CLOSE_NORMAL = 1000
+
+
+class ConsoleChannel:
+    def __init__(
+        self,
+        vm: str,
+        stream: ConsoleStream,
+        scrollback: Scrollback,
+        now: Callable[[], float],
+        on_finished: Callable[[ConsoleChannel], None],
+    ) -> None:
+        self.vm = vm
+        self.viewers: set[Peer] = set()
+        self._stream = stream
+        self._scrollback = scrollback
+        self._now = now
+        self._on_finished = on_finished
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._inputs: asyncio.Queue[bytes] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read_loop(), name=f"console-read:{vm}")
+        self._writer = asyncio.create_task(self._write_loop(), name=f"console-write:{vm}")
+        self.finished = False
+
+    # Viewers
+
+    def add_viewer(self, peer: Peer, since: int | None = None) -> None:
+        """Send ``peer`` the held output (all of it, or from ``since``), then live output."""
+        held = len(self._decoder.getstate()[0])
+        # Bytes the decoder still holds go out with the next live message, not here.
+        first, data = self._scrollback.since(
+            self._scrollback.start if since is None else since, self._scrollback.end - held
+        )
+        if data:
+            text = data.decode("utf-8", errors="replace")
+            peer.send(protocol.console_message(text, self._now(), offset=first))
+        self.viewers.add(peer)
+
+    def remove_viewer(self, peer: Peer) -> None:
+        self.viewers.discard(peer)
+
+    def write(self, content: str) -> None:
+        if content:
+            self._inputs.put_nowait(content.encode("utf-8"))
+
+    async def close(self) -> None:
+        """Stop reading; viewers are left to the caller (server shutdown)."""
+        self._writer.cancel()
+        await self._stream.close()
+        await asyncio.gather(self._reader, self._writer, return_exceptions=True)
+
+    # Loops
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                chunk = await self._stream.read()
+                if not chunk:
+                    break
+                held = len(self._decoder.getstate()[0])
+                offset = self._scrollback.end - held
+                self._scrollback.append(chunk)
+                text = self._decoder.decode(chunk)
+                if text and self.viewers:
+                    message = protocol.console_message(text, self._now(), offset=offset)
+                    for peer in list(self.viewers):
+                        peer.send(message)
+        except Exception:
+            log.exception("console stream of %s failed", self.vm)
+        finally:
+            self._finish()
+
+    async def _write_loop(self) -> None:
+        while True:
+            data = await self._inputs.get()
+            try:
+                await self._stream.write(data)
+            except Exception as exc:  # the VM went away mid-write: eof follows
+                log.info("console input to %s dropped: %s", self.vm, exc)
+
+    def _finish(self) -> None:
+        self.finished = True
+        self._writer.cancel()
+        offset = self._scrollback.end - len(self._decoder.getstate()[0])
+        tail = self._decoder.decode(b"", final=True)
+        now = self._now()
+        for peer in list(self.viewers):
+            if tail:
+                peer.send(protocol.console_message(tail, now, offset=offset))
+            peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end))
+            peer.close(CLOSE_NORMAL, "console closed: VM stopped")
+        self.viewers.clear()
+        self._on_finished(self)

@@ -1,0 +1,200 @@
+"""``vmws console NAME``: attach this terminal to a VM's shared console, like virsh console.
+
+Raw tty mode while attached (restored on every exit path), the escape key (``^]``)
+detaches, guest output is filtered so it cannot reprogram this terminal. Works with
+a non-tty stdin too (pipes, pexpect): input is forwarded as it comes and, when it
+ends, output is shown for ``--linger`` seconds before detaching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import contextlib
+import os
+import signal
+import sys
+import termios
+import tty
+from collections.abc import Iterator
+from urllib.parse import quote, urlencode
+
+import orjson
+import tornado.websocket
+
+from vmws.logs import redact
+from vmws.termfilter import TerminalFilter
+
+__all__ = ["run_console", "parse_escape", "read_token"]
+
+_CLOSE_EXPLAINED = {1001: "server going away", 4001: "not authenticated", 4003: "forbidden",
+                    4004: "no such VM", 4009: "VM is not running"}
+
+
+def parse_escape(text: str) -> bytes | None:
+    """``^]`` → ``b"\\x1d"``; ``none`` disables the escape key."""
+    if text.lower() == "none":
+        return None
+    if len(text) == 2 and text[0] == "^" and 0x40 <= ord(text[1].upper()) <= 0x5F:
+        return bytes([ord(text[1].upper()) - 0x40])
+    if len(text) == 1:
+        return text.encode()
+    raise ValueError(f"invalid escape {text!r}: use a caret form such as ^] or ^X, or 'none'")
+
+
+def read_token(token_file: str | None) -> str:
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read token file {token_file}: {exc.strerror}") from None
+    else:
+        token = os.environ.get("VMWS_TOKEN", "").strip()
+    if not token:
+        raise ValueError("no token: set VMWS_TOKEN or pass --token-file FILE")
+    return token
+
+
+def console_url(base: str, name: str, token: str, since: int | None) -> str:
+    base = base.rstrip("/")
+    if base.startswith("http"):
+        base = "ws" + base[4:]
+    query = {"token": token}
+    if since is not None:
+        query["since"] = str(since)
+    return f"{base}/ws/vms/{quote(name, safe='')}/console?{urlencode(query)}"
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[bool]:
+    """Raw mode on a tty (restored however we leave); nothing for pipes."""
+    if not os.isatty(fd):
+        yield False
+        return
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def run_console(args: argparse.Namespace) -> int:
+    token = read_token(args.token_file)
+    escape = parse_escape(args.escape)
+    url = console_url(args.url, args.name, token, args.since)
+    return asyncio.run(_attach(url, args.name, escape, args.escape, args.linger))
+
+
+async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, linger: float) -> int:
+    try:
+        conn = await tornado.websocket.websocket_connect(url, connect_timeout=10)
+    except Exception as exc:  # refused, DNS, TLS, HTTP error: all mean "cannot connect"
+        print(f"vmws: cannot connect to {redact(url)}: {exc}", file=sys.stderr)
+        return 1
+    stdin = sys.stdin.fileno()
+    with raw_terminal(stdin) as is_tty:
+        newline = "\r\n" if is_tty else "\n"
+        if escape is not None:
+            print(f"Connected to {name} (escape character is {escape_text}){newline}", end="", file=sys.stderr, flush=True)
+        session = _Session(conn, escape, is_tty, linger)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, session.done.set)
+        code = await session.run(stdin)
+    if session.message:
+        print(("\n" if is_tty else "") + session.message, file=sys.stderr, flush=True)
+    return code
+
+
+class _Session:
+    def __init__(self, conn: tornado.websocket.WebSocketClientConnection, escape: bytes | None,
+                 is_tty: bool, linger: float) -> None:
+        self.conn = conn
+        self.escape = escape
+        self.is_tty = is_tty
+        self.linger = linger
+        self.done = asyncio.Event()
+        self.message = ""
+        self.exit_code = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._filter = TerminalFilter()
+        self._out = sys.stdout.buffer
+
+    async def run(self, stdin: int) -> int:
+        reader = asyncio.create_task(self._read_server())
+        input_task = asyncio.create_task(self._read_input(stdin))
+        await self.done.wait()
+        input_task.cancel()
+        self.conn.close()
+        await asyncio.gather(reader, input_task, return_exceptions=True)
+        return self.exit_code
+
+    async def _read_server(self) -> None:
+        try:
+            while True:
+                raw = await self.conn.read_message()
+                if raw is None:
+                    code = self.conn.close_code
+                    if code not in (None, 1000) and not self.message:
+                        reason = self.conn.close_reason or _CLOSE_EXPLAINED.get(code, "")
+                        self.message = f"vmws: connection closed ({code}{': ' + reason if reason else ''})"
+                        self.exit_code = 1
+                    return
+                message = orjson.loads(raw)
+                kind, data = message.get("type"), message.get("data") or {}
+                if kind == "console":
+                    if data.get("content"):
+                        self._out.write(self._filter.feed(data["content"]).encode("utf-8", "replace"))
+                        self._out.flush()
+                    if data.get("eof"):
+                        self.message = "vmws: console closed: the VM stopped"
+                        return
+                elif kind == "error":
+                    self.message = f"vmws: {data.get('code')}: {data.get('message')}"
+                    self.exit_code = 1
+        finally:
+            self.done.set()
+
+    async def _read_input(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        try:
+            loop.add_reader(fd, lambda: queue.put_nowait(_read_fd(fd)))
+            watching = True
+        except (PermissionError, OSError):  # a regular file cannot be polled: read it in a thread
+            watching = False
+        try:
+            while True:
+                chunk = await queue.get() if watching else await loop.run_in_executor(None, _read_fd, fd)
+                if not chunk:
+                    if watching:
+                        loop.remove_reader(fd)
+                        watching = False
+                    await asyncio.sleep(self.linger)
+                    self.done.set()
+                    return
+                if self.escape is not None and self.escape in chunk:
+                    chunk = chunk[: chunk.index(self.escape)]
+                    self._send(chunk)
+                    self.done.set()
+                    return
+                self._send(chunk)
+        finally:
+            if watching:
+                loop.remove_reader(fd)
+
+    def _send(self, chunk: bytes) -> None:
+        text = self._decoder.decode(chunk)
+        if text:
+            frame = {"type": "console_input", "data": {"content": text}}
+            self.conn.write_message(orjson.dumps(frame).decode())
+
+
+def _read_fd(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""

@@ -1,0 +1,297 @@
+"""Tornado handlers: translate between sockets and the hub/protocol (no logic of their own).
+
+The upgrade is accepted first and checked after, so a browser can read why it was
+refused: bad token → ``AUTH_ERROR`` + close 4001; missing permission or VM outside the
+token's ``vms`` → ``AUTH_ERROR`` + 4003 (before lookup, so existence does not leak);
+unknown VM → ``VM_NOT_FOUND`` + 4004; console of a VM not running → ``VM_NOT_RUNNING`` + 4009.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import tornado.web
+import tornado.websocket
+
+from vmws import protocol
+from vmws.auth import Permission, Principal, TokenVerifier
+from vmws.config import Config
+from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMNotRunning, VMWSError
+from vmws.hub import Hub
+
+__all__ = ["MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "CLOSE_CODES"]
+
+log = logging.getLogger("vmws.handlers")
+
+CLOSE_NOT_FOUND = 4004
+CLOSE_TOO_SLOW = 4008
+CLOSE_NOT_RUNNING = 4009
+CLOSE_TOKEN_EXPIRED = 4001
+# Close code for each error that ends a connection while it is being set up.
+CLOSE_CODES: dict[type[VMWSError], int] = {VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING}
+# Metrics and heartbeats are skipped for a peer with this much output unsent.
+_DROPPABLE_BACKLOG = 256 * 1024
+
+
+def bearer_token(request: Any) -> str | None:
+    header: str = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    """Exact matches from the allow-list (scheme included), or the server's own host."""
+    if origin in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+class _VMSocket(tornado.websocket.WebSocketHandler):
+    """What both endpoints share: authentication, sending with flow control, heartbeats."""
+
+    endpoint: protocol.Endpoint
+    permission: Permission
+
+    def initialize(self, hub: Hub, verifier: TokenVerifier, config: Config) -> None:
+        self.hub = hub
+        self.verifier = verifier
+        self.config = config
+        self.session_id = uuid.uuid4().hex
+        self.user = "-"
+        self.vm = ""
+        self.principal: Principal | None = None
+        self.last_seen = asyncio.get_event_loop().time()
+        self._pending = 0
+        self._closing = False
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(origin, self.request.host, self.config.allowed_origins)
+
+    def get_compression_options(self) -> None:
+        return None  # console output is already dense; compression costs CPU per viewer
+
+    async def open(self, name: str) -> None:  # type: ignore[override]
+        self.vm = name
+        self.set_nodelay(True)
+        try:
+            principal = self.verifier.verify(self.get_query_argument("token", None) or bearer_token(self.request))
+            self.user = principal.sub
+            principal.require(self.permission, name)
+            self.principal = principal
+            await self.backend_check(name)
+            self.hub.register(self)
+            self._schedule_expiry(principal)
+            self.send(protocol.connection_message(
+                vm=name, session_id=self.session_id, user=principal.sub,
+                permissions=principal.permission_names(),
+                heartbeat_interval=self.config.heartbeat_interval,
+                metrics_interval=self.config.metrics_interval,
+                now=self.hub.now(), extra=self.connection_extra(),
+            ))
+            await self.attach(name)
+            log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+        except AuthError as exc:
+            self._refuse(exc, exc.close_code)
+        except VMWSError as exc:
+            self._refuse(exc, CLOSE_CODES.get(type(exc), 1011))
+
+    def _refuse(self, exc: VMWSError, code: int) -> None:
+        log.info("%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message)
+        self.send(protocol.error_message(exc.code, exc.message, self.hub.now()))
+        self.close(code, exc.message[:120])
+
+    def _schedule_expiry(self, principal: Principal) -> None:
+        delay = principal.expires_at - self.hub.now()
+        self._expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expired)
+
+    def _expired(self) -> None:
+        self.send(protocol.error_message("AUTH_ERROR", "token has expired", self.hub.now()))
+        self.close(CLOSE_TOKEN_EXPIRED, "token has expired")
+
+    async def backend_check(self, name: str) -> None:
+        """Raise the backend error that refuses this connection, if any."""
+        await self.hub.backend.get(name)
+
+    def connection_extra(self) -> dict[str, Any] | None:
+        return None
+
+    async def attach(self, name: str) -> None:
+        raise NotImplementedError
+
+    def detach(self) -> None:
+        pass
+
+    def on_message(self, message: str | bytes) -> None:
+        self.last_seen = asyncio.get_event_loop().time()
+        if self.principal is None:
+            return
+        try:
+            parsed = protocol.parse_client_message(message, self.endpoint)
+        except InvalidCommand as exc:
+            self.send(protocol.error_message(exc.code, exc.message, self.hub.now(), request_id=exc.request_id))
+            return
+        if isinstance(parsed, protocol.Heartbeat):
+            self.send(protocol.heartbeat_message(parsed.data, self.hub.now()))
+        else:
+            self.handle(parsed)
+
+    def handle(self, message: protocol.ClientMessage) -> None:
+        raise NotImplementedError
+
+    def on_pong(self, data: bytes) -> None:
+        self.last_seen = asyncio.get_event_loop().time()
+
+    def on_close(self) -> None:
+        self._closing = True
+        if self._expiry:
+            self._expiry.cancel()
+        if self.principal is not None:
+            self.detach()
+            self.hub.unregister(self)
+            log.info(
+                "%s closed vm=%s user=%s session=%s code=%s",
+                self.endpoint.value, self.vm, self.user, self.session_id, self.close_code,
+            )
+
+    # Peer
+
+    def send(self, text: str, *, droppable: bool = False) -> None:
+        if self._closing or self.ws_connection is None:
+            return
+        if droppable and self._pending > _DROPPABLE_BACKLOG:
+            return  # metrics are cumulative: the next one carries everything
+        size = len(text)
+        if self._pending + size > self.config.max_pending_bytes:
+            log.warning(
+                "closing %s (%s) on %s: client too slow, %d bytes unsent",
+                self.session_id, self.user, self.vm, self._pending,
+            )
+            self.close(CLOSE_TOO_SLOW, "client too slow: output backlog over limit")
+            return
+        try:
+            future = self.write_message(text)
+        except tornado.websocket.WebSocketClosedError:
+            self._closing = True
+            return
+        self._pending += size
+        future.add_done_callback(lambda f: self._sent(f, size))
+
+    def _sent(self, future: Any, size: int) -> None:
+        self._pending -= size
+        if not future.cancelled():
+            future.exception()  # retrieved, so a closed stream is not logged as unhandled
+
+    def ping(self) -> None:
+        try:
+            super().ping(b"")
+        except tornado.websocket.WebSocketClosedError:
+            self._closing = True
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        super().close(code, reason)
+
+
+class MonitorSocket(_VMSocket):
+    """``/ws/vms/{name}``: status, metrics and commands."""
+
+    endpoint = protocol.Endpoint.MONITOR
+    permission = Permission.READ
+
+    async def attach(self, name: str) -> None:
+        await self.hub.add_watcher(name, self)
+
+    def detach(self) -> None:
+        self.hub.remove_watcher(self.vm, self)
+
+    def handle(self, message: protocol.ClientMessage) -> None:
+        assert isinstance(message, protocol.Command) and self.principal is not None
+        if Permission.CONTROL not in self.principal.permissions:
+            self.send(protocol.error_message(
+                "AUTH_ERROR", "token lacks the 'control' permission needed for commands",
+                self.hub.now(), request_id=message.request_id,
+            ))
+            return
+        self.hub.spawn(self.hub.run_command(self.vm, message, self))
+
+
+class ConsoleSocket(_VMSocket):
+    """``/ws/vms/{name}/console``: shared serial console with scrollback replay."""
+
+    endpoint = protocol.Endpoint.CONSOLE
+    permission = Permission.CONSOLE
+
+    async def backend_check(self, name: str) -> None:
+        pass  # add_viewer raises VMNotFound / VMNotRunning itself
+
+    def _since(self) -> int | None:
+        raw = self.get_query_argument("since", None)
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise InvalidCommand("'since' must be a byte offset (a whole number)")
+        return int(raw)
+
+    async def open(self, name: str) -> None:  # type: ignore[override]
+        try:
+            self._since_offset = self._since()
+        except InvalidCommand as exc:
+            self._refuse(exc, 1008)
+            return
+        await super().open(name)
+
+    async def attach(self, name: str) -> None:
+        await self.hub.add_viewer(name, self, self._since_offset)
+
+    def detach(self) -> None:
+        self.hub.remove_viewer(self.vm, self)
+
+    def handle(self, message: protocol.ClientMessage) -> None:
+        assert isinstance(message, protocol.ConsoleInput)
+        self.hub.console_input(self.vm, message.content)
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(b'{"status":"ok"}')
+
+
+class VMListHandler(tornado.web.RequestHandler):
+    """``GET /api/vms``: name and status of every VM the token may reach (needs ``read``)."""
+
+    def initialize(self, hub: Hub, verifier: TokenVerifier, config: Config) -> None:
+        self.hub = hub
+        self.verifier = verifier
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        try:
+            principal = self.verifier.verify(self.get_query_argument("token", None) or bearer_token(self.request))
+            principal.require(Permission.READ)
+            vms = await self.hub.backend.list()
+        except AuthError as exc:
+            status = 401 if exc.close_code == 4001 else 403
+            self._error(status, exc)
+            return
+        except VMWSError as exc:
+            self._error(503, exc)
+            return
+        listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
+        self.write(orjson.dumps({"vms": listing}))
+
+    def _error(self, status: int, exc: VMWSError) -> None:
+        self.set_status(status)
+        if status == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
+        self.write(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))

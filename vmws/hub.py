@@ -1,0 +1,216 @@
+"""Per-VM channels: watchers, the shared metrics sampler, commands, consoles, heartbeats.
+
+The hub sits between connected peers and the backend. It never knows which backend
+it talks to, nor that peers are Tornado sockets. Every broadcast (status, metrics,
+console output) is serialised once and handed to each recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from vmws import protocol
+from vmws.backend import Backend, VMInfo
+from vmws.config import Config
+from vmws.console_channel import ConsoleChannel
+from vmws.errors import VMWSError
+from vmws.peer import Peer
+from vmws.scrollback import Scrollback
+
+__all__ = ["Hub", "CLOSE_GOING_AWAY", "CLOSE_HEARTBEAT_TIMEOUT"]
+
+log = logging.getLogger("vmws.hub")
+CLOSE_GOING_AWAY = 1001
+CLOSE_HEARTBEAT_TIMEOUT = 4010
+
+
+class Hub:
+    def __init__(self, backend: Backend, config: Config, now: Callable[[], float]) -> None:
+        self.backend = backend
+        self.config = config
+        self.now = now  # wall-clock seconds for message timestamps
+        self.peers: set[Peer] = set()
+        self._watchers: dict[str, set[Peer]] = defaultdict(set)
+        self._samplers: dict[str, asyncio.Task[None]] = {}
+        self._command_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._consoles: dict[str, ConsoleChannel] = {}
+        self._console_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._scrollbacks: dict[str, Scrollback] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat_count = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._unsubscribe = self.backend.subscribe(self._on_status)
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+
+    async def close(self, reason: str = "server shutting down") -> None:
+        """Tell every client 1001, stop every task. The backend is closed by the caller."""
+        for peer in list(self.peers):
+            peer.close(CLOSE_GOING_AWAY, reason)
+        if self._unsubscribe:
+            self._unsubscribe()
+        tasks: list[asyncio.Task[None]] = list(self._samplers.values())
+        if self._heartbeat:
+            tasks.append(self._heartbeat)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in list(self._consoles.values())), return_exceptions=True)
+
+    # Peers
+
+    def register(self, peer: Peer) -> None:
+        self.peers.add(peer)
+
+    def unregister(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        for vm, watchers in list(self._watchers.items()):
+            if peer in watchers:
+                self.remove_watcher(vm, peer)
+        for channel in list(self._consoles.values()):
+            channel.remove_viewer(peer)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, holding a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Monitoring
+
+    async def add_watcher(self, vm: str, peer: Peer) -> None:
+        """Send the current status and a first metrics sample, then keep ``peer`` posted."""
+        info = await self.backend.get(vm)
+        sample = await self.backend.sample(vm)
+        peer.send(protocol.status_message(info, self.now()))
+        peer.send(protocol.metrics_message(sample, self.now()))
+        self._watchers[vm].add(peer)
+        if vm not in self._samplers:
+            self._samplers[vm] = asyncio.create_task(self._sample_loop(vm), name=f"sampler:{vm}")
+
+    def remove_watcher(self, vm: str, peer: Peer) -> None:
+        watchers = self._watchers.get(vm)
+        if watchers is None:
+            return
+        watchers.discard(peer)
+        if not watchers:
+            del self._watchers[vm]
+            sampler = self._samplers.pop(vm, None)
+            if sampler:
+                sampler.cancel()
+
+    def _on_status(self, info: VMInfo) -> None:
+        watchers = self._watchers.get(info.name)
+        if not watchers:
+            return
+        message = protocol.status_message(info, self.now())
+        for peer in list(watchers):
+            peer.send(message)
+
+    async def _sample_loop(self, vm: str) -> None:
+        interval = self.config.metrics_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                sample = await self.backend.sample(vm)
+            except VMWSError as exc:
+                log.warning("metrics of %s unavailable: %s", vm, exc.message)
+                continue
+            message = protocol.metrics_message(sample, self.now())
+            for peer in list(self._watchers.get(vm, ())):
+                peer.send(message, droppable=True)
+
+    # Commands
+
+    async def run_command(self, vm: str, command: protocol.Command, peer: Peer) -> None:
+        """Run one command (one at a time per VM, arrival order) and answer its issuer."""
+        request_id = command.request_id or f"srv-{uuid.uuid4().hex[:12]}"
+        action = command.action.value
+        async with self._command_locks[vm]:
+            task = asyncio.ensure_future(self.backend.perform(vm, command.action, force=command.force))
+            done, _ = await asyncio.wait({task}, timeout=self.config.command_timeout)
+            if not done:
+                message = protocol.response_message(
+                    request_id, False,
+                    f"Command '{action}' timed out after {self.config.command_timeout:g}s",
+                    self.now(), code="UNKNOWN_ERROR", action=action,
+                )
+                peer.send(message)
+                log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id)
+                # Keep the lock until it really ends, so commands never overlap.
+                await asyncio.wait({task})
+                return
+            try:
+                info = task.result()
+            except VMWSError as exc:
+                log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message)
+                peer.send(protocol.response_message(
+                    request_id, False, exc.message, self.now(), code=exc.code, action=action,
+                ))
+                return
+            except Exception:
+                log.exception("command %s on %s (%s) raised", action, vm, request_id)
+                peer.send(protocol.response_message(
+                    request_id, False, f"Command '{action}' failed: internal error", self.now(),
+                    code="UNKNOWN_ERROR", action=action,
+                ))
+                return
+        log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value)
+        peer.send(protocol.response_message(
+            request_id, True, f"Command '{action}' completed successfully", self.now(),
+            action=action, status=info.status.value,
+        ))
+
+    # Consoles
+
+    async def add_viewer(self, vm: str, peer: Peer, since: int | None = None) -> None:
+        """Attach ``peer`` to the VM's shared console, opening it on first use."""
+        async with self._console_locks[vm]:
+            channel = self._consoles.get(vm)
+            if channel is None or channel.finished:
+                stream = await self.backend.open_console(vm)
+                scrollback = self._scrollbacks.setdefault(vm, Scrollback(self.config.scrollback_bytes))
+                channel = ConsoleChannel(vm, stream, scrollback, self.now, self._console_finished)
+                self._consoles[vm] = channel
+            channel.add_viewer(peer, since)
+
+    def remove_viewer(self, vm: str, peer: Peer) -> None:
+        channel = self._consoles.get(vm)
+        if channel:
+            channel.remove_viewer(peer)
+
+    def console_input(self, vm: str, content: str) -> None:
+        channel = self._consoles.get(vm)
+        if channel:
+            channel.write(content)
+
+    def _console_finished(self, channel: ConsoleChannel) -> None:
+        if self._consoles.get(channel.vm) is channel:
+            del self._consoles[channel.vm]
+
+    # Heartbeats
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.config.heartbeat_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            self._heartbeat_count += 1
+            deadline = loop.time() - 2 * interval
+            message = protocol.heartbeat_message(
+                {"seq": self._heartbeat_count, "interval": interval}, self.now()
+            )
+            for peer in list(self.peers):
+                if peer.last_seen < deadline:
+                    log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval)
+                    peer.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                    continue
+                peer.ping()
+                peer.send(message, droppable=True)

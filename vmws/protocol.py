@@ -1,0 +1,239 @@
+"""The wire protocol, sans I/O: parse what clients send, build what the server sends.
+
+Nothing here touches a socket, a clock or a backend: handlers pass text in and get
+typed messages (or ``InvalidCommand``) out, and pass values in to get JSON text
+out. Every server message has the spec's envelope ``{type, timestamp, data}``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from vmws.backend import Action, MetricsSample, VMInfo
+from vmws.errors import InvalidCommand
+
+__all__ = [
+    "Endpoint",
+    "Command",
+    "ConsoleInput",
+    "Heartbeat",
+    "ClientMessage",
+    "MAX_REQUEST_ID_LENGTH",
+    "iso_timestamp",
+    "parse_client_message",
+    "encode",
+    "connection_message",
+    "status_message",
+    "metrics_message",
+    "response_message",
+    "console_message",
+    "error_message",
+    "heartbeat_message",
+]
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+class Endpoint(str, enum.Enum):
+    MONITOR = "monitor"
+    CONSOLE = "console"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: Action
+    request_id: str | None
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleInput:
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    data: Any
+
+
+ClientMessage = Command | ConsoleInput | Heartbeat
+
+# Which client message types each endpoint accepts.
+_ACCEPTED: dict[Endpoint, frozenset[str]] = {
+    Endpoint.MONITOR: frozenset({"command", "heartbeat"}),
+    Endpoint.CONSOLE: frozenset({"console_input", "heartbeat"}),
+}
+_SERVER_ONLY = frozenset({"status", "metrics", "response", "console", "error", "connection"})
+_ACTIONS = {a.value: a for a in Action}
+
+
+def iso_timestamp(t: float) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2023-05-23T12:34:56.123Z``."""
+    moment = _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# Parsing
+
+
+def parse_client_message(raw: str | bytes, endpoint: Endpoint) -> ClientMessage:
+    """Turn one text frame into a typed message, or raise ``InvalidCommand``.
+
+    The error carries the ``requestId`` whenever one could be read, so the client can
+    match it to what it sent.
+    """
+    if isinstance(raw, bytes):
+        raise InvalidCommand("binary frames are not accepted; send JSON text")
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidCommand("message is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise InvalidCommand("message must be a JSON object with 'type' and 'data'")
+
+    data = message.get("data", {})
+    request_id = _readable_request_id(data)
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise InvalidCommand("'type' must be a string", request_id)
+    if kind not in _ACCEPTED[endpoint]:
+        if kind in _ACCEPTED[Endpoint.MONITOR] | _ACCEPTED[Endpoint.CONSOLE]:
+            where = "the console endpoint" if endpoint is Endpoint.CONSOLE else "the monitoring endpoint"
+            raise InvalidCommand(f"'{kind}' messages are not accepted on {where}", request_id)
+        if kind in _SERVER_ONLY:
+            raise InvalidCommand(f"'{kind}' messages are sent by the server, not to it", request_id)
+        raise InvalidCommand(f"unknown message type {kind!r}", request_id)
+    timestamp = message.get("timestamp")
+    if timestamp is not None and not isinstance(timestamp, str):
+        raise InvalidCommand("'timestamp' must be a string", request_id)
+
+    if kind == "heartbeat":
+        return Heartbeat(message.get("data"))
+    if not isinstance(data, dict):
+        raise InvalidCommand("'data' must be a JSON object", request_id)
+    if kind == "command":
+        return _parse_command(data, request_id)
+    content = data.get("content")
+    if not isinstance(content, str):
+        raise InvalidCommand("console_input needs 'data.content' as a string")
+    return ConsoleInput(content)
+
+
+def _readable_request_id(data: Any) -> str | None:
+    if isinstance(data, dict):
+        rid = data.get("requestId")
+        if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_LENGTH:
+            return rid
+    return None
+
+
+def _parse_command(data: dict[str, Any], request_id: str | None) -> Command:
+    if "requestId" in data and data["requestId"] is not None and request_id is None:
+        raise InvalidCommand(
+            f"'requestId' must be a non-empty string of at most {MAX_REQUEST_ID_LENGTH} characters"
+        )
+    action = data.get("action")
+    if not isinstance(action, str):
+        raise InvalidCommand("command needs 'data.action' as a string", request_id)
+    if action not in _ACTIONS:
+        known = ", ".join(_ACTIONS)
+        raise InvalidCommand(f"unknown action {action!r}; expected one of: {known}", request_id)
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidCommand("'force' must be true or false", request_id)
+    return Command(_ACTIONS[action], request_id, force)
+
+
+# Building
+
+
+def encode(kind: str, data: dict[str, Any], now: float) -> str:
+    """One server message as JSON text (built once, sent to every recipient)."""
+    return orjson.dumps({"type": kind, "timestamp": iso_timestamp(now), "data": data}).decode()
+
+
+def connection_message(
+    *,
+    vm: str,
+    session_id: str,
+    user: str,
+    permissions: list[str],
+    heartbeat_interval: float,
+    metrics_interval: float,
+    now: float,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    data: dict[str, Any] = {
+        "status": "connected",
+        "vm": vm,
+        "sessionId": session_id,
+        "user": user,
+        "permissions": permissions,
+        "heartbeatInterval": heartbeat_interval,
+        "metricsInterval": metrics_interval,
+    }
+    if extra:
+        data.update(extra)
+    return encode("connection", data, now)
+
+
+def status_message(info: VMInfo, now: float) -> str:
+    return encode(
+        "status",
+        {
+            "status": info.status.value,
+            "lastStateChange": iso_timestamp(info.last_state_change),
+            "uptime": int(info.uptime),
+        },
+        now,
+    )
+
+
+def metrics_message(sample: MetricsSample, now: float) -> str:
+    return encode(
+        "metrics",
+        {
+            "cpu": {"utilization": round(sample.cpu_utilization, 2)},
+            "memory": {"used": sample.memory_used, "total": sample.memory_total},
+            "network": {"rxBytes": sample.net_rx_bytes, "txBytes": sample.net_tx_bytes},
+            "disk": {"readBytes": sample.disk_read_bytes, "writeBytes": sample.disk_write_bytes},
+        },
+        now,
+    )
+
+
+def response_message(
+    request_id: str, success: bool, message: str, now: float, *, code: str | None = None,
+    action: str | None = None, status: str | None = None,
+) -> str:
+    data: dict[str, Any] = {"requestId": request_id, "success": success, "message": message}
+    if code is not None:
+        data["code"] = code
+    if action is not None:
+        data["action"] = action
+    if status is not None:
+        data["status"] = status
+    return encode("response", data, now)
+
+
+def console_message(content: str, now: float, *, eof: bool = False, offset: int | None = None) -> str:
+    data: dict[str, Any] = {"content": content, "eof": eof}
+    if offset is not None:
+        data["offset"] = offset
+    return encode("console", data, now)
+
+
+def error_message(code: str, message: str, now: float, *, request_id: str | None = None) -> str:
+    data: dict[str, Any] = {"code": code, "message": message}
+    if request_id is not None:
+        data["requestId"] = request_id
+    return encode("error", data, now)
+
+
+def heartbeat_message(data: Any, now: float) -> str:
+    return orjson.dumps({"type": "heartbeat", "timestamp": iso_timestamp(now), "data": data}).decode()
