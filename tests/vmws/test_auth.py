@@ -1,0 +1,142 @@
+"""Token checks: every way a token can be wrong, and the vms patterns."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from vmws.auth import Permission, TokenVerifier, mint_token
+from vmws.errors import AuthError
+
+SECRET = "s" * 32
+NOW = time.time()
+
+
+def hs(claims: dict[str, object], secret: str = SECRET) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def good_claims(**over: object) -> dict[str, object]:
+    claims: dict[str, object] = {"sub": "alice", "exp": int(NOW + 600), "iat": int(NOW), "permissions": ["read"]}
+    claims.update(over)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def rejected(verifier: TokenVerifier, token: str | None) -> str:
+    with pytest.raises(AuthError) as caught:
+        verifier.verify(token)
+    assert caught.value.close_code == 4001 and caught.value.code == "AUTH_ERROR"
+    return caught.value.message
+
+
+def test_valid_token_gives_principal() -> None:
+    principal = TokenVerifier(secret=SECRET).verify(hs(good_claims(permissions=["read", "console", "bogus"])))
+    assert principal.sub == "alice"
+    assert principal.permissions == {Permission.READ, Permission.CONSOLE}
+    assert principal.vms is None and principal.may_reach("anything")
+
+
+def test_minted_token_equals_hand_made_one() -> None:
+    minted = mint_token(SECRET, sub="bob", permissions=["control"], now=NOW, ttl=60, vms=["web-*"])
+    principal = TokenVerifier(secret=SECRET).verify(minted)
+    assert principal.permissions == {Permission.CONTROL}
+    assert principal.vms == ("web-*",)
+    assert principal.expires_at == int(NOW + 60)
+
+
+@pytest.mark.parametrize(
+    ("token", "fragment"),
+    [
+        (None, "missing token"),
+        ("", "missing token"),
+        ("garbage", "malformed"),
+        (hs(good_claims(exp=int(NOW - 120))), "expired"),
+        (hs(good_claims(nbf=int(NOW + 600))), "not valid yet"),
+        (hs(good_claims(), secret="x" * 32), "signature is invalid"),
+        (hs(good_claims(sub=None)), "'sub'"),
+        (hs(good_claims(exp=None)), "'exp'"),
+        (hs(good_claims(permissions="read")), "'permissions'"),
+        (hs(good_claims(vms="web-*")), "'vms'"),
+    ],
+)
+def test_bad_tokens_are_refused(token: str | None, fragment: str) -> None:
+    assert fragment in rejected(TokenVerifier(secret=SECRET), token)
+
+
+def test_alg_none_is_refused() -> None:
+    unsigned = jwt.encode(good_claims(), None, algorithm="none")
+    assert "algorithm" in rejected(TokenVerifier(secret=SECRET), unsigned)
+
+
+def _rsa_pem() -> tuple[object, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return key, public
+
+
+def test_rs256_accepts_rsa_and_refuses_hs256_signed_with_the_public_key() -> None:
+    key, public = _rsa_pem()
+    verifier = TokenVerifier(algorithm="RS256", public_key=public)
+    assert verifier.verify(jwt.encode(good_claims(), key, algorithm="RS256")).sub == "alice"  # type: ignore[arg-type]
+    # HS/RS confusion: an HS256 token whose "secret" is the server's public key.
+    assert "algorithm" in rejected(verifier, hs256_by_hand(good_claims(), public.encode()))
+    assert "algorithm" in rejected(verifier, hs(good_claims()))
+
+
+def hs256_by_hand(claims: dict[str, object], key: bytes) -> str:
+    """PyJWT refuses a PEM key as an HMAC secret, so forge the token the attacker's way."""
+    def b64(raw: bytes) -> bytes:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + b"." + b64(json.dumps(claims).encode())
+    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + b64(signature)).decode()
+
+
+def test_es256_public_key() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    verifier = TokenVerifier(algorithm="ES256", public_key=public)
+    assert verifier.verify(jwt.encode(good_claims(), key, algorithm="ES256")).sub == "alice"
+
+
+def test_audience_and_issuer_when_configured() -> None:
+    verifier = TokenVerifier(secret=SECRET, audience="vmws", issuer="https://idp.example")
+    ok = hs(good_claims(aud="vmws", iss="https://idp.example"))
+    assert verifier.verify(ok).sub == "alice"
+    assert "audience" in rejected(verifier, hs(good_claims(aud="other", iss="https://idp.example")))
+    assert "issuer" in rejected(verifier, hs(good_claims(aud="vmws", iss="https://evil.example")))
+
+
+def test_vms_patterns_and_permissions() -> None:
+    principal = TokenVerifier(secret=SECRET).verify(hs(good_claims(vms=["web-*", "db-1"])))
+    assert principal.may_reach("web-3") and principal.may_reach("db-1")
+    assert not principal.may_reach("db-2") and not principal.may_reach("my-vm")
+    principal.require(Permission.READ, "web-1")
+    with pytest.raises(AuthError) as caught:
+        principal.require(Permission.READ, "my-vm")
+    assert caught.value.close_code == 4003
+    with pytest.raises(AuthError) as caught:
+        principal.require(Permission.CONTROL, "web-1")
+    assert caught.value.close_code == 4003 and "control" in caught.value.message
+
+
+def test_short_secrets_and_unknown_algorithms_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        TokenVerifier(secret="short")
+    with pytest.raises(ValueError, match="unsupported"):
+        TokenVerifier(secret=SECRET, algorithm="HS512")
+    with pytest.raises(ValueError, match="public key"):
+        TokenVerifier(algorithm="RS256")
