@@ -17,6 +17,7 @@ from vmws.config import Config
 from vmws.handlers import ConsoleSocket, HealthHandler, MonitorSocket, VMListHandler
 from vmws.hub import Hub
 from vmws.logs import log_request
+from vmws.web import ui_routes
 
 __all__ = ["make_app", "Server", "make_verifier"]
 
@@ -47,6 +48,7 @@ def make_app(config: Config, hub: Hub, verifier: TokenVerifier) -> tornado.web.A
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
         (r"/healthz", HealthHandler),
+        *ui_routes(),
     ]
     return tornado.web.Application(
         routes,

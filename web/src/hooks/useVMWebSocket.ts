@@ -1,0 +1,79 @@
+// useVMWebSocket: one VM's live status, metrics history and connection, and
+// sendCommand(action) settled by the matching `response` (spec, "Frontend
+// Integration"). The rules live in VMMonitor; this hook only ties its lifetime to
+// the component and its state to React.
+
+import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
+import { defaultSocketBase, vmSocketUrl } from "../endpoints";
+import { CommandError, VMMonitor, type CommandOptions, type CommandResult, type MonitorSnapshot } from "../monitor";
+import type { Action, Permission } from "../protocol";
+import { MetricsHistory, type MetricsPoint } from "../rates";
+import type { SocketFactory } from "../socket";
+
+export interface UseVMWebSocketOptions {
+  /** `ws(s)://host[:port]`; default: this page's origin. */
+  url?: string;
+  /** JWT with `read` permission; no connection is made without one. */
+  token: string | null;
+  historySize?: number;
+  reconnectDelayMs?: number;
+  staleTimeoutMs?: number;
+  commandTimeoutMs?: number;
+  /** For tests: make sockets without a network. */
+  createSocket?: SocketFactory;
+}
+
+export interface VMWebSocket extends MonitorSnapshot {
+  readonly metrics: readonly MetricsPoint[];
+  readonly permissions: readonly Permission[];
+  sendCommand(action: Action, options?: CommandOptions): Promise<CommandResult>;
+}
+
+const IDLE: MonitorSnapshot = {
+  connection: "closed",
+  info: null,
+  status: null,
+  history: MetricsHistory.empty(1),
+  lastError: null,
+  latencyMs: null,
+};
+const idleSubscribe = (): (() => void) => () => undefined;
+const idleSnapshot = (): MonitorSnapshot => IDLE;
+
+export function useVMWebSocket(name: string, options: UseVMWebSocketOptions): VMWebSocket {
+  const { token, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket } = options;
+  const base = options.url ?? defaultSocketBase();
+  const url = token ? vmSocketUrl(base, name, token, "monitor") : null;
+  const [monitor, setMonitor] = useState<VMMonitor | null>(null);
+
+  useEffect(() => {
+    if (url === null) {
+      setMonitor(null);
+      return;
+    }
+    const m = new VMMonitor({ url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket });
+    m.start();
+    setMonitor(m);
+    return () => m.dispose();
+  }, [url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket]);
+
+  const snapshot = useSyncExternalStore(
+    monitor?.subscribe ?? idleSubscribe,
+    monitor?.getSnapshot ?? idleSnapshot,
+  );
+
+  const sendCommand = useCallback(
+    (action: Action, commandOptions?: CommandOptions): Promise<CommandResult> =>
+      monitor === null
+        ? Promise.reject(new CommandError("DISCONNECTED", "not connected", ""))
+        : monitor.sendCommand(action, commandOptions),
+    [monitor],
+  );
+
+  return {
+    ...snapshot,
+    metrics: snapshot.history.points,
+    permissions: snapshot.info?.permissions ?? [],
+    sendCommand,
+  };
+}

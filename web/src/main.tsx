@@ -1,0 +1,15 @@
+// Entry point: mounts the dashboard. Loaded as a module script from /ui/assets/
+// (the Content-Security-Policy allows no inline script).
+
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+import "./styles.css";
+
+const root = document.getElementById("root");
+if (root === null) throw new Error("index.html has no #root");
+createRoot(root).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
