@@ -1,0 +1,485 @@
+"""The backend contract: one abstract test class every ``Backend`` must pass.
+
+Shape taken from Tornado's ``abstract_base_test`` and fakeredis: ``BackendContract``
+is not collected itself (its name does not start with ``Test``); each backend has a
+``tests/contract/test_<backend>.py`` with ``class Test<Backend>Contract(BackendContract)``
+that provides these fixtures:
+
+``backend``  (async, required)
+    A started ``Backend`` (``await backend.start()`` done), closed after the test.
+``running_vm``  (sync or async, required)
+    Name of a VM that is ``running`` when the test begins, whose serial console
+    reaches a getty login prompt and accepts ``credentials``, and whose ``hostname``
+    command prints this name. Reset it here if an earlier test may have left it
+    stopped, paused or logged in.
+``stopped_vm``  (sync or async, required)
+    Name of a VM that is ``stopped`` when the test begins (reset it here if needed).
+``error_vm``  (optional; default ``None``)
+    Name of a VM in status ``error``; ``None`` when the backend cannot put one there
+    on demand, which skips the ``error`` column of the action table.
+``credentials``  (optional; default ``("admin", "admin")``)
+``timeouts``  (optional; default ``ContractTimeouts()``)
+    Real-time limits: ``action`` for one ``perform``, ``boot`` from power-on to the
+    login prompt, ``console`` for a command's answer. A QEMU guest under software
+    emulation wants ``boot`` of 60 s or more; the simulator, sped up, a few seconds.
+
+Everything runs in real time on the running event loop (asyncio waits with
+timeouts, never a virtual clock), so the same tests pass against real guests. They
+assert only what a Linux serial getty shows anywhere — ``login:``, ``Password:``, a
+prompt ending in ``$ `` or ``# ``, ``not found`` for an unknown command — not the
+simulator's exact banner. Console tests run when ``Capability.CONSOLE`` is in
+``backend.capabilities``, metrics tests with ``METRICS``, pause and suspend rows with
+``PAUSE`` / ``SUSPEND``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from vmws.backend import Action, Backend, Capability, ConsoleStream, MetricsSample, VMInfo, VMStatus
+from vmws.errors import VMNotFound, VMNotRunning
+
+__all__ = ["BackendContract", "ContractTimeouts", "ConsoleReader", "EXPECTED"]
+
+PROMPT = rb"[$#] $"
+LOGIN = rb"login: ?$"
+PASSWORD = rb"[Pp]assword: ?$"
+
+_R, _S, _P, _U, _E = VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.PAUSED, VMStatus.SUSPENDED, VMStatus.ERROR
+# vmws.backend's action table: the status after the action, or None for VMNotRunning.
+EXPECTED: dict[tuple[Action, VMStatus], VMStatus | None] = {
+    (Action.START, _R): _R, (Action.START, _S): _R, (Action.START, _P): _R,
+    (Action.START, _U): _R, (Action.START, _E): _R,
+    (Action.STOP, _R): _S, (Action.STOP, _S): _S, (Action.STOP, _P): _S,
+    (Action.STOP, _U): _S, (Action.STOP, _E): _S,
+    (Action.RESTART, _R): _R, (Action.RESTART, _S): None, (Action.RESTART, _P): None,
+    (Action.RESTART, _U): None, (Action.RESTART, _E): None,
+    (Action.SUSPEND, _R): _U, (Action.SUSPEND, _S): None, (Action.SUSPEND, _P): _U,
+    (Action.SUSPEND, _U): _U, (Action.SUSPEND, _E): None,
+    (Action.RESUME, _R): _R, (Action.RESUME, _S): None, (Action.RESUME, _P): _R,
+    (Action.RESUME, _U): _R, (Action.RESUME, _E): None,
+    (Action.PAUSE, _R): _P, (Action.PAUSE, _S): None, (Action.PAUSE, _P): _P,
+    (Action.PAUSE, _U): None, (Action.PAUSE, _E): None,
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ContractTimeouts:
+    action: float = 30.0
+    boot: float = 120.0
+    console: float = 15.0
+
+
+class ConsoleReader:
+    """pexpect for a ``ConsoleStream``: a task reads everything; ``expect`` searches it.
+
+    Reading in one background task means no ``read()`` is ever cancelled by a timeout.
+    """
+
+    def __init__(self, stream: ConsoleStream) -> None:
+        self.stream = stream
+        self.buffer = b""
+        self.pos = 0  # where the next expect starts searching
+        self.eof = False
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while True:
+            chunk = await self.stream.read()
+            if not chunk:
+                self.eof = True
+                self._changed.set()
+                return
+            self.buffer += chunk
+            self._changed.set()
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.write(data)
+
+    async def expect(self, pattern: bytes, timeout: float) -> re.Match[bytes]:
+        regex = re.compile(pattern)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            match = regex.search(self.buffer, self.pos)
+            if match:
+                self.pos = match.end()
+                return match
+            remaining = deadline - loop.time()
+            if self.eof or remaining <= 0:
+                why = "eof" if self.eof else f"{timeout} s passed"
+                raise AssertionError(f"{why} before {pattern!r}; console ends with {self.buffer[-400:]!r}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def expect_eof(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no eof within {timeout} s; console ends with {self.buffer[-400:]!r}") from None
+
+    async def close(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        await self.stream.close()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def _check_sample(sample: MetricsSample) -> None:
+    assert 0.0 <= sample.cpu_utilization <= 100.0
+    assert sample.memory_total > 0
+    assert 0 <= sample.memory_used <= sample.memory_total
+    for counter in (sample.net_rx_bytes, sample.net_tx_bytes, sample.disk_read_bytes, sample.disk_write_bytes):
+        assert isinstance(counter, int) and counter >= 0
+
+
+class BackendContract:
+    """What every backend does; see the module docstring for the fixtures to provide."""
+
+    @pytest.fixture
+    def error_vm(self) -> str | None:
+        return None
+
+    @pytest.fixture
+    def credentials(self) -> tuple[str, str]:
+        return ("admin", "admin")
+
+    @pytest.fixture
+    def timeouts(self) -> ContractTimeouts:
+        return ContractTimeouts()
+
+    # Helpers
+
+    @staticmethod
+    def require(backend: Backend, *needed: Capability) -> None:
+        missing = [c.value for c in needed if c not in backend.capabilities]
+        if missing:
+            pytest.skip(f"backend lacks capability {', '.join(missing)}")
+
+    async def perform(self, backend: Backend, name: str, action: Action, timeouts: ContractTimeouts) -> VMInfo:
+        limit = timeouts.boot if action in (Action.START, Action.RESTART) else timeouts.action
+        return await asyncio.wait_for(backend.perform(name, action), limit)
+
+    async def bring_to(
+        self,
+        backend: Backend,
+        status: VMStatus,
+        running_vm: str,
+        stopped_vm: str,
+        error_vm: str | None,
+        timeouts: ContractTimeouts,
+    ) -> str:
+        """A VM now in ``status``, reached through actions where it takes some."""
+        if status is VMStatus.RUNNING:
+            return running_vm
+        if status is VMStatus.STOPPED:
+            return stopped_vm
+        if status is VMStatus.ERROR:
+            if error_vm is None:
+                pytest.skip("this backend cannot put a VM in error on demand")
+            return error_vm
+        action = Action.PAUSE if status is VMStatus.PAUSED else Action.SUSPEND
+        self.require(backend, Capability(action.value))
+        info = await self.perform(backend, running_vm, action, timeouts)
+        assert info.status is status
+        return running_vm
+
+    async def open_reader(self, backend: Backend, name: str) -> ConsoleReader:
+        self.require(backend, Capability.CONSOLE)
+        return ConsoleReader(await backend.open_console(name))
+
+    async def login(self, reader: ConsoleReader, credentials: tuple[str, str], timeouts: ContractTimeouts) -> None:
+        """From wherever the console is (booting, at login, in a shell) to a shell prompt."""
+        user, password = credentials
+        await reader.send(b"\n")
+        match = await reader.expect(LOGIN + b"|" + PROMPT, timeouts.boot)
+        if not match.group(0).rstrip().endswith(b":"):
+            await reader.send(b"exit\n")
+            await reader.expect(LOGIN, timeouts.console)
+        await reader.send(user.encode() + b"\n")
+        await reader.expect(re.escape(user.encode()) + rb"\r?\n", timeouts.console)  # the name is echoed
+        await reader.expect(PASSWORD, timeouts.console)
+        after_prompt = reader.pos
+        await reader.send(password.encode() + b"\n")
+        await reader.expect(PROMPT, timeouts.console)
+        typed_line = reader.buffer[after_prompt:].split(b"\n", 1)[0]
+        assert password.encode() not in typed_line, "the password was echoed"
+
+    async def run(self, reader: ConsoleReader, command: str, timeouts: ContractTimeouts) -> bytes:
+        """Type ``command`` at a shell prompt; what it printed, between echo and prompt."""
+        await reader.send(command.encode() + b"\n")
+        await reader.expect(re.escape(command.encode()) + rb"\r?\n", timeouts.console)
+        start = reader.pos
+        match = await reader.expect(PROMPT, timeouts.console)
+        printed = reader.buffer[start : match.start()]
+        return printed[: printed.rfind(b"\n") + 1]  # the prompt's own line is not output
+
+    # Inventory
+
+    @pytest.mark.asyncio
+    async def test_list_is_sorted_and_holds_the_fixture_vms(
+        self, backend: Backend, running_vm: str, stopped_vm: str
+    ) -> None:
+        infos = await backend.list()
+        names = [info.name for info in infos]
+        assert names == sorted(names)
+        assert len(names) == len(set(names))
+        by_name = {info.name: info for info in infos}
+        assert by_name[running_vm].status is VMStatus.RUNNING
+        assert by_name[stopped_vm].status is VMStatus.STOPPED
+        assert all(isinstance(info.status, VMStatus) for info in infos)
+
+    @pytest.mark.asyncio
+    async def test_get_agrees_with_list(self, backend: Backend, running_vm: str, stopped_vm: str) -> None:
+        running = await backend.get(running_vm)
+        stopped = await backend.get(stopped_vm)
+        assert (running.name, running.status) == (running_vm, VMStatus.RUNNING)
+        assert (stopped.name, stopped.status) == (stopped_vm, VMStatus.STOPPED)
+        assert running.uptime >= 0.0
+        assert stopped.uptime == 0.0
+        assert running.last_state_change > 0 and stopped.last_state_change > 0
+
+    @pytest.mark.asyncio
+    async def test_unknown_vm_is_not_found_by_every_method(self, backend: Backend) -> None:
+        name = "no-such-vm-contract"
+        with pytest.raises(VMNotFound):
+            await backend.get(name)
+        with pytest.raises(VMNotFound):
+            await backend.sample(name)
+        for action in Action:
+            with pytest.raises(VMNotFound):
+                await backend.perform(name, action)
+            with pytest.raises(VMNotFound):
+                await backend.perform(name, action, force=True)
+        with pytest.raises(VMNotFound):
+            await backend.open_console(name)
+
+    # The action table
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("before", list(VMStatus), ids=lambda s: s.value)
+    @pytest.mark.parametrize("action", list(Action), ids=lambda a: a.value)
+    async def test_action_table(
+        self,
+        backend: Backend,
+        running_vm: str,
+        stopped_vm: str,
+        error_vm: str | None,
+        timeouts: ContractTimeouts,
+        action: Action,
+        before: VMStatus,
+    ) -> None:
+        if action in (Action.PAUSE, Action.SUSPEND):
+            self.require(backend, Capability(action.value))
+        name = await self.bring_to(backend, before, running_vm, stopped_vm, error_vm, timeouts)
+        expected = EXPECTED[(action, before)]
+        if expected is None:
+            with pytest.raises(VMNotRunning):
+                await self.perform(backend, name, action, timeouts)
+            assert (await backend.get(name)).status is before
+            return
+        info = await self.perform(backend, name, action, timeouts)
+        assert info.name == name
+        assert info.status is expected
+        assert (await backend.get(name)).status is expected
+        if expected is VMStatus.STOPPED:
+            assert info.uptime == 0.0
+
+    @pytest.mark.asyncio
+    async def test_forced_stop_stops(self, backend: Backend, running_vm: str, timeouts: ContractTimeouts) -> None:
+        info = await asyncio.wait_for(backend.perform(running_vm, Action.STOP, force=True), timeouts.action)
+        assert info.status is VMStatus.STOPPED
+        assert (await backend.get(running_vm)).status is VMStatus.STOPPED
+
+    @pytest.mark.asyncio
+    async def test_start_moves_last_state_change_forward(
+        self, backend: Backend, stopped_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        before = await backend.get(stopped_vm)
+        after = await self.perform(backend, stopped_vm, Action.START, timeouts)
+        assert after.last_state_change >= before.last_state_change
+        assert after.uptime >= 0.0
+
+    # Events
+
+    @pytest.mark.asyncio
+    async def test_listeners_hear_every_transition(
+        self, backend: Backend, running_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        seen: list[VMInfo] = []
+        unsubscribe = backend.subscribe(seen.append)
+        steps = [(Action.STOP, VMStatus.STOPPED), (Action.START, VMStatus.RUNNING)]
+        if Capability.PAUSE in backend.capabilities:
+            steps += [(Action.PAUSE, VMStatus.PAUSED), (Action.RESUME, VMStatus.RUNNING)]
+        if Capability.SUSPEND in backend.capabilities:
+            steps += [(Action.SUSPEND, VMStatus.SUSPENDED), (Action.RESUME, VMStatus.RUNNING)]
+        try:
+            for action, status in steps:
+                count = len(seen)
+                await self.perform(backend, running_vm, action, timeouts)
+
+                def arrived(count: int = count, status: VMStatus = status) -> bool:
+                    return any(i.name == running_vm and i.status is status for i in seen[count:])
+
+                await wait_until(arrived, timeouts.action, f"a {status.value} event after {action.value}")
+        finally:
+            unsubscribe()
+        count = len(seen)
+        await self.perform(backend, running_vm, Action.STOP, timeouts)
+        await asyncio.sleep(0.05)
+        assert seen[count:] == [], "a listener was called after unsubscribing"
+
+    # Metrics
+
+    @pytest.mark.asyncio
+    async def test_metrics_of_a_running_vm(self, backend: Backend, running_vm: str) -> None:
+        self.require(backend, Capability.METRICS)
+        first = await backend.sample(running_vm)
+        _check_sample(first)
+        await asyncio.sleep(0.3)
+        second = await backend.sample(running_vm)
+        _check_sample(second)
+        assert second.timestamp >= first.timestamp
+        assert second.memory_total == first.memory_total
+        assert second.net_rx_bytes >= first.net_rx_bytes
+        assert second.net_tx_bytes >= first.net_tx_bytes
+        assert second.disk_read_bytes >= first.disk_read_bytes
+        assert second.disk_write_bytes >= first.disk_write_bytes
+
+    @pytest.mark.asyncio
+    async def test_metrics_of_a_stopped_vm_are_zero_but_memory_total(self, backend: Backend, stopped_vm: str) -> None:
+        self.require(backend, Capability.METRICS)
+        sample = await backend.sample(stopped_vm)
+        assert sample.memory_total > 0
+        assert (sample.cpu_utilization, sample.memory_used) == (0.0, 0)
+        assert (sample.net_rx_bytes, sample.net_tx_bytes, sample.disk_read_bytes, sample.disk_write_bytes) == (
+            0,
+            0,
+            0,
+            0,
+        )
+
+    # Console
+
+    @pytest.mark.asyncio
+    async def test_console_of_a_stopped_vm_is_refused(self, backend: Backend, stopped_vm: str) -> None:
+        self.require(backend, Capability.CONSOLE)
+        with pytest.raises(VMNotRunning):
+            await backend.open_console(stopped_vm)
+
+    @pytest.mark.asyncio
+    async def test_console_of_a_suspended_vm_is_refused(
+        self, backend: Backend, running_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        self.require(backend, Capability.CONSOLE, Capability.SUSPEND)
+        await self.perform(backend, running_vm, Action.SUSPEND, timeouts)
+        with pytest.raises(VMNotRunning):
+            await backend.open_console(running_vm)
+
+    @pytest.mark.asyncio
+    async def test_console_login_and_commands(
+        self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
+    ) -> None:
+        reader = await self.open_reader(backend, running_vm)
+        try:
+            await self.login(reader, credentials, timeouts)
+            assert (await self.run(reader, "hostname", timeouts)).strip() == running_vm.encode()
+            assert (await self.run(reader, "echo contract-marker-42", timeouts)).strip() == b"contract-marker-42"
+            assert b"not found" in await self.run(reader, "no-such-command-xyz", timeouts)
+            assert (await self.run(reader, "whoami", timeouts)).strip() == credentials[0].encode()
+        finally:
+            await reader.close()
+
+    @pytest.mark.asyncio
+    async def test_console_line_editing(
+        self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
+    ) -> None:
+        reader = await self.open_reader(backend, running_vm)
+        try:
+            await self.login(reader, credentials, timeouts)
+            # DEL erases the X before it reaches the shell
+            await reader.send(b"echo abX\x7fc\n")
+            await reader.expect(rb"\r\nabc\r\n", timeouts.console)
+            await reader.expect(PROMPT, timeouts.console)
+            # Ctrl-C abandons the line: a new prompt, and the line never runs
+            await reader.send(b"echo never-run\x03")
+            await reader.expect(rb"\^C\r?\n", timeouts.console)
+            await reader.expect(PROMPT, timeouts.console)
+            assert (await self.run(reader, "echo after", timeouts)).strip() == b"after"
+            assert b"never-run\r\n" not in reader.buffer.replace(b"echo never-run", b"")
+        finally:
+            await reader.close()
+
+    @pytest.mark.asyncio
+    async def test_console_wrong_password(
+        self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
+    ) -> None:
+        reader = await self.open_reader(backend, running_vm)
+        try:
+            await reader.send(b"\n")
+            await reader.expect(LOGIN, timeouts.boot)
+            await reader.send(credentials[0].encode() + b"\n")
+            await reader.expect(PASSWORD, timeouts.console)
+            await reader.send(b"wrong-password\n")
+            await reader.expect(rb"Login incorrect", timeouts.console + 5.0)  # login sleeps before saying so
+            await reader.expect(LOGIN, timeouts.console)
+        finally:
+            await reader.close()
+
+    @pytest.mark.asyncio
+    async def test_console_survives_restart(
+        self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
+    ) -> None:
+        reader = await self.open_reader(backend, running_vm)
+        try:
+            await self.login(reader, credentials, timeouts)
+            await self.perform(backend, running_vm, Action.RESTART, timeouts)
+            await reader.expect(LOGIN, timeouts.boot)
+            assert not reader.eof
+            await self.login(reader, credentials, timeouts)
+            assert (await self.run(reader, "hostname", timeouts)).strip() == running_vm.encode()
+        finally:
+            await reader.close()
+
+    @pytest.mark.asyncio
+    async def test_console_reaches_eof_on_stop(
+        self, backend: Backend, running_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        reader = await self.open_reader(backend, running_vm)
+        try:
+            await self.perform(backend, running_vm, Action.STOP, timeouts)
+            await reader.expect_eof(timeouts.action)
+        finally:
+            await reader.close()
+
+    @pytest.mark.asyncio
+    async def test_console_close_ends_a_pending_read(self, backend: Backend, running_vm: str) -> None:
+        self.require(backend, Capability.CONSOLE)
+        stream = await backend.open_console(running_vm)
+        # drain what is already there (a banner, say) so the next read waits
+        first = asyncio.create_task(stream.read())
+        await asyncio.sleep(0.05)
+        pending = first if not first.done() else asyncio.create_task(stream.read())
+        await asyncio.sleep(0.05)
+        await stream.close()
+        assert await asyncio.wait_for(pending, 5.0) == b""
