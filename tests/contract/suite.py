@@ -35,8 +35,9 @@ simulator's exact banner. Console tests run when ``Capability.CONSOLE`` is in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -204,9 +205,19 @@ class BackendContract:
         assert info.status is status
         return running_vm
 
-    async def open_reader(self, backend: Backend, name: str) -> ConsoleReader:
+    @contextlib.asynccontextmanager
+    async def console(
+        self, backend: Backend, name: str, login: tuple[tuple[str, str], ContractTimeouts] | None = None
+    ) -> AsyncIterator[ConsoleReader]:
+        """A reader on ``name``'s console, logged in first when ``login`` is given."""
         self.require(backend, Capability.CONSOLE)
-        return ConsoleReader(await backend.open_console(name))
+        reader = ConsoleReader(await backend.open_console(name))
+        try:
+            if login is not None:
+                await self.login(reader, *login)
+            yield reader
+        finally:
+            await reader.close()
 
     async def login(self, reader: ConsoleReader, credentials: tuple[str, str], timeouts: ContractTimeouts) -> None:
         """From wherever the console is (booting, at login, in a shell) to a shell prompt."""
@@ -400,23 +411,17 @@ class BackendContract:
     async def test_console_login_and_commands(
         self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
     ) -> None:
-        reader = await self.open_reader(backend, running_vm)
-        try:
-            await self.login(reader, credentials, timeouts)
+        async with self.console(backend, running_vm, (credentials, timeouts)) as reader:
             assert (await self.run(reader, "hostname", timeouts)).strip() == running_vm.encode()
             assert (await self.run(reader, "echo contract-marker-42", timeouts)).strip() == b"contract-marker-42"
             assert b"not found" in await self.run(reader, "no-such-command-xyz", timeouts)
             assert (await self.run(reader, "whoami", timeouts)).strip() == credentials[0].encode()
-        finally:
-            await reader.close()
 
     @pytest.mark.asyncio
     async def test_console_line_editing(
         self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
     ) -> None:
-        reader = await self.open_reader(backend, running_vm)
-        try:
-            await self.login(reader, credentials, timeouts)
+        async with self.console(backend, running_vm, (credentials, timeouts)) as reader:
             # DEL erases the X before it reaches the shell
             await reader.send(b"echo abX\x7fc\n")
             await reader.expect(rb"\r\nabc\r\n", timeouts.console)
@@ -427,15 +432,12 @@ class BackendContract:
             await reader.expect(PROMPT, timeouts.console)
             assert (await self.run(reader, "echo after", timeouts)).strip() == b"after"
             assert b"never-run\r\n" not in reader.buffer.replace(b"echo never-run", b"")
-        finally:
-            await reader.close()
 
     @pytest.mark.asyncio
     async def test_console_wrong_password(
         self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
     ) -> None:
-        reader = await self.open_reader(backend, running_vm)
-        try:
+        async with self.console(backend, running_vm) as reader:
             await reader.send(b"\n")
             await reader.expect(LOGIN, timeouts.boot)
             await reader.send(credentials[0].encode() + b"\n")
@@ -443,34 +445,25 @@ class BackendContract:
             await reader.send(b"wrong-password\n")
             await reader.expect(rb"Login incorrect", timeouts.console + 5.0)  # login sleeps before saying so
             await reader.expect(LOGIN, timeouts.console)
-        finally:
-            await reader.close()
 
     @pytest.mark.asyncio
     async def test_console_survives_restart(
         self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
     ) -> None:
-        reader = await self.open_reader(backend, running_vm)
-        try:
-            await self.login(reader, credentials, timeouts)
+        async with self.console(backend, running_vm, (credentials, timeouts)) as reader:
             await self.perform(backend, running_vm, Action.RESTART, timeouts)
             await reader.expect(LOGIN, timeouts.boot)
             assert not reader.eof
             await self.login(reader, credentials, timeouts)
             assert (await self.run(reader, "hostname", timeouts)).strip() == running_vm.encode()
-        finally:
-            await reader.close()
 
     @pytest.mark.asyncio
     async def test_console_reaches_eof_on_stop(
         self, backend: Backend, running_vm: str, timeouts: ContractTimeouts
     ) -> None:
-        reader = await self.open_reader(backend, running_vm)
-        try:
+        async with self.console(backend, running_vm) as reader:
             await self.perform(backend, running_vm, Action.STOP, timeouts)
             await reader.expect_eof(timeouts.action)
-        finally:
-            await reader.close()
 
     @pytest.mark.asyncio
     async def test_console_close_ends_a_pending_read(self, backend: Backend, running_vm: str) -> None:
