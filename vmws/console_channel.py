@@ -51,6 +51,10 @@ class ConsoleChannel:
 
     def add_viewer(self, peer: Peer, since: int | None = None) -> None:
         """Send ``peer`` the held output (all of it, or from ``since``), then live output."""
+        if self.finished:  # the VM stopped between opening and joining
+            peer.send(protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end))
+            peer.close(CLOSE_NORMAL, "console closed: VM stopped")
+            return
         held = len(self._decoder.getstate()[0])
         # Bytes the decoder still holds go out with the next live message, not here.
         first, data = self._scrollback.since(

@@ -23,6 +23,7 @@ from vmws.auth import Permission, Principal, TokenVerifier
 from vmws.config import Config
 from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
+from vmws.logs import redact
 
 __all__ = ["MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "CLOSE_CODES"]
 
@@ -70,6 +71,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._closing = False
         self._expiry: asyncio.TimerHandle | None = None
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Tornado's version prints the request URI, token included.
+        log.error("uncaught error on %s %s", self.request.method, redact(self.request.uri or ""),
+                  exc_info=(typ, value, tb))
+
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.request.host, self.config.allowed_origins)
 
@@ -94,7 +100,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
                 metrics_interval=self.config.metrics_interval,
                 now=self.hub.now(), extra=self.connection_extra(),
             ))
-            await self.attach(name)
+            await self.join_hub(name)
             log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
         except AuthError as exc:
             self._refuse(exc, exc.close_code)
@@ -121,10 +127,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def connection_extra(self) -> dict[str, Any] | None:
         return None
 
-    async def attach(self, name: str) -> None:
+    async def join_hub(self, name: str) -> None:
         raise NotImplementedError
 
-    def detach(self) -> None:
+    def leave_hub(self) -> None:
         pass
 
     def on_message(self, message: str | bytes) -> None:
@@ -152,7 +158,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if self._expiry:
             self._expiry.cancel()
         if self.principal is not None:
-            self.detach()
+            self.leave_hub()
             self.hub.unregister(self)
             log.info(
                 "%s closed vm=%s user=%s session=%s code=%s",
@@ -206,10 +212,10 @@ class MonitorSocket(_VMSocket):
     endpoint = protocol.Endpoint.MONITOR
     permission = Permission.READ
 
-    async def attach(self, name: str) -> None:
+    async def join_hub(self, name: str) -> None:
         await self.hub.add_watcher(name, self)
 
-    def detach(self) -> None:
+    def leave_hub(self) -> None:
         self.hub.remove_watcher(self.vm, self)
 
     def handle(self, message: protocol.ClientMessage) -> None:
@@ -230,7 +236,9 @@ class ConsoleSocket(_VMSocket):
     permission = Permission.CONSOLE
 
     async def backend_check(self, name: str) -> None:
-        pass  # add_viewer raises VMNotFound / VMNotRunning itself
+        # Open (or find) the shared console before saying "connected": raises
+        # VMNotFound / VMNotRunning for the refusal.
+        self._channel = await self.hub.console(name)
 
     def _since(self) -> int | None:
         raw = self.get_query_argument("since", None)
@@ -248,10 +256,10 @@ class ConsoleSocket(_VMSocket):
             return
         await super().open(name)
 
-    async def attach(self, name: str) -> None:
-        await self.hub.add_viewer(name, self, self._since_offset)
+    async def join_hub(self, name: str) -> None:
+        self._channel.add_viewer(self, self._since_offset)
 
-    def detach(self) -> None:
+    def leave_hub(self) -> None:
         self.hub.remove_viewer(self.vm, self)
 
     def handle(self, message: protocol.ClientMessage) -> None:
@@ -289,6 +297,10 @@ class VMListHandler(tornado.web.RequestHandler):
             return
         listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
         self.write(orjson.dumps({"vms": listing}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        log.error("uncaught error on %s %s", self.request.method, redact(self.request.uri or ""),
+                  exc_info=(typ, value, tb))
 
     def _error(self, status: int, exc: VMWSError) -> None:
         self.set_status(status)

@@ -170,8 +170,8 @@ class Hub:
 
     # Consoles
 
-    async def add_viewer(self, vm: str, peer: Peer, since: int | None = None) -> None:
-        """Attach ``peer`` to the VM's shared console, opening it on first use."""
+    async def console(self, vm: str) -> ConsoleChannel:
+        """The VM's shared console channel, opened on first use (raises backend errors)."""
         async with self._console_locks[vm]:
             channel = self._consoles.get(vm)
             if channel is None or channel.finished:
@@ -179,7 +179,7 @@ class Hub:
                 scrollback = self._scrollbacks.setdefault(vm, Scrollback(self.config.scrollback_bytes))
                 channel = ConsoleChannel(vm, stream, scrollback, self.now, self._console_finished)
                 self._consoles[vm] = channel
-            channel.add_viewer(peer, since)
+            return channel
 
     def remove_viewer(self, vm: str, peer: Peer) -> None:
         channel = self._consoles.get(vm)
