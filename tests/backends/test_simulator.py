@@ -1,0 +1,211 @@
+"""SimulatorBackend: the asyncio adapter over the simulator engine."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from vmws.backend import Action, ConsoleStream, VMStatus
+from vmws.backends import load_backend_class
+from vmws.backends.simulator import SimulatorBackend
+from vmws.clock import LoopClock, VirtualClock
+from vmws.errors import VMNotFound, VMNotRunning
+
+
+async def read_until(stream: ConsoleStream, marker: bytes, timeout: float = 5.0) -> bytes:
+    out = b""
+    async with asyncio.timeout(timeout):
+        while marker not in out:
+            chunk = await stream.read()
+            assert chunk, f"eof before {marker!r}: {out[-200:]!r}"
+            out += chunk
+    return out
+
+
+async def logged_in(name: str) -> tuple[SimulatorBackend, ConsoleStream]:
+    """A demo-fleet backend on a virtual clock and a console logged in to ``name``."""
+    backend = SimulatorBackend(VirtualClock())
+    await backend.start()
+    stream = await backend.open_console(name)
+    await stream.write(b"admin\nadmin\n")
+    await read_until(stream, b"$ ")
+    return backend, stream
+
+
+def test_registered_as_sim() -> None:
+    assert load_backend_class("sim") is SimulatorBackend
+
+
+def test_bad_arguments_are_value_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="speed"):
+        SimulatorBackend(speed=0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[vm]]\nname = 'a'\nstatus = 'exploded'\n")
+    with pytest.raises(ValueError, match=r"bad\.toml: vm 'a': status must be one of"):
+        SimulatorBackend(scenario=bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        SimulatorBackend(scenario=tmp_path / "missing.toml")
+
+
+def test_methods_before_start_say_so() -> None:
+    with pytest.raises(RuntimeError, match="start"):
+        SimulatorBackend().subscribe(lambda info: None)
+
+
+@pytest.mark.asyncio
+async def test_start_builds_a_sped_up_loop_clock_and_a_scenario_fleet(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.toml"
+    path.write_text("[[vm]]\nname = 'solo'\nstatus = 'stopped'\n")
+    backend = SimulatorBackend(scenario=path, speed=40.0)
+    await backend.start()
+    try:
+        clock = backend.simulator.clock
+        assert isinstance(clock, LoopClock) and clock.speed == 40.0
+        assert [(i.name, i.status) for i in await backend.list()] == [("solo", VMStatus.STOPPED)]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        info = await backend.perform("solo", Action.START)
+        # a 1.2-1.8 s boot at 40x is 30-45 ms of real time
+        assert info.status is VMStatus.RUNNING
+        assert 0.02 <= loop.time() - began < 1.0
+    finally:
+        await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_perform_waits_for_a_virtual_clock() -> None:
+    clock = VirtualClock()
+    backend = SimulatorBackend(clock, seed=1)
+    await backend.start()
+    task = asyncio.create_task(backend.perform("db-1", Action.START))
+    await asyncio.sleep(0)
+    assert not task.done()
+    assert (await backend.get("db-1")).status is VMStatus.RUNNING  # powered on, still booting
+    clock.advance(2.0)
+    info = await asyncio.wait_for(task, 1.0)
+    assert info.status is VMStatus.RUNNING and info.uptime > 1.0
+
+
+@pytest.mark.asyncio
+async def test_actions_on_one_vm_queue_even_after_a_cancelled_waiter() -> None:
+    backend = SimulatorBackend(speed=50.0)
+    await backend.start()
+    try:
+        first = asyncio.create_task(backend.perform("db-1", Action.START))
+        await asyncio.sleep(0)
+        first.cancel()
+        # the start goes on in the simulator; a stop now waits for it instead of failing "busy"
+        info = await asyncio.wait_for(backend.perform("db-1", Action.STOP), 5.0)
+        assert info.status is VMStatus.STOPPED
+        results = await asyncio.gather(
+            backend.perform("web-1", Action.PAUSE),
+            backend.perform("web-1", Action.RESUME),
+            backend.perform("web-1", Action.SUSPEND),
+        )
+        assert [r.status for r in results] == [VMStatus.PAUSED, VMStatus.RUNNING, VMStatus.SUSPENDED]
+        with pytest.raises(VMNotFound):
+            await backend.perform("nope", Action.START)
+    finally:
+        await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_console_read_coalesces_and_waits() -> None:
+    backend = SimulatorBackend(VirtualClock())
+    await backend.start()
+    stream = await backend.open_console("my-vm")
+    assert await stream.read() == b"\r\nUbuntu 22.04.4 LTS my-vm ttyS0\r\n\r\nmy-vm login: "
+    pending = asyncio.create_task(stream.read())
+    await asyncio.sleep(0.01)
+    assert not pending.done()
+    await stream.write(b"ad")
+    assert await asyncio.wait_for(pending, 1.0) == b"ad"
+    for key in (b"m", b"i", b"n", b"\n"):
+        await stream.write(key)
+    assert await stream.read() == b"min\r\nPassword: "  # everything buffered, in one read
+    await stream.close()
+    assert await stream.read() == b""
+    await stream.write(b"dropped")  # after close: nowhere to go, no error
+
+
+@pytest.mark.asyncio
+async def test_close_wakes_a_pending_read_and_backend_close_ends_streams() -> None:
+    backend = SimulatorBackend(VirtualClock())
+    await backend.start()
+    one, two = await backend.open_console("web-1"), await backend.open_console("web-2")
+    await one.read(), await two.read()
+    pending = asyncio.create_task(one.read())
+    await asyncio.sleep(0)
+    await one.close()
+    assert await asyncio.wait_for(pending, 1.0) == b""
+    waiting = asyncio.create_task(two.read())
+    await asyncio.sleep(0)
+    await backend.close()
+    assert await asyncio.wait_for(waiting, 1.0) == b""
+
+
+@pytest.mark.asyncio
+async def test_console_refused_when_not_running() -> None:
+    backend = SimulatorBackend(VirtualClock())
+    await backend.start()
+    for name in ("db-1", "cache-1", "legacy-1"):
+        with pytest.raises(VMNotRunning):
+            await backend.open_console(name)
+    with pytest.raises(VMNotFound):
+        await backend.open_console("nope")
+    assert await (await backend.open_console("batch-1")).read()  # paused: allowed
+
+
+@pytest.mark.asyncio
+async def test_a_yes_flood_comes_in_bounded_chunks_without_starving_the_loop() -> None:
+    backend, stream = await logged_in("web-3")
+    await stream.write(b"yes\n")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beside = asyncio.create_task(ticker())
+    total = 0
+    for _ in range(100):
+        chunk = await stream.read()
+        assert 0 < len(chunk) <= 64 * 1024 + 64
+        total += len(chunk)
+    beside.cancel()
+    assert total > 5_000_000
+    assert ticks >= 50  # the flood yielded to other tasks
+    tap_buffer = backend.simulator.machine("web-3")._taps[0].buffered
+    assert tap_buffer == 0  # produced only as read: nothing piles up
+    await stream.write(b"\x03")
+    tail = await read_until(stream, b"web-3:~$ ")
+    assert tail.endswith(b"^C\r\nadmin@web-3:~$ ")
+
+
+@pytest.mark.asyncio
+async def test_seq_output_is_exact_across_reads() -> None:
+    _, stream = await logged_in("web-4")
+    await stream.write(b"seq 100000\n")
+    out = await read_until(stream, b"100000\r\nadmin@web-4:~$ ")
+    assert out == b"seq 100000\r\n" + b"".join(b"%d\r\n" % i for i in range(1, 100001)) + b"admin@web-4:~$ "
+
+
+@pytest.mark.asyncio
+async def test_listeners_see_changes_made_through_the_backend() -> None:
+    backend = SimulatorBackend(speed=50.0)
+    await backend.start()
+    seen: list[tuple[str, VMStatus]] = []
+    unsubscribe = backend.subscribe(lambda info: seen.append((info.name, info.status)))
+    try:
+        await backend.perform("batch-1", Action.RESUME)
+        await backend.perform("cache-1", Action.STOP)
+        assert seen == [("batch-1", VMStatus.RUNNING), ("cache-1", VMStatus.STOPPED)]
+        sample = await backend.sample("cache-1")
+        assert (sample.cpu_utilization, sample.memory_used, sample.memory_total) == (0.0, 0, 4096 << 20)
+    finally:
+        unsubscribe()
+        await backend.close()

@@ -1,0 +1,272 @@
+"""Transitions, events and console readers of simulated VMs, on a virtual clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.machine import CHUNK, TAP_LIMIT
+from tests.simulator.fleetrun import Run, drain
+from vmws.backend import Action, VMInfo, VMStatus
+from vmws.clock import VIRTUAL_EPOCH
+from vmws.errors import CommandFailed, VMNotFound, VMNotRunning
+
+
+def test_list_is_sorted_and_initial_uptimes_follow_status() -> None:
+    run = Run()
+    infos = run.sim.list()
+    assert [i.name for i in infos] == sorted(i.name for i in infos)
+    by_name = {i.name: i for i in infos}
+    assert by_name["run-a"].uptime >= 600.0
+    assert by_name["paused-a"].uptime > 0.0
+    for name in ("off-a", "saved-a", "broken-a"):
+        assert by_name[name].uptime == 0.0
+    assert all(i.last_state_change < run.clock.time() for i in infos)
+    run.clock.advance(5)
+    assert run.sim.info("run-a").uptime == pytest.approx(by_name["run-a"].uptime + 5)
+
+
+def test_unknown_names() -> None:
+    run = Run()
+    with pytest.raises(VMNotFound):
+        run.sim.info("nope")
+    with pytest.raises(VMNotFound):
+        run.sim.perform("nope", Action.START, done=lambda info: None)
+    with pytest.raises(VMNotFound):
+        run.tap("nope")
+
+
+def test_start_is_running_at_once_and_done_at_the_login_prompt() -> None:
+    run = Run()
+    results: list[VMInfo] = []
+    run.sim.perform("off-a", Action.START, done=results.append)
+    assert run.sim.info("off-a").status is VMStatus.RUNNING
+    assert [(e.name, e.status) for e in run.events] == [("off-a", VMStatus.RUNNING)]
+    tap = run.tap("off-a")
+    run.clock.advance(1.0)
+    assert not results
+    boot = drain(tap)
+    assert b"Linux version 5.15.0-105-generic" in boot
+    run.clock.advance(1.0)
+    assert len(results) == 1 and results[0].status is VMStatus.RUNNING
+    assert drain(tap).endswith(b"off-a login: ")
+    assert results[0].last_state_change == VIRTUAL_EPOCH  # when it powered on
+    assert 1.2 <= results[0].uptime <= 1.8  # the boot took 1.5 s ± 20 %
+
+
+def test_graceful_stop_prints_shutdown_then_eof() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    drain(tap)
+    info = run.perform("run-a", Action.STOP)
+    assert info.status is VMStatus.STOPPED and info.uptime == 0.0
+    out = drain(tap)
+    assert b"Reached target System Shutdown" in out and out.endswith(b"reboot: Power down\r\n")
+    assert tap.eof
+    assert run.events[-1].status is VMStatus.STOPPED
+
+
+def test_forced_stop_prints_nothing() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    drain(tap)
+    run.perform("run-a", Action.STOP, force=True)
+    assert drain(tap) == b"" and tap.eof
+
+
+def test_restart_keeps_the_tap_and_replays_the_boot() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    tap.write(b"admin\nadmin\n")
+    drain(tap)
+    before = run.sim.info("run-a")
+    info = run.perform("run-a", Action.RESTART)
+    assert info.status is VMStatus.RUNNING
+    assert info.uptime < 2.0 < before.uptime
+    assert info.last_state_change > before.last_state_change
+    out = drain(tap)
+    assert b"reboot: Restarting system" in out and b"Linux version" in out
+    assert out.endswith(b"run-a login: ") and not tap.eof
+    assert [e.status for e in run.events] == [VMStatus.RUNNING]
+
+
+def test_forced_restart_skips_the_shutdown_lines() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    drain(tap)
+    run.perform("run-a", Action.RESTART, force=True)
+    out = drain(tap)
+    assert b"Restarting" not in out and out.startswith(b"[    0.000000] Linux version")
+
+
+def test_suspend_ends_the_console_and_restore_keeps_the_session() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    tap.write(b"admin\nadmin\n")
+    uptime = run.sim.info("run-a").uptime
+    run.perform("run-a", Action.SUSPEND)
+    assert tap.eof
+    with pytest.raises(VMNotRunning):
+        run.tap("run-a")
+    run.clock.advance(100)
+    info = run.perform("run-a", Action.RESUME)
+    assert info.status is VMStatus.RUNNING
+    assert info.uptime == pytest.approx(uptime + 1.0, abs=0.5)  # suspended time does not count
+    again = run.tap("run-a")
+    again.write(b"whoami\n")
+    assert drain(again) == b"whoami\r\nadmin\r\nadmin@run-a:~$ "
+
+
+def test_pause_holds_input_and_timers_until_resume() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    tap.write(b"admin\nwrong\n")  # the "Login incorrect" timer is pending
+    drain(tap)
+    run.perform("run-a", Action.PAUSE)
+    tap.write(b"more")
+    run.clock.advance(5)
+    assert drain(tap) == b""
+    assert not tap.eof
+    run.perform("run-a", Action.RESUME)
+    assert drain(tap) == b"\r\nLogin incorrect\r\nrun-a login: more"
+
+
+def test_a_second_action_while_one_runs_is_refused() -> None:
+    run = Run()
+    run.sim.perform("off-a", Action.START, done=lambda info: None)
+    with pytest.raises(CommandFailed, match="busy"):
+        run.sim.perform("off-a", Action.STOP, done=lambda info: None)
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "status"),
+    [
+        ("paused-a", Action.START, VMStatus.RUNNING),
+        ("saved-a", Action.START, VMStatus.RUNNING),
+        ("broken-a", Action.START, VMStatus.RUNNING),
+        ("broken-a", Action.STOP, VMStatus.STOPPED),
+        ("saved-a", Action.STOP, VMStatus.STOPPED),
+        ("paused-a", Action.SUSPEND, VMStatus.SUSPENDED),
+        ("paused-a", Action.PAUSE, VMStatus.PAUSED),
+        ("off-a", Action.STOP, VMStatus.STOPPED),
+    ],
+)
+def test_table_cells(name: str, action: Action, status: VMStatus) -> None:
+    assert Run().perform(name, action).status is status
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        ("off-a", Action.RESTART),
+        ("off-a", Action.PAUSE),
+        ("saved-a", Action.PAUSE),
+        ("broken-a", Action.RESUME),
+        ("broken-a", Action.SUSPEND),
+        ("paused-a", Action.RESTART),
+    ],
+)
+def test_refused_cells(name: str, action: Action) -> None:
+    run = Run()
+    with pytest.raises(VMNotRunning):
+        run.sim.perform(name, action, done=lambda info: None)
+    assert run.events == []
+
+
+def test_noops_complete_at_once_without_events() -> None:
+    run = Run()
+    results: list[VMInfo] = []
+    run.sim.perform("run-a", Action.START, done=results.append)
+    run.sim.perform("off-a", Action.STOP, done=results.append)
+    assert [r.status for r in results] == [VMStatus.RUNNING, VMStatus.STOPPED]
+    assert run.events == []
+
+
+def test_a_failing_listener_does_not_stop_the_others() -> None:
+    run = Run()
+
+    def broken(info: VMInfo) -> None:
+        raise RuntimeError("boom")
+
+    run.sim.subscribe(broken)
+    later: list[VMInfo] = []
+    unsubscribe = run.sim.subscribe(later.append)
+    run.perform("run-a", Action.PAUSE)
+    assert [e.status for e in later] == [VMStatus.PAUSED]
+    unsubscribe()
+    unsubscribe()  # twice is harmless
+    run.perform("run-a", Action.RESUME)
+    assert len(later) == 1
+
+
+def test_console_refused_unless_running_or_paused() -> None:
+    run = Run()
+    for name in ("off-a", "saved-a", "broken-a"):
+        with pytest.raises(VMNotRunning):
+            run.tap(name)
+    assert run.tap("paused-a").read() == b"\r\nUbuntu 22.04.4 LTS paused-a ttyS0\r\n\r\npaused-a login: "
+
+
+def test_several_taps_each_see_everything() -> None:
+    run = Run()
+    first, second = run.tap("run-a"), run.tap("run-a")
+    drain(first), drain(second)
+    first.write(b"adm")
+    second.write(b"in\n")
+    assert drain(first) == drain(second) == b"admin\r\nPassword: "
+    second.close()
+    assert second.eof and second.read() == b""
+    first.write(b"admin\n")
+    assert drain(first).endswith(b"admin@run-a:~$ ")
+
+
+def test_a_flood_waits_for_the_slowest_reader() -> None:
+    run = Run()
+    fast, slow = run.tap("run-a"), run.tap("run-a")
+    fast.write(b"admin\nadmin\n")
+    drain(fast), drain(slow)
+    fast.write(b"yes\n")
+    total = 0
+    for _ in range(20):
+        chunk = fast.read()
+        assert len(chunk) <= CHUNK + 1024
+        total += len(chunk)
+    assert TAP_LIMIT <= total <= TAP_LIMIT + 2 * CHUNK  # then the slow reader's backlog holds it
+    assert slow.buffered <= TAP_LIMIT + CHUNK
+    assert fast.read() == b"" and not fast.eof
+    slow.close()
+    assert len(fast.read()) > 0
+
+
+def test_halt_ends_consoles_and_cancels_transitions() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    results: list[VMInfo] = []
+    run.sim.perform("off-a", Action.START, done=results.append)
+    run.sim.halt()
+    assert tap.eof
+    run.clock.advance(10)
+    assert results == []
+
+
+def test_same_seed_same_transcript_other_seed_other_timings() -> None:
+    def transcript(seed: int) -> tuple[bytes, list[tuple[str, str, float]]]:
+        run = Run(seed=seed)
+        tap = run.tap("run-a")
+        out = bytearray(drain(tap))
+        script = [b"admin\n", b"admin\n", b"uptime\n", b"seq 5\n", b"nope\n", b"exit\n"]
+        for keys in script:
+            tap.write(keys)
+            run.clock.advance(0.3)
+            out += drain(tap)
+        run.perform("run-a", Action.RESTART)
+        out += drain(tap)
+        run.perform("off-a", Action.START)
+        run.perform("run-a", Action.STOP)
+        out += drain(tap)
+        samples = [run.sim.sample(n) for n in run.sim.names()]
+        events = [(e.name, e.status.value, e.last_state_change) for e in run.events]
+        return bytes(out) + repr(samples).encode(), events
+
+    first, again, other = transcript(3), transcript(3), transcript(4)
+    assert first == again
+    assert first != other
