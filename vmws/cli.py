@@ -184,7 +184,8 @@ def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
             config.jwt_secret, sub="admin", permissions=["read", "control", "console"],
             now=time.time(), ttl=86400,
         )
-        example = vms[0].name if vms else "my-vm"
+        running = [v.name for v in vms if v.status.value == "running"]
+        example = "my-vm" if "my-vm" in running else (running or [v.name for v in vms] or ["my-vm"])[0]
         lines += [
             "No JWT secret configured: generated one for this run (mint more tokens with `vmws token`):",
             f"  export VMWS_JWT_SECRET={config.jwt_secret}",
