@@ -14,9 +14,10 @@ import tornado.web
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
 from vmws.config import Config
-from vmws.handlers import ConsoleSocket, HealthHandler, MonitorSocket, VMListHandler
+from vmws.handlers import ConsoleSocket, HealthHandler, MonitorSocket, TicketHandler, VMListHandler
 from vmws.hub import Hub
 from vmws.logs import log_request
+from vmws.tickets import Authenticator, TicketStore
 from vmws.web import ui_routes
 
 __all__ = ["make_app", "Server", "make_verifier"]
@@ -27,26 +28,34 @@ log = logging.getLogger("vmws")
 _NAME = r"([^/]+)"
 
 
+def _read(path: str | None, what: str) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
 def make_verifier(config: Config) -> TokenVerifier:
-    public_key = None
-    if config.jwt_public_key:
-        with open(config.jwt_public_key, encoding="utf-8") as fh:
-            public_key = fh.read()
     return TokenVerifier(
         secret=config.jwt_secret,
         algorithm=config.jwt_algorithm,
-        public_key=public_key,
+        public_key=_read(config.jwt_public_key, "public key file"),
+        jwks=_read(config.jwt_jwks, "JWKS file"),
         audience=config.jwt_audience,
         issuer=config.jwt_issuer,
     )
 
 
-def make_app(config: Config, hub: Hub, verifier: TokenVerifier) -> tornado.web.Application:
-    deps: dict[str, Any] = {"hub": hub, "verifier": verifier, "config": config}
+def make_app(config: Config, hub: Hub, auth: Authenticator) -> tornado.web.Application:
+    deps: dict[str, Any] = {"hub": hub, "auth": auth, "config": config}
     routes: list[Any] = [
         (rf"/ws/vms/{_NAME}/console", ConsoleSocket, deps),
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
+        (r"/api/tickets", TicketHandler, deps),
         (r"/healthz", HealthHandler),
         *ui_routes(),
     ]
@@ -63,9 +72,9 @@ class Server:
     def __init__(self, config: Config, backend: Backend) -> None:
         self.config = config
         self.backend = backend
-        self.verifier = make_verifier(config)
+        self.auth = Authenticator(make_verifier(config), TicketStore(config.ticket_ttl))
         self.hub = Hub(backend, config, now=time.time)
-        self.app = make_app(config, self.hub, self.verifier)
+        self.app = make_app(config, self.hub, self.auth)
         self._http: tornado.httpserver.HTTPServer | None = None
         self.port = config.port
 

@@ -91,18 +91,26 @@ class TokenVerifier:
         secret: str | None = None,
         algorithm: str = "HS256",
         public_key: str | None = None,
+        jwks: str | None = None,
         audience: str | None = None,
         issuer: str | None = None,
     ) -> None:
+        self._jwks: dict[str, Any] | None = None
         if algorithm == "HS256":
             if not secret:
                 raise ValueError("HS256 needs a secret (--jwt-secret or VMWS_JWT_SECRET)")
             _check_secret(secret)
             self._key: Any = secret
         elif algorithm in ASYMMETRIC_ALGORITHMS:
-            if not public_key:
-                raise ValueError(f"{algorithm} needs a public key (--jwt-public-key FILE)")
-            self._key = public_key
+            if jwks:
+                self._jwks = _load_jwks(jwks, algorithm)
+                self._key = None
+            elif public_key:
+                self._key = public_key
+            else:
+                raise ValueError(
+                    f"{algorithm} needs a public key (--jwt-public-key FILE) or a JWKS file (--jwt-jwks FILE)"
+                )
         else:
             raise ValueError(f"unsupported JWT algorithm {algorithm!r}; use HS256, RS256 or ES256")
         self.algorithm = algorithm
@@ -113,10 +121,11 @@ class TokenVerifier:
         """The token's principal, or ``AuthError`` (close 4001) saying what is wrong."""
         if not token:
             raise AuthError("missing token: pass ?token=... or an Authorization: Bearer header")
+        key = self._key if self._jwks is None else self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[self.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
@@ -140,6 +149,32 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise AuthError("token is malformed or invalid") from None
         return _principal_from(claims)
+
+    def _key_for(self, token: str) -> Any:
+        """The configured JWKS key the token's ``kid`` names (never fetched from a URL)."""
+        assert self._jwks is not None
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise AuthError("token is malformed or invalid") from None
+        if not isinstance(kid, str) or kid not in self._jwks:
+            raise AuthError("token key id (kid) is missing or not among the configured keys")
+        return self._jwks[kid]
+
+
+def _load_jwks(text: str, algorithm: str) -> dict[str, Any]:
+    """Keys of a JWKS document by ``kid``; keys meant for another algorithm are left out."""
+    try:
+        keyset = jwt.PyJWKSet.from_json(text)
+    except (jwt.PyJWKSetError, ValueError) as exc:
+        raise ValueError(f"JWKS file is not a valid key set: {exc}") from None
+    keys = {
+        k.key_id: k.key for k in keyset.keys
+        if k.key_id and k.algorithm_name in (algorithm, None) and getattr(k, "public_key_use", "sig") in ("sig", None)
+    }
+    if not keys:
+        raise ValueError(f"JWKS file has no {algorithm} signing keys with a 'kid'")
+    return keys
 
 
 def _principal_from(claims: dict[str, Any]) -> Principal:

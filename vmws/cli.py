@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "jwt-secret", "HS256 secret, at least 32 bytes; generated and printed when unset")
     _add(serve, "jwt-algorithm", "token algorithm", "HS256", choices=["HS256", "RS256", "ES256"])
     _add(serve, "jwt-public-key", "PEM public key file for RS256/ES256")
+    _add(serve, "jwt-jwks", "JWKS file for RS256/ES256; the token's kid picks the key")
     _add(serve, "jwt-audience", "required token audience (aud)")
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
@@ -75,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "libvirt-uri", "libvirt connection URI", "qemu:///system")
     _add(serve, "vm-filter", "glob of libvirt domain names to serve (default all)")
     _add(serve, "scrollback-bytes", "console output replayed to new viewers", 65536, type=int)
-    _add(serve, "max-message-bytes", "largest inbound message accepted", 65536, type=int)
+    _add(serve, "max-message-bytes", "largest inbound message accepted (larger: close 1009)", 65536, type=int)
+    _add(serve, "max-message-rate", "inbound messages per second per connection", 50.0, type=float)
+    _add(serve, "max-connections-per-user", "open WebSocket connections per token subject", 64, type=int)
+    _add(serve, "max-console-viewers", "viewers of one VM's console", 32, type=int)
+    _add(serve, "ticket-ttl", "seconds a ticket from POST /api/tickets stays valid", 30.0, type=float)
     _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
 
     token = sub.add_parser(
@@ -145,10 +150,14 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         scenario=args.scenario, speed=float(args.speed), seed=int(args.seed),
         libvirt_uri=args.libvirt_uri, vm_filter=args.vm_filter,
         jwt_secret=secret, jwt_algorithm=args.jwt_algorithm, jwt_public_key=args.jwt_public_key,
+        jwt_jwks=args.jwt_jwks,
         jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, allowed_origins=origins,
         metrics_interval=float(args.metrics_interval), heartbeat_interval=float(args.heartbeat_interval),
         command_timeout=float(args.command_timeout), scrollback_bytes=int(args.scrollback_bytes),
         max_message_bytes=int(args.max_message_bytes), log_format=args.log_format,
+        max_message_rate=float(args.max_message_rate),
+        max_connections_per_user=int(args.max_connections_per_user),
+        max_console_viewers=int(args.max_console_viewers), ticket_ttl=float(args.ticket_ttl),
     )
 
 

@@ -23,6 +23,7 @@ class Config:
     jwt_secret: str | None = None
     jwt_algorithm: str = "HS256"
     jwt_public_key: str | None = None
+    jwt_jwks: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     # Exact origins (scheme://host[:port]) allowed besides the server's own host.
@@ -36,6 +37,11 @@ class Config:
     max_message_bytes: int = 64 * 1024
     # Output a client may leave unread before it is cut off as too slow.
     max_pending_bytes: int = 4 * 1024 * 1024
+    # Inbound messages per second per connection (bursts of twice that are fine).
+    max_message_rate: float = 50.0
+    max_connections_per_user: int = 64
+    max_console_viewers: int = 32
+    ticket_ttl: float = 30.0
     log_format: str = "text"
 
     def __post_init__(self) -> None:
@@ -47,7 +53,9 @@ class Config:
                 problems.append(f"{name.replace('_', '-')} must be positive")
         if self.log_format not in ("text", "json"):
             problems.append("log-format must be 'text' or 'json'")
-        if self.scrollback_bytes < 0 or self.max_message_bytes <= 0 or self.max_pending_bytes <= 0:
+        if (self.scrollback_bytes < 0 or self.max_message_bytes <= 0 or self.max_pending_bytes <= 0
+                or self.max_message_rate <= 0 or self.max_connections_per_user <= 0
+                or self.max_console_viewers <= 0 or self.ticket_ttl <= 0):
             problems.append("size limits must be positive")
         if problems:
             raise ValueError("; ".join(problems))

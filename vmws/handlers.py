@@ -19,13 +19,15 @@ import tornado.web
 import tornado.websocket
 
 from vmws import protocol
-from vmws.auth import Permission, Principal, TokenVerifier
+from vmws.auth import Permission, Principal
+from vmws.limits import TokenBucket
+from vmws.tickets import TICKET_PREFIX, Authenticator
 from vmws.config import Config
 from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
 from vmws.logs import redact
 
-__all__ = ["MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "CLOSE_CODES"]
+__all__ = ["MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "TicketHandler", "CLOSE_CODES"]
 
 log = logging.getLogger("vmws.handlers")
 
@@ -33,6 +35,7 @@ CLOSE_NOT_FOUND = 4004
 CLOSE_TOO_SLOW = 4008
 CLOSE_NOT_RUNNING = 4009
 CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_TOO_MANY = 4029
 # Close code for each error that ends a connection while it is being set up.
 CLOSE_CODES: dict[type[VMWSError], int] = {VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING}
 # Metrics and heartbeats are skipped for a peer with this much output unsent.
@@ -43,6 +46,12 @@ def bearer_token(request: Any) -> str | None:
     header: str = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def log_exception_redacted(handler: tornado.web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:
+    """Tornado's own version prints the request URI, token included."""
+    log.error("uncaught error on %s %s", handler.request.method, redact(handler.request.uri or ""),
+              exc_info=(typ, value, tb))
 
 
 def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
@@ -58,9 +67,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     endpoint: protocol.Endpoint
     permission: Permission
 
-    def initialize(self, hub: Hub, verifier: TokenVerifier, config: Config) -> None:
+    def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
         self.hub = hub
-        self.verifier = verifier
+        self.auth = auth
         self.config = config
         self.session_id = uuid.uuid4().hex
         self.user = "-"
@@ -70,11 +79,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._pending = 0
         self._closing = False
         self._expiry: asyncio.TimerHandle | None = None
+        self._rate = TokenBucket(config.max_message_rate, 2 * config.max_message_rate, self.last_seen)
+        self._rate_warned_at = float("-inf")
+        self._counted = False
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        # Tornado's version prints the request URI, token included.
-        log.error("uncaught error on %s %s", self.request.method, redact(self.request.uri or ""),
-                  exc_info=(typ, value, tb))
+        log_exception_redacted(self, typ, value, tb)
 
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.request.host, self.config.allowed_origins)
@@ -86,9 +96,15 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.vm = name
         self.set_nodelay(True)
         try:
-            principal = self.verifier.verify(self.get_query_argument("token", None) or bearer_token(self.request))
+            principal = self.auth.authenticate(self.get_query_argument("token", None) or bearer_token(self.request))
             self.user = principal.sub
             principal.require(self.permission, name)
+            if not self.hub.user_connections.acquire(principal.sub):
+                raise AuthError(
+                    f"too many connections for user {principal.sub!r} "
+                    f"(limit {self.config.max_connections_per_user})", CLOSE_TOO_MANY,
+                )
+            self._counted = True
             self.principal = principal
             await self.backend_check(name)
             self.hub.register(self)
@@ -134,8 +150,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         pass
 
     def on_message(self, message: str | bytes) -> None:
-        self.last_seen = asyncio.get_event_loop().time()
+        self.last_seen = now = asyncio.get_event_loop().time()
         if self.principal is None:
+            return
+        if not self._rate.allow(now):
+            self._rate_limited(now)
             return
         try:
             parsed = protocol.parse_client_message(message, self.endpoint)
@@ -150,6 +169,17 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def handle(self, message: protocol.ClientMessage) -> None:
         raise NotImplementedError
 
+    def _rate_limited(self, now: float) -> None:
+        """Drop the message; say so at most once a second, so the answer is no flood itself."""
+        if now - self._rate_warned_at < 1.0:
+            return
+        self._rate_warned_at = now
+        limit = self.config.max_message_rate
+        log.warning("rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit)
+        self.send(protocol.error_message(
+            "INVALID_COMMAND", f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
+        ))
+
     def on_pong(self, data: bytes) -> None:
         self.last_seen = asyncio.get_event_loop().time()
 
@@ -157,6 +187,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._closing = True
         if self._expiry:
             self._expiry.cancel()
+        if self._counted:
+            self._counted = False
+            self.hub.user_connections.release(self.user)
         if self.principal is not None:
             self.leave_hub()
             self.hub.unregister(self)
@@ -239,6 +272,11 @@ class ConsoleSocket(_VMSocket):
         # Open (or find) the shared console before saying "connected": raises
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)
+        if len(self._channel.viewers) >= self.config.max_console_viewers:
+            raise AuthError(
+                f"too many viewers on the console of {name!r} (limit {self.config.max_console_viewers})",
+                CLOSE_TOO_MANY,
+            )
 
     def _since(self) -> int | None:
         raw = self.get_query_argument("since", None)
@@ -274,18 +312,48 @@ class HealthHandler(tornado.web.RequestHandler):
         self.write(b'{"status":"ok"}')
 
 
-class VMListHandler(tornado.web.RequestHandler):
-    """``GET /api/vms``: name and status of every VM the token may reach (needs ``read``)."""
-
-    def initialize(self, hub: Hub, verifier: TokenVerifier, config: Config) -> None:
+class _APIHandler(tornado.web.RequestHandler):
+    def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
         self.hub = hub
-        self.verifier = verifier
+        self.auth = auth
+        self.config = config
 
-    async def get(self) -> None:
+    def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        log_exception_redacted(self, typ, value, tb)
+
+    def _error(self, status: int, exc: VMWSError) -> None:
+        self.set_status(status)
+        if status == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
+        self.write(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))
+
+
+class TicketHandler(_APIHandler):
+    """``POST /api/tickets``: trade a Bearer token for a short-lived single-use ticket."""
+
+    def post(self) -> None:
         try:
-            principal = self.verifier.verify(self.get_query_argument("token", None) or bearer_token(self.request))
+            token = bearer_token(self.request)
+            if token is None or token.startswith(TICKET_PREFIX):
+                raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
+            ticket = self.auth.tickets.issue(self.auth.verifier.verify(token))
+        except AuthError as exc:
+            self._error(429 if exc.close_code == CLOSE_TOO_MANY else 401, exc)
+            return
+        self.set_status(201)
+        self.write(orjson.dumps({"ticket": ticket, "expiresIn": self.auth.tickets.ttl}))
+
+
+class VMListHandler(_APIHandler):
+    """``GET /api/vms``: name and status of every VM the token may reach (needs ``read``)."""
+
+    async def get(self) -> None:
+        try:
+            principal = self.auth.authenticate(self.get_query_argument("token", None) or bearer_token(self.request))
             principal.require(Permission.READ)
             vms = await self.hub.backend.list()
         except AuthError as exc:
@@ -297,13 +365,3 @@ class VMListHandler(tornado.web.RequestHandler):
             return
         listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
         self.write(orjson.dumps({"vms": listing}))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        log.error("uncaught error on %s %s", self.request.method, redact(self.request.uri or ""),
-                  exc_info=(typ, value, tb))
-
-    def _error(self, status: int, exc: VMWSError) -> None:
-        self.set_status(status)
-        if status == 401:
-            self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
-        self.write(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))

@@ -19,6 +19,7 @@ from vmws.backend import Backend, VMInfo
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
 from vmws.errors import VMWSError
+from vmws.limits import ConnectionCounter
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
@@ -45,6 +46,7 @@ class Hub:
         self._heartbeat: asyncio.Task[None] | None = None
         self._heartbeat_count = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.user_connections = ConnectionCounter(config.max_connections_per_user)
 
     async def start(self) -> None:
         self._unsubscribe = self.backend.subscribe(self._on_status)
