@@ -1,6 +1,8 @@
-// The REST side of vmws that the dashboard uses: the VM list.
+// The REST side of vmws that the UI uses: the VM list, and single-use tickets that
+// keep the long-lived token out of WebSocket URLs.
 
 import { VM_STATUSES, type VMStatus } from "./protocol";
+import { ConnectError } from "./socket";
 
 export interface VMSummary {
   readonly name: string;
@@ -43,4 +45,32 @@ export async function fetchVMs(token: string, signal?: AbortSignal, base = ""): 
         typeof v?.name === "string" && (VM_STATUSES as readonly string[]).includes(v?.status),
     )
     .map((v) => ({ name: v.name, status: v.status }));
+}
+
+/**
+ * A single-use ticket for one WebSocket connection (POST /api/tickets), or `null`
+ * when this vmws has no ticket endpoint, in which case the token itself is used.
+ */
+export async function fetchTicket(token: string, base = ""): Promise<string | null> {
+  let response: Response;
+  try {
+    response = await fetch(`${base}/api/tickets`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+  } catch {
+    throw new ConnectError("UNKNOWN_ERROR", "vmws is not reachable");
+  }
+  if (response.status === 404 || response.status === 405) return null;
+  const body: unknown = await response.json().catch(() => null);
+  if (response.status === 401 || response.status === 403) {
+    const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
+    throw new ConnectError("AUTH_ERROR", typeof message === "string" ? message : "the token was refused");
+  }
+  const ticket = (body as { ticket?: unknown } | null)?.ticket;
+  if (!response.ok || typeof ticket !== "string") {
+    throw new ConnectError("UNKNOWN_ERROR", `POST /api/tickets answered ${response.status}`);
+  }
+  return ticket;
 }

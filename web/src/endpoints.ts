@@ -1,6 +1,9 @@
-// Where the UI finds vmws: WebSocket URLs per VM and the REST list, built from the
-// page's own origin unless told otherwise. VM names are percent-encoded as one path
-// segment, so a name with HTML or URL characters still reaches the right VM.
+// Where the UI finds vmws: WebSocket URLs per VM, built from the page's own origin
+// unless told otherwise. VM names are percent-encoded as one path segment, so a
+// name with HTML or URL characters still reaches the right VM.
+
+import { fetchTicket } from "./api";
+import type { UrlProvider } from "./socket";
 
 /** `ws(s)://host` of the page that loaded us. */
 export function defaultSocketBase(location: Pick<Location, "protocol" | "host"> = window.location): string {
@@ -11,4 +14,23 @@ export function defaultSocketBase(location: Pick<Location, "protocol" | "host"> 
 export function vmSocketUrl(base: string, name: string, token: string, endpoint: "monitor" | "console"): string {
   const path = `/ws/vms/${encodeURIComponent(name)}${endpoint === "console" ? "/console" : ""}`;
   return `${base.replace(/\/+$/, "")}${path}?token=${encodeURIComponent(token)}`;
+}
+
+/** The HTTP origin that serves a `ws(s)://` base. */
+export function httpBase(socketBase: string): string {
+  return socketBase.replace(/^ws(s?):/, "http$1:").replace(/\/+$/, "");
+}
+
+/**
+ * A URL provider for ManagedSocket: each attempt trades the token for a fresh
+ * single-use ticket, so the token itself never appears in a WebSocket URL (nor in
+ * any proxy's log of one). A vmws without tickets gets the token, as the spec has it.
+ */
+export function ticketedSocketUrl(
+  base: string,
+  name: string,
+  token: string,
+  endpoint: "monitor" | "console",
+): UrlProvider {
+  return async () => vmSocketUrl(base, name, (await fetchTicket(token, httpBase(base))) ?? token, endpoint);
 }

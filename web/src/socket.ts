@@ -45,8 +45,22 @@ export interface WireError {
   readonly requestId?: string;
 }
 
+/** Where to connect, found anew for every attempt (a single-use ticket, say). */
+export type UrlProvider = () => Promise<string>;
+
+/** A UrlProvider's refusal; AUTH_ERROR and VM_NOT_FOUND stop the retries. */
+export class ConnectError extends Error implements WireError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ConnectError";
+  }
+}
+
 export interface ManagedSocketOptions {
-  url: string;
+  url: string | UrlProvider;
   createSocket?: SocketFactory;
   /** Wait after a lost connection before the next try (spec: 5 s). */
   reconnectDelayMs?: number;
@@ -89,19 +103,23 @@ export class ManagedSocket {
   private staleTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private heartbeatSeq = 0;
+  // Bumped by every connect and by dispose: a URL that resolves late for an
+  // attempt that is no longer current is dropped.
+  private attempt = 0;
   private disposed = false;
 
   constructor(
     options: ManagedSocketOptions,
     private readonly events: ManagedSocketEvents = {},
   ) {
+    // `??`, not a spread: hooks pass their options through, unset ones as undefined.
     this.opts = {
-      createSocket: defaultSocketFactory,
-      reconnectDelayMs: RECONNECT_DELAY_MS,
-      staleTimeoutMs: STALE_TIMEOUT_MS,
-      reconnectOnNormalClose: true,
-      now: () => Date.now(),
-      ...options,
+      url: options.url,
+      createSocket: options.createSocket ?? defaultSocketFactory,
+      reconnectDelayMs: options.reconnectDelayMs ?? RECONNECT_DELAY_MS,
+      staleTimeoutMs: options.staleTimeoutMs ?? STALE_TIMEOUT_MS,
+      reconnectOnNormalClose: options.reconnectOnNormalClose ?? true,
+      now: options.now ?? (() => Date.now()),
     };
   }
 
@@ -132,6 +150,7 @@ export class ManagedSocket {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.attempt += 1;
     this.clearTimers();
     this.drop(CloseCode.NORMAL, "client closed");
     this.setState("closed", null);
@@ -143,11 +162,37 @@ export class ManagedSocket {
     this.drop(CloseCode.NORMAL, "reconnecting");
     this.info = null;
     this.handshakeError = null;
+    const attempt = ++this.attempt;
+    // Armed before the URL is found, so a provider that hangs is retried too.
+    this.armStaleTimer();
+    this.setState("connecting", null);
+    const url = this.opts.url;
+    if (typeof url === "string") {
+      this.open(url);
+      return;
+    }
+    url().then(
+      (resolved) => {
+        if (attempt === this.attempt) this.open(resolved);
+      },
+      (err: unknown) => {
+        if (attempt !== this.attempt) return;
+        this.clearStaleTimer();
+        const error: WireError =
+          err instanceof ConnectError ? err : { code: "UNKNOWN_ERROR", message: err instanceof Error ? err.message : String(err) };
+        if (FATAL_CODES.has(error.code)) this.setState("failed", error);
+        else this.scheduleReconnect(this.opts.reconnectDelayMs, error);
+      },
+    );
+  }
+
+  private open(url: string): void {
     let socket: SocketLike;
     try {
-      socket = this.opts.createSocket(this.opts.url);
+      socket = this.opts.createSocket(url);
     } catch (err) {
       // A malformed URL throws synchronously; retrying the same URL would not help.
+      this.clearStaleTimer();
       this.setState("failed", { code: "UNKNOWN_ERROR", message: String(err) });
       return;
     }
@@ -157,8 +202,6 @@ export class ManagedSocket {
     // Browsers fire `error` then `close`; the close handler does the work.
     socket.onerror = () => undefined;
     socket.onopen = () => undefined;
-    this.armStaleTimer();
-    this.setState("connecting", null);
   }
 
   private handleFrame(raw: unknown): void {

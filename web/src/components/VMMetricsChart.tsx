@@ -16,8 +16,17 @@ interface Panel {
   readonly title: string;
   readonly series: readonly { label: string; color: string; pick: (p: MetricsPoint) => number | null }[];
   readonly format: (value: number | null) => string;
+  /** Fixed y range; otherwise from zero to a little above the highest value. */
   readonly range?: uPlot.Range.MinMax;
 }
+
+// Seconds the x axis spans at least, so the first few points do not fill the plot.
+const MIN_WINDOW_SECONDS = 60;
+
+const fromZero: uPlot.Range.Function = (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1];
+
+const recentWindow: uPlot.Range.Function = (_u, min, max) =>
+  max - min < MIN_WINDOW_SECONDS ? [max - MIN_WINDOW_SECONDS, max] : [min, max];
 
 const PANELS: readonly Panel[] = [
   {
@@ -103,14 +112,14 @@ function Plot({ panel, metrics, height }: { panel: Panel; metrics: readonly Metr
       height,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: panel.range ? { range: panel.range } : { auto: true } },
+      scales: { x: { time: true, range: recentWindow }, y: { range: panel.range ?? fromZero } },
       axes: [
         { stroke: "#8a94a6", grid: { stroke: "#2a313c" }, ticks: { stroke: "#2a313c" } },
         {
           stroke: "#8a94a6",
           grid: { stroke: "#2a313c" },
           ticks: { stroke: "#2a313c" },
-          size: 70,
+          size: 88,
           values: (_u, splits) => splits.map((v) => panel.format(v)),
         },
       ],

@@ -4,7 +4,7 @@
 
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { ConsoleSession, type ConsoleListener, type ConsoleSnapshot } from "../consoleSession";
-import { defaultSocketBase, vmSocketUrl } from "../endpoints";
+import { defaultSocketBase, ticketedSocketUrl, vmSocketUrl } from "../endpoints";
 import type { SocketFactory } from "../socket";
 
 export interface UseVMConsoleOptions {
@@ -16,6 +16,8 @@ export interface UseVMConsoleOptions {
   enabled?: boolean;
   reconnectDelayMs?: number;
   staleTimeoutMs?: number;
+  /** Trade the token for a single-use ticket per connection (default true). */
+  tickets?: boolean;
   /** For tests: make sockets without a network. */
   createSocket?: SocketFactory;
 }
@@ -35,20 +37,21 @@ const idleSnapshot = (): ConsoleSnapshot => IDLE;
 
 export function useVMConsole(name: string, options: UseVMConsoleOptions): VMConsoleHandle {
   const { token, enabled = true, reconnectDelayMs, staleTimeoutMs, createSocket } = options;
+  const tickets = options.tickets ?? true;
   const base = options.url ?? defaultSocketBase();
-  const url = token && enabled ? vmSocketUrl(base, name, token, "console") : null;
   const [session, setSession] = useState<ConsoleSession | null>(null);
 
   useEffect(() => {
-    if (url === null) {
+    if (!token || !enabled) {
       setSession(null);
       return;
     }
+    const url = tickets ? ticketedSocketUrl(base, name, token, "console") : vmSocketUrl(base, name, token, "console");
     const s = new ConsoleSession({ url, reconnectDelayMs, staleTimeoutMs, createSocket });
     s.start();
     setSession(s);
     return () => s.dispose();
-  }, [url, reconnectDelayMs, staleTimeoutMs, createSocket]);
+  }, [base, name, token, enabled, tickets, reconnectDelayMs, staleTimeoutMs, createSocket]);
 
   const snapshot = useSyncExternalStore(
     session?.subscribe ?? idleSubscribe,

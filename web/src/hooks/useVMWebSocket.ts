@@ -4,7 +4,7 @@
 // the component and its state to React.
 
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
-import { defaultSocketBase, vmSocketUrl } from "../endpoints";
+import { defaultSocketBase, ticketedSocketUrl, vmSocketUrl } from "../endpoints";
 import { CommandError, VMMonitor, type CommandOptions, type CommandResult, type MonitorSnapshot } from "../monitor";
 import type { Action, Permission } from "../protocol";
 import { MetricsHistory, type MetricsPoint } from "../rates";
@@ -19,6 +19,8 @@ export interface UseVMWebSocketOptions {
   reconnectDelayMs?: number;
   staleTimeoutMs?: number;
   commandTimeoutMs?: number;
+  /** Trade the token for a single-use ticket per connection (default true). */
+  tickets?: boolean;
   /** For tests: make sockets without a network. */
   createSocket?: SocketFactory;
 }
@@ -42,20 +44,21 @@ const idleSnapshot = (): MonitorSnapshot => IDLE;
 
 export function useVMWebSocket(name: string, options: UseVMWebSocketOptions): VMWebSocket {
   const { token, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket } = options;
+  const tickets = options.tickets ?? true;
   const base = options.url ?? defaultSocketBase();
-  const url = token ? vmSocketUrl(base, name, token, "monitor") : null;
   const [monitor, setMonitor] = useState<VMMonitor | null>(null);
 
   useEffect(() => {
-    if (url === null) {
+    if (!token) {
       setMonitor(null);
       return;
     }
+    const url = tickets ? ticketedSocketUrl(base, name, token, "monitor") : vmSocketUrl(base, name, token, "monitor");
     const m = new VMMonitor({ url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket });
     m.start();
     setMonitor(m);
     return () => m.dispose();
-  }, [url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket]);
+  }, [base, name, token, tickets, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket]);
 
   const snapshot = useSyncExternalStore(
     monitor?.subscribe ?? idleSubscribe,
