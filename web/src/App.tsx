@@ -1,11 +1,13 @@
 // The dashboard: the token, then either the VM list or one VM's page.
 
-import { useCallback, useEffect, useState } from "react";
+import { Suspense, lazy, useCallback, useEffect, useState } from "react";
 import { TokenForm } from "./components/TokenForm";
 import { VMList } from "./components/VMList";
-import { VMPage } from "./components/VMPage";
 import { parseRoute, type Route } from "./route";
 import { loadToken, saveToken } from "./session";
+
+// The VM page brings xterm.js and uPlot, most of the bundle: the list loads without them.
+const VMPage = lazy(() => import("./components/VMPage").then((m) => ({ default: m.VMPage })));
 
 export function App() {
   const [token, setToken] = useState<string | null>(() => loadToken());
@@ -46,7 +48,9 @@ export function App() {
         {token === null ? (
           <TokenForm onToken={acceptToken} problem={problem} />
         ) : route.page === "vm" ? (
-          <VMPage key={route.name} name={route.name} token={token} />
+          <Suspense fallback={<p className="note">Loading…</p>}>
+            <VMPage key={route.name} name={route.name} token={token} />
+          </Suspense>
         ) : (
           <VMList token={token} onAuthFailure={onAuthFailure} />
         )}
