@@ -8,67 +8,8 @@
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { formatBytes, formatPercent, formatRate } from "../format";
+import { PANELS, fromZero, recentWindow, toColumns, type Panel } from "../chartPanels";
 import type { MetricsPoint } from "../rates";
-
-interface Panel {
-  readonly key: string;
-  readonly title: string;
-  readonly series: readonly { label: string; color: string; pick: (p: MetricsPoint) => number | null }[];
-  readonly format: (value: number | null) => string;
-  /** Fixed y range; otherwise from zero to a little above the highest value. */
-  readonly range?: uPlot.Range.MinMax;
-}
-
-// Seconds the x axis spans at least, so the first few points do not fill the plot.
-const MIN_WINDOW_SECONDS = 60;
-
-const fromZero: uPlot.Range.Function = (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1];
-
-const recentWindow: uPlot.Range.Function = (_u, min, max) =>
-  max - min < MIN_WINDOW_SECONDS ? [max - MIN_WINDOW_SECONDS, max] : [min, max];
-
-const PANELS: readonly Panel[] = [
-  {
-    key: "cpu",
-    title: "CPU",
-    series: [{ label: "utilisation", color: "#5e81ac", pick: (p) => p.cpu }],
-    format: formatPercent,
-    range: [0, 100],
-  },
-  {
-    key: "memory",
-    title: "Memory",
-    series: [
-      { label: "used", color: "#a3be8c", pick: (p) => p.memoryUsed },
-      { label: "total", color: "#4c566a", pick: (p) => p.memoryTotal },
-    ],
-    format: formatBytes,
-  },
-  {
-    key: "network",
-    title: "Network",
-    series: [
-      { label: "rx", color: "#88c0d0", pick: (p) => p.rxRate },
-      { label: "tx", color: "#d08770", pick: (p) => p.txRate },
-    ],
-    format: formatRate,
-  },
-  {
-    key: "disk",
-    title: "Disk",
-    series: [
-      { label: "read", color: "#b48ead", pick: (p) => p.readRate },
-      { label: "write", color: "#ebcb8b", pick: (p) => p.writeRate },
-    ],
-    format: formatRate,
-  },
-];
-
-/** uPlot's column layout: times, then one array per series (`null` = gap). */
-export function toColumns(points: readonly MetricsPoint[], panel: Panel): uPlot.AlignedData {
-  return [points.map((p) => p.time), ...panel.series.map((s) => points.map((p) => s.pick(p)))];
-}
 
 export interface VMMetricsChartProps {
   metrics: readonly MetricsPoint[];
