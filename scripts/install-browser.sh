@@ -37,6 +37,14 @@ if ! "$py" -c 'import playwright' >/dev/null 2>&1; then
     "$py" -m pip install -q 'playwright>=1.50,<2'
 fi
 
+# Vite 8 and Vitest 4 need Node.js 20.19 or newer (this machine kind ships 20.x;
+# Debian 12's own nodejs is 18, which builds nothing here).
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if ((node_major < 20)); then
+    echo "install-browser: Node.js $(node --version) is too old for web/ (needs 20.19+)" >&2
+    exit 1
+fi
+
 # npm ci only when node_modules is missing or older than the lock file.
 cd "$root/web"
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then

@@ -74,7 +74,7 @@ def vmws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         "--jwt-secret", SECRET,
         "--scenario", str(FLEET),
         "--metrics-interval", "0.5",
-        "--heartbeat-interval", "5",
+        "--heartbeat-interval", "1",
     )  # fmt: skip
     yield server
     server.stop()

@@ -63,6 +63,8 @@ def test_chart_draws_points_from_live_metrics(ui: UI) -> None:
         }"""
     )
     assert painted > 10, f"only {painted} pixels of the CPU line"
+    # The page's JSON heartbeats (every heartbeatInterval, 1 s here) come back echoed.
+    assert re.fullmatch(r"\d+ ms", ui.page.get_by_test_id("latency").inner_text())
 
 
 def test_stop_then_start_change_the_status_badge(ui: UI) -> None:

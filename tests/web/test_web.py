@@ -50,6 +50,12 @@ class UIRoutesTest(AsyncHTTPTestCase):
         again = self.fetch("/", headers={"If-None-Match": etag})
         assert again.code == 304
 
+    def test_head_gives_the_headers_without_the_page(self) -> None:
+        response = self.fetch("/", method="HEAD")
+        assert response.code == 200
+        assert response.body == b""
+        assert response.headers["Cache-Control"] == "no-cache"
+
     def test_index_changes_etag_when_the_build_changes(self) -> None:
         first = self.fetch("/").headers["Etag"]
         (self.root / "index.html").write_bytes(INDEX.replace(b"1a2b3c", b"4d5e6f"))

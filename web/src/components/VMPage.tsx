@@ -70,7 +70,11 @@ export function VMPage({ name, token }: { name: string; token: string }) {
           <span className="note">up {formatDuration(vm.status.uptime)}</span>
         )}
         <ConnectionBadge state={vm.connection} testId="vm-connection" />
-        {vm.latencyMs !== null && open && <span className="note">{Math.round(vm.latencyMs)} ms</span>}
+        {vm.latencyMs !== null && open && (
+          <span className="note" data-testid="latency" title="Heartbeat round trip">
+            {Math.round(vm.latencyMs)} ms
+          </span>
+        )}
       </header>
 
       {vm.lastError && (
