@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-from tornado.web import URLSpec
+from tornado.routing import URLSpec
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "ASSET_PREFIX", "ui_routes"]
 
