@@ -1,0 +1,185 @@
+"""A VM's serial console as a ``ConsoleStream`` over a non-blocking libvirt stream.
+
+Modelled on virt-manager's serial console: the stream's callback (run on the asyncio
+loop by libvirtaio) reads until libvirt says "try again" (-2); ``b""`` is the end of
+the stream; writable interest is asked for only while typed input is queued. When the
+stream ends, the backend's ``opener`` decides what that meant: it hands back a fresh
+stream if the VM is still (or again) running, as after a restart or a libvirtd restart,
+or ``None`` when the VM stopped, and then readers get ``b""``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import libvirt
+
+from vmws.backend import ConsoleStream
+from vmws.errors import BackendError, VMNotRunning
+
+__all__ = ["LibvirtConsole", "StreamOpener"]
+
+log = logging.getLogger(__name__)
+
+StreamOpener = Callable[[], Awaitable["libvirt.virStream | None"]]
+
+_CHUNK = 64 * 1024
+_BASE_EVENTS = (
+    libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP
+)
+_TRY_AGAIN = -2
+
+
+class LibvirtConsole(ConsoleStream):
+    """One VM's console; the hub owns it and shares it among viewers."""
+
+    def __init__(self, name: str, opener: StreamOpener,
+                 release: Callable[[libvirt.virStream], Awaitable[None]]) -> None:
+        self.name = name
+        self._opener = opener
+        self._release_stream = release
+        self._stream: libvirt.virStream | None = None
+        self._output: asyncio.Queue[bytes] = asyncio.Queue()
+        self._pending = bytearray()
+        self._finished = False
+        self._reopening: asyncio.Task[None] | None = None
+        self._writable_wanted = False
+
+    # Public methods
+
+    async def attach(self) -> None:
+        """Open the first stream; ``VMNotRunning`` if the VM has no console now."""
+        stream = await self._opener()
+        if stream is None:
+            raise VMNotRunning(f"VM {self.name!r} is not running")
+        self._attach(stream)
+
+    async def read(self) -> bytes:
+        if self._finished and self._output.empty():
+            return b""
+        data = await self._output.get()
+        if not data:
+            # Leave the sentinel for any other pending reader.
+            self._output.put_nowait(b"")
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._finished:
+            raise VMNotRunning(f"the console of VM {self.name!r} is closed")
+        self._pending += data
+        self._flush()
+
+    async def close(self) -> None:
+        self.end()
+        if self._reopening is not None:
+            self._reopening.cancel()
+        await self._drop_stream()
+
+    def end(self) -> None:
+        """End the stream for readers (the VM stopped); no re-open follows."""
+        if not self._finished:
+            self._finished = True
+            self._output.put_nowait(b"")
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._unwatch(stream)
+            asyncio.ensure_future(self._release_stream(stream))
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    # Stream plumbing
+
+    def _attach(self, stream: libvirt.virStream) -> None:
+        self._stream = stream
+        self._writable_wanted = False
+        stream.eventAddCallback(_BASE_EVENTS, self._on_event, None)
+        self._flush()
+
+    def _unwatch(self, stream: libvirt.virStream) -> None:
+        try:
+            stream.eventRemoveCallback()
+        except libvirt.libvirtError:
+            pass
+
+    async def _drop_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._unwatch(stream)
+            await self._release_stream(stream)
+
+    def _on_event(self, stream: libvirt.virStream, events: int, _opaque: Any) -> None:
+        if stream is not self._stream:
+            return
+        if events & libvirt.VIR_STREAM_EVENT_READABLE:
+            self._read_available(stream)
+        if self._stream is stream and events & libvirt.VIR_STREAM_EVENT_WRITABLE:
+            self._flush()
+        if self._stream is stream and events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
+            self._lost()
+
+    def _read_available(self, stream: libvirt.virStream) -> None:
+        while self._stream is stream:
+            try:
+                data = stream.recv(_CHUNK)
+            except libvirt.libvirtError as exc:
+                log.debug("console %s: recv failed: %s", self.name, exc)
+                self._lost()
+                return
+            if data == _TRY_AGAIN:
+                return
+            if not data:
+                self._lost()
+                return
+            self._output.put_nowait(bytes(data))
+
+    def _flush(self) -> None:
+        stream = self._stream
+        if stream is None:
+            return  # kept until the stream is back
+        while self._pending:
+            try:
+                sent = stream.send(bytes(self._pending[:_CHUNK]))
+            except libvirt.libvirtError as exc:
+                log.debug("console %s: send failed: %s", self.name, exc)
+                self._lost()
+                return
+            if sent == _TRY_AGAIN:
+                break
+            del self._pending[:sent]
+        wanted = bool(self._pending)
+        if wanted != self._writable_wanted:
+            self._writable_wanted = wanted
+            events = _BASE_EVENTS | (libvirt.VIR_STREAM_EVENT_WRITABLE if wanted else 0)
+            try:
+                stream.eventUpdateCallback(events)
+            except libvirt.libvirtError:
+                self._lost()
+
+    def _lost(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._unwatch(stream)
+            asyncio.ensure_future(self._release_stream(stream))
+        if not self._finished and self._reopening is None:
+            self._reopening = asyncio.ensure_future(self._reopen())
+
+    async def _reopen(self) -> None:
+        try:
+            stream = await self._opener()
+        except BackendError as exc:
+            log.info("console %s: cannot re-open: %s", self.name, exc.message)
+            stream = None
+        finally:
+            self._reopening = None
+        if stream is not None and not self._finished:
+            log.info("console %s: stream re-opened", self.name)
+            self._attach(stream)
+            return
+        if stream is not None:
+            await self._release_stream(stream)
+        self.end()
