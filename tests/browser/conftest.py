@@ -42,6 +42,12 @@ FLEET = Path(__file__).with_name("fleet.toml")
 ARTIFACTS = ROOT / "artifacts" / "browser"
 HTML_VM = '<img src=x onerror=alert(1)>&amp;"q"'
 ALL = ("read", "control", "console")
+SERVE_ARGS = (
+    "--jwt-secret", SECRET,
+    "--scenario", str(FLEET),
+    "--metrics-interval", "0.5",
+    "--heartbeat-interval", "1",
+)  # fmt: skip
 
 
 def _require_browser() -> None:
@@ -68,14 +74,7 @@ def token(permissions: tuple[str, ...] = ALL, *, sub: str = "browser", ttl: floa
 @pytest.fixture(scope="session")
 def vmws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     _require_browser()
-    log = tmp_path_factory.mktemp("vmws-serve") / "serve.log"
-    server = start_server(
-        log,
-        "--jwt-secret", SECRET,
-        "--scenario", str(FLEET),
-        "--metrics-interval", "0.5",
-        "--heartbeat-interval", "1",
-    )  # fmt: skip
+    server = start_server(tmp_path_factory.mktemp("vmws-serve") / "serve.log", *SERVE_ARGS)
     yield server
     server.stop()
 

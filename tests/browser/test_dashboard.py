@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import HTML_VM, UI, token
+from tests.browser.conftest import HTML_VM, SERVE_ARGS, UI, token
+from tests.browser.server import start_server
 
 pytestmark = pytest.mark.browser
 
@@ -190,3 +192,28 @@ def test_page_is_served_with_a_strict_content_security_policy(ui: UI) -> None:
     expected = ("requires 'Trusted", "Content Security Policy")
     assert all(any(e in p for e in expected) for p in ui.problems), ui.problems
     ui.problems.clear()
+
+
+def test_page_reconnects_when_the_server_comes_back(ui: UI, tmp_path: Path) -> None:
+    """A restart of vmws (close code 1001) costs the page one 5 s wait, not a reload."""
+    first = start_server(tmp_path / "first.log", *SERVE_ARGS)
+    ui.server = first
+    try:
+        ui.open_vm("chart-1")
+        first.stop()
+        connection = ui.page.get_by_test_id("vm-connection")
+        ui.page.locator("[data-testid=vm-connection][data-state=reconnecting]").wait_for()
+        second = start_server(tmp_path / "second.log", *SERVE_ARGS, "--port", str(first.port))
+        try:
+            ui.page.locator("[data-testid=vm-connection][data-state=open]").wait_for(timeout=12_000)
+            assert connection.inner_text() == "live"
+            ui.page.locator("[data-testid=vm-status][data-state=running]").wait_for()
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    # Had a retry come while the server was down, Chromium would have logged it.
+    ui.problems[:] = [
+        p for p in ui.problems
+        if "ERR_CONNECTION_REFUSED" not in p and not p.startswith("console.error: WebSocket connection to")
+    ]  # fmt: skip
