@@ -146,7 +146,7 @@ export class ManagedSocket {
     return true;
   }
 
-  /** Closes for good: no retry, no more events. */
+  /** Closes for good: no retry; a last `closed` state event, then silence. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
