@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 import orjson
 import tornado.web
 import tornado.websocket
+from tornado.websocket import _WebSocketParams
 
 from vmws import protocol
 from vmws.auth import Permission, Principal
 from vmws.limits import TokenBucket
 from vmws.tickets import TICKET_PREFIX, Authenticator
+from vmws.wsprotocol import StrictWebSocketProtocol
 from vmws.config import Config
 from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
@@ -91,6 +93,15 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     def get_compression_options(self) -> None:
         return None  # console output is already dense; compression costs CPU per viewer
+
+    def get_websocket_protocol(self) -> StrictWebSocketProtocol | None:
+        if self.request.headers.get("Sec-WebSocket-Version") != "13":
+            return None  # Tornado answers 426 Upgrade Required
+        params = _WebSocketParams(
+            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+            max_message_size=self.max_message_size, compression_options=self.get_compression_options(),
+        )
+        return StrictWebSocketProtocol(self, False, params)
 
     async def open(self, name: str) -> None:  # type: ignore[override]
         self.vm = name
