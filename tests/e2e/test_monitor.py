@@ -166,3 +166,14 @@ async def test_silent_peer_is_closed_after_two_intervals() -> None:
         assert b"heartbeat timeout" in received
         assert (4010).to_bytes(2, "big") + b"heartbeat timeout" in received
         writer.close()
+
+
+async def test_a_command_that_outlives_its_deadline_fails_with_unknown_error() -> None:
+    async with running_server(speed=1, command_timeout=0.05) as server, client(server, "web-4") as c:
+        await c.recv("status")
+        response = await c.command("stop", "slow-stop")
+        assert response["success"] is False and response["code"] == "UNKNOWN_ERROR"
+        assert "timed out" in response["message"]
+        # The stop still finishes, and the next command waits for it rather than overlapping.
+        followup = await c.command("start", "after-slow-stop")
+        assert followup["success"] is True and followup["status"] == "running"
