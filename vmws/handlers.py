@@ -99,11 +99,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             return None  # Tornado answers 426 Upgrade Required
         params = _WebSocketParams(
             ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            max_message_size=self.max_message_size, compression_options=self.get_compression_options(),
+            max_message_size=self.max_message_size, compression_options=None,  # see get_compression_options
         )
         return StrictWebSocketProtocol(self, False, params)
 
-    async def open(self, name: str) -> None:  # type: ignore[override]
+    async def open(self, name: str) -> None:
         self.vm = name
         self.set_nodelay(True)
         try:
@@ -237,9 +237,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if not future.cancelled():
             future.exception()  # retrieved, so a closed stream is not logged as unhandled
 
-    def ping(self) -> None:
+    def ping(self, data: str | bytes = b"") -> None:
         try:
-            super().ping(b"")
+            super().ping(data)
         except tornado.websocket.WebSocketClosedError:
             self._closing = True
 
@@ -297,7 +297,7 @@ class ConsoleSocket(_VMSocket):
             raise InvalidCommand("'since' must be a byte offset (a whole number)")
         return int(raw)
 
-    async def open(self, name: str) -> None:  # type: ignore[override]
+    async def open(self, name: str) -> None:
         try:
             self._since_offset = self._since()
         except InvalidCommand as exc:
