@@ -26,6 +26,7 @@ def write_fleet(path: str | os.PathLike[str], count: int, prefix: str = "load") 
     if count < 1:
         raise ValueError(f"a fleet needs at least one VM, got {count}")
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# {count} running VMs for a vmws load test (loadtests/fleet.py)\n"]
     for name in vm_names(count, prefix):
         # small guests: memory does not matter to the simulator, only to metrics values

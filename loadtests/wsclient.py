@@ -15,6 +15,7 @@ import os
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["Connection", "connect", "connect_many", "OP_TEXT", "OP_CLOSE"]
@@ -74,9 +75,9 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    def connection_made(self, transport: Any) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self.transport = transport  # type: ignore[assignment]
         transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:

@@ -1,0 +1,90 @@
+"""``python -m loadtests.bench [--quick] [--only NAME ...]``: run the benchmarks, print
+their figures, and end with one line per target: ``NAME ratio=R target=T OK|MISS``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadtests.bench import broadcast, echo, flood, idle
+from loadtests.bench.common import CLIENT_CPU, Outcome
+from loadtests.procs import pin_to, raise_nofile
+
+NAMES = ("console_flood", "console_echo", "idle_10k", "broadcast_1k")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+async def _run(names: list[str], quick: bool, out: Path) -> list[Outcome]:
+    outcomes = []
+    for name in names:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        if name == "console_flood":
+            outcome = await flood.run(out, rounds=2 if quick else 5, seconds=3 if quick else 5)
+        elif name == "console_echo":
+            outcome = await echo.run(out, rounds=1 if quick else 3, seconds=5 if quick else 15, consoles=1000)
+        elif name == "idle_10k":
+            outcome = await idle.run(out, connections=10000, interval=5.0 if quick else 30.0)
+        else:
+            outcome = await broadcast.run(out, rounds=1 if quick else 3, seconds=6 if quick else 15, watchers=1000)
+        print(f"   {outcome.line()}", file=sys.stderr, flush=True)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _event_loop_run(coro: Any) -> Any:
+    # uvloop spends a third of asyncio's CPU per socket event: the client stays out of
+    # the figures (a thousand sockets read per broadcast). Plain asyncio if missing.
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about a minute and a half)")
+    parser.add_argument("--only", action="append", choices=NAMES, help="run only this benchmark (repeatable)")
+    parser.add_argument("--out", help="folder for server logs and fleets (default: a temporary one)")
+    parser.add_argument("--json", help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+    raise_nofile()
+    pin_to(CLIENT_CPU)  # servers run on CPU 0
+    names = args.only or list(NAMES)
+    with tempfile.TemporaryDirectory(prefix="vmws-bench-") as tmp:
+        out = Path(args.out or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"vmws benchmarks on {machine()}", flush=True)
+        outcomes = _event_loop_run(_run(names, args.quick, out))
+    report: dict[str, Any] = {
+        "machine": machine(), "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick, "results": {o.name: {"ratio": o.ratio, "target": o.target, "ok": o.ok,
+                                                  "note": o.note, "figures": o.figures} for o in outcomes},
+    }
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    for outcome in outcomes:
+        print(outcome.line())
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

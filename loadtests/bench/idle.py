@@ -1,0 +1,93 @@
+"""Benchmark 3: ten thousand connections held by one process: memory per connection.
+
+vmws: console viewers of idle VMs (25 per VM, below the default viewer cap), with
+heartbeats every ``interval``; the baseline: ``/idle`` with the same heartbeats. Both
+are held for at least two heartbeat intervals: every connection must stay open and
+receive every heartbeat. Memory per connection is the server's resident-set growth
+over the connections it holds; kernel socket memory (both ends) is shown beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from pathlib import Path
+
+from loadtests.bench.common import Bench, Outcome, progress
+from loadtests.procs import ServerProcess
+from loadtests.wsclient import Connection, connect_many
+
+__all__ = ["run"]
+
+TARGET = 1.5
+VIEWERS_PER_VM = 25
+
+
+def _tcp_memory_bytes() -> int:
+    """Kernel memory of every TCP socket on the machine (``/proc/net/sockstat``, pages)."""
+    with open("/proc/net/sockstat", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("mem") + 1]) * 4096
+    return 0
+
+
+def _count_heartbeats(conn: Connection, payload: bytes, arrived: float) -> None:
+    if b'"heartbeat"' in payload[:40] and conn.user is not None:
+        conn.user[0] += 1  # type: ignore[index]
+
+
+async def _hold(server: ServerProcess, urls: list[str], interval: float) -> dict[str, float]:
+    before = server.usage().rss_bytes
+    kernel_before = _tcp_memory_bytes()
+    started = time.perf_counter()
+    conns = await connect_many(urls, _count_heartbeats, timeout=600,
+                               progress=lambda n: progress(f"  {n} connected"))
+    connect_seconds = time.perf_counter() - started
+    try:
+        await asyncio.sleep(2.0)
+        for conn in conns:
+            conn.user = [0]  # heartbeats counted from here
+        held_from = time.perf_counter()
+        after = server.usage().rss_bytes
+        kernel_after = _tcp_memory_bytes()
+        expected = 2
+        # long enough for two heartbeats whatever the phase of the server's timer
+        await asyncio.sleep(expected * interval + interval * 0.5 + 1.0)
+        held = sum(1 for c in conns if c.is_open)
+        missed = sum(max(0, expected - c.user[0]) for c in conns)  # type: ignore[index]
+        return {
+            "connections": len(conns), "held": held, "missed_heartbeats": missed,
+            "bytes_per_connection": (after - before) / len(urls),
+            "kernel_bytes_per_connection": (kernel_after - kernel_before) / len(urls),
+            "connect_seconds": connect_seconds, "held_seconds": time.perf_counter() - held_from,
+            "rss_bytes": after,
+        }
+    finally:
+        for conn in conns:
+            conn.close()
+        await asyncio.sleep(1.0)
+
+
+async def run(out: Path, *, connections: int, interval: float) -> Outcome:
+    bench = Bench(out)
+    vms = math.ceil(connections / VIEWERS_PER_VM)
+    with bench.vmws("idle", vms, heartbeat_interval=interval) as vmws:
+        await asyncio.sleep(1.0)
+        urls = [bench.console_url(vmws, i % vms) for i in range(connections)]
+        progress(f"idle: {connections} console viewers of {vms} idle VMs on vmws")
+        mine = await _hold(vmws, urls, interval)
+    with bench.baseline("idle", heartbeat_interval=interval) as base:
+        progress(f"idle: {connections} connections on the baseline")
+        theirs = await _hold(base, [f"{base.base_url}/idle"] * connections, interval)
+    ratio = mine["bytes_per_connection"] / theirs["bytes_per_connection"]
+    all_held = mine["held"] == connections and mine["missed_heartbeats"] == 0
+    return Outcome(
+        "idle_10k", ratio, TARGET, higher=False, extra_ok=all_held,
+        note=f"held {mine['held']:.0f}/{connections}, missed heartbeats {mine['missed_heartbeats']:.0f}; "
+             f"{mine['bytes_per_connection'] / 1000:.1f} vs {theirs['bytes_per_connection'] / 1000:.1f} KB "
+             f"per connection, kernel {mine['kernel_bytes_per_connection'] / 1000:.1f} KB (both ends)",
+        figures={"vmws": mine, "baseline": theirs, "heartbeat_interval": interval},
+    )
