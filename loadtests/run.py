@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -43,6 +44,9 @@ class RunResult:
     # CPU share of one core the server used over the run (None: server not ours)
     server_cpu: float | None = None
     server_rss_bytes: int | None = None
+    # CPU share of one core Locust used (all its processes): near 1.0 per process
+    # means the client, not the server, set the pace
+    client_cpu: float | None = None
 
     @property
     def failures(self) -> int:
@@ -113,6 +117,7 @@ def run_scenario(
     env = {**os.environ, "VMWS_JWT_SECRET": secret}  # the secret stays off the command line
     try:
         before = server.usage() if server is not None else None
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         with open(out / f"locust-{name}.log", "wb") as log:
             proc = subprocess.run(
@@ -122,6 +127,7 @@ def run_scenario(
             )
         seconds = time.monotonic() - started
         after = server.usage() if server is not None else None
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         if own is not None:
             own.stop()
@@ -130,6 +136,8 @@ def run_scenario(
     return RunResult(
         spec.scenario, users, proc.returncode, csv_prefix, html, seconds, stats,
         server_cpu=cpu, server_rss_bytes=after.rss_bytes if after else None,
+        client_cpu=(children_after.ru_utime + children_after.ru_stime
+                    - children.ru_utime - children.ru_stime) / seconds,
     )
 
 
@@ -156,7 +164,8 @@ def summary(result: RunResult) -> str:
         )
     if result.server_cpu is not None:
         lines.append(f"  server: {result.server_cpu * 100:.0f}% of a core, "
-                     f"{(result.server_rss_bytes or 0) / 2**20:.0f} MiB resident")
+                     f"{(result.server_rss_bytes or 0) / 2**20:.0f} MiB resident; "
+                     f"Locust: {(result.client_cpu or 0) * 100:.0f}% of a core")
     lines.append(f"  limit for capacity: p99 of '{spec.limit_request}' <= {spec.limit_p99_ms:g} ms")
     lines.append(f"  CSV: {result.csv_prefix}_stats.csv  HTML: {result.html}")
     return "\n".join(lines)
