@@ -1,9 +1,11 @@
-"""The simulated fleet: a set of machines sharing one clock and one seeded generator.
+"""The simulated fleet: machines sharing one clock, one seeded generator, one event log
+and a timeline of scripted events.
 
 This is the sans-I/O face of the simulator: plain method calls and callbacks, no
 asyncio. ``vmws.backends.simulator`` adapts it to the async ``Backend`` interface;
-tests drive it directly on a ``VirtualClock``. Given the same fleet, seed and inputs
-at the same clock times, it produces the same events and console bytes.
+tests and ``python -m simulator run`` drive it directly on a ``VirtualClock``. Given
+the same fleet, seed and inputs at the same clock times, it produces the same event
+log and console bytes.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import logging
 import random
 from collections.abc import Callable
 
+from simulator.eventlog import Category, EventLog
 from simulator.fleet import FleetSpec, demo_fleet
-from simulator.machine import ConsoleTap, Done, Machine
+from simulator.listeners import add_listener
+from simulator.machine import ConsoleTap, Done, Machine, Outcome
+from simulator.timeline import Timeline
 from vmws.backend import Action, MetricsSample, StatusListener, VMInfo
 from vmws.clock import Clock
-from vmws.errors import VMNotFound
+from vmws.errors import BackendError, VMNotFound
 
 __all__ = ["Simulator"]
 
@@ -24,15 +29,20 @@ log = logging.getLogger(__name__)
 
 
 class Simulator:
-    def __init__(self, clock: Clock, fleet: FleetSpec | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self, clock: Clock, fleet: FleetSpec | None = None, *, seed: int = 0, log_limit: int = 10_000
+    ) -> None:
         self.clock = clock
+        self.fleet = fleet or demo_fleet()
         self._rng = random.Random(seed)
         salt = self._rng.getrandbits(64)
         self._listeners: list[StatusListener] = []
-        specs = sorted((fleet or demo_fleet()).vms, key=lambda vm: vm.name)
-        self._machines = {
-            spec.name: Machine(spec, clock, self._rng, salt, self._notify) for spec in specs
-        }
+        self.events = EventLog(clock.time, log_limit)
+        record = self.events.record
+        specs = sorted(self.fleet.vms, key=lambda vm: vm.name)
+        self._machines = {spec.name: Machine(spec, clock, self._rng, salt, self._notify, record) for spec in specs}
+        self._halted = False
+        self.timeline = Timeline(self, self.fleet.events, self._rng)
 
     def _machine(self, name: str) -> Machine:
         try:
@@ -50,6 +60,10 @@ class Simulator:
 
     # Public methods
 
+    @property
+    def halted(self) -> bool:
+        return self._halted
+
     def names(self) -> list[str]:
         return list(self._machines)
 
@@ -63,29 +77,38 @@ class Simulator:
         return self._machine(name).sample()
 
     def perform(self, name: str, action: Action, *, force: bool = False, done: Done) -> None:
-        """Begin ``action``; ``done`` is called with the result once it has finished.
-        ``VMNotFound`` / ``VMNotRunning`` / ``CommandFailed`` are raised at once."""
-        self._machine(name).perform(action, force, done)
+        """Carry out ``action`` (after any already asked for on that VM); ``done`` gets
+        the resulting ``VMInfo`` or the ``BackendError``. ``VMNotFound`` is raised at once."""
+        machine = self._machine(name)
+        self.events.record(name, Category.COMMAND, f"{action.value}{' (force)' if force else ''}")
+
+        def finished(outcome: Outcome) -> None:
+            if isinstance(outcome, BackendError):
+                self.events.record(name, Category.COMMAND, f"{action.value} failed: {outcome.message}")
+            else:
+                self.events.record(name, Category.COMMAND, f"{action.value} done: {outcome.status.value}")
+            done(outcome)
+
+        machine.perform(action, force, finished)
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return add_listener(self._listeners, listener)
 
     def open_console(self, name: str, on_ready: Callable[[], None]) -> ConsoleTap:
         """A new reader of the VM's console; ``VMNotRunning`` unless running or paused."""
         return self._machine(name).open_console(on_ready)
 
+    def type(self, name: str, data: bytes) -> None:
+        """Keys typed on the VM's serial console, whether or not anyone reads it."""
+        self._machine(name).console_input(data)
+
     def halt(self) -> None:
         """Shut the simulation down: pending transitions are dropped, consoles reach eof."""
+        self._halted = True
         for machine in self._machines.values():
             machine.halt()
         self._listeners.clear()
 
     def machine(self, name: str) -> Machine:
-        """The machine itself, for tests and (later) scripted faults."""
+        """The machine itself, for the timeline and for tests."""
         return self._machine(name)

@@ -1,61 +1,137 @@
-"""Fleet descriptions: what VMs a simulation starts with, and the scenario file format.
+"""Fleet descriptions: the values a simulation starts from.
 
-A scenario file is TOML. Phase 1 knows one table array, ``[[vm]]``::
-
-    # a minimal fleet
-    [[vm]]
-    name = "web-1"          # required; letters, digits, '.', '_' and '-'
-    status = "running"      # optional: running (default), stopped, paused, suspended, error
-    memory_mib = 2048       # optional: guest memory, default 2048
-    vcpus = 2               # optional: default 2
-
-Every VM gets the Ubuntu 22.04 personality (login ``admin`` / ``admin``, hostname =
-VM name). Unknown keys, bad values and duplicate names are errors: ``load_scenario``
-raises ``ValueError`` with a message naming the file, the VM and the field, which the
-CLI prints as it is. Issue 3 grows this format (templates and counts, personalities,
-durations, metrics profiles, a timeline of faults) without breaking these files.
+A ``FleetSpec`` is what a scenario file (``simulator/scenario.py`` parses them; the
+format is documented in ``docs/simulator.md``) or the built-in demo fleet describes:
+the VMs with their personality (what the guest OS looks like from its console),
+timings, metrics profile and initial status, and a timeline of scripted events.
+Everything here is a frozen value; VMs made from one template share the same
+personality, timings and profile objects, which keeps 10,000 of them cheap.
 """
 
 from __future__ import annotations
 
-import os
+import enum
+import functools
 import re
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
-from vmws.backend import VMStatus
+from vmws.backend import Action, VMStatus
 
 __all__ = [
+    "Init",
+    "User",
     "Personality",
     "Timings",
+    "ProfileKind",
+    "MetricsProfile",
+    "PROFILES",
+    "EventKind",
+    "TimelineEvent",
     "VMSpec",
     "FleetSpec",
-    "load_scenario",
-    "parse_scenario",
     "demo_fleet",
+    "valid_name",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_VM_KEYS = frozenset({"name", "status", "memory_mib", "vcpus"})
+# Any printable name that stays one URL path segment: libvirt allows '<', '&' and
+# quotes in domain names, and the UI must cope with them, so the simulator does too.
+_NAME_RE = re.compile(r"^[^/\x00-\x1f\x7f]{1,63}$")
+
+
+def valid_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name)) and name == name.strip()
+
+
+class Init(str, enum.Enum):
+    """The init system, which decides how the boot and shutdown logs look."""
+
+    SYSTEMD = "systemd"
+    OPENRC = "openrc"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A login on the guest."""
+
+    name: str
+    password: str
+    sudo: bool = False
+
+    @property
+    def home(self) -> str:
+        return "/root" if self.name == "root" else f"/home/{self.name}"
+
+
+_UBUNTU_OS_RELEASE = (
+    'PRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
+    'NAME="Ubuntu"\n'
+    'VERSION_ID="22.04"\n'
+    'VERSION="22.04.4 LTS (Jammy Jellyfish)"\n'
+    "VERSION_CODENAME=jammy\n"
+    "ID=ubuntu\n"
+    "ID_LIKE=debian\n"
+    'HOME_URL="https://www.ubuntu.com/"\n'
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Personality:
-    """What the guest OS looks like from its serial console."""
+    """What the guest OS looks like from its serial console.
 
+    The defaults are Ubuntu 22.04 (``simulator/personalities.py`` holds the other
+    built-ins). ``hostname`` and ``issue`` are templates: ``{name}`` is the VM's
+    name, ``{hostname}``, ``{os_name}``, ``{tty}`` and ``{kernel}`` what they say.
+    ``files`` are the static files of the fake tree (path, content); ``/etc/hostname``
+    and each user's ``notes.txt`` are added per VM.
+    """
+
+    name: str = "ubuntu-22.04"
     os_name: str = "Ubuntu 22.04.4 LTS"
     kernel: str = "5.15.0-105-generic"
     kernel_build: str = "#115-Ubuntu SMP Mon Apr 15 09:52:04 UTC 2024"
-    username: str = "admin"
-    password: str = "admin"
+    hostname: str = "{name}"
+    issue: str = "{os_name} {hostname} {tty}"
+    welcome: str = "Welcome to {os_name} (GNU/Linux {kernel} x86_64)\n\n * Documentation:  https://help.ubuntu.com\n\n"
+    motd: str = ""
+    prompt: str = "{user}@{host}:{cwd}{sigil} "
     tty: str = "ttyS0"
+    init: Init = Init.SYSTEMD
+    users: tuple[User, ...] = (User("admin", "admin", sudo=True),)
+    files: tuple[tuple[str, str], ...] = (
+        ("/etc/os-release", _UBUNTU_OS_RELEASE),
+        ("/etc/issue", "Ubuntu 22.04.4 LTS \\n \\l\n\n"),
+        ("/etc/motd", ""),
+    )
+
+    @property
+    def username(self) -> str:
+        """The first user: the one scenario authors and tests log in as."""
+        return self.users[0].name
+
+    @property
+    def password(self) -> str:
+        return self.users[0].password
+
+    def user(self, name: str) -> User | None:
+        for user in self.users:
+            if user.name == name:
+                return user
+        return None
+
+    def hostname_for(self, vm_name: str) -> str:
+        return self.hostname.replace("{name}", vm_name)
 
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    """Nominal durations in clock seconds; the engine jitters each by up to ±20 %."""
+    """Durations in clock seconds; transitions are jittered by up to ±20 %.
+
+    ``shutdown_timeout``: a graceful stop not finished by then is forced (as the
+    Backend table says). ``boot_timeout``: a ``start`` or ``restart`` whose guest has
+    not reached its login prompt by then fails with ``CommandTimeout`` (the VM stays
+    running, stuck).
+    """
 
     boot: float = 1.5
     shutdown: float = 1.0
@@ -65,6 +141,97 @@ class Timings:
     pause: float = 0.05
     destroy: float = 0.1
     login_failure_delay: float = 1.0
+    shutdown_timeout: float = 30.0
+    boot_timeout: float = 120.0
+
+
+class ProfileKind(str, enum.Enum):
+    """The shape of a metrics curve (``simulator/metrics.py``)."""
+
+    IDLE = "idle"  # a few percent CPU, flat memory, a trickle of I/O
+    WEB = "web"  # a diurnal sine with noise; traffic follows it
+    BATCH = "batch"  # quiet, then a job every `period` that runs flat out for `burst`
+    LEAK = "leak"  # memory ramps up over `period`, then the OOM killer resets it
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsProfile:
+    """Parameters of a metrics curve; each VM adds its own seeded variation.
+
+    ``cpu`` is the mean utilisation (percent of the VM's vCPUs), ``memory`` the mean
+    fraction of memory used, ``net`` bytes/s received (sent is 40 % of it), ``disk``
+    bytes/s written (read is 30 % of it), ``period`` and ``burst`` in seconds.
+    """
+
+    name: str
+    kind: ProfileKind
+    cpu: float
+    memory: float
+    net: float
+    disk: float
+    period: float
+    burst: float = 0.0
+
+
+PROFILES: dict[str, MetricsProfile] = {
+    "idle": MetricsProfile("idle", ProfileKind.IDLE, cpu=2.0, memory=0.25, net=800.0, disk=2_000.0, period=600.0),
+    "web": MetricsProfile("web", ProfileKind.WEB, cpu=25.0, memory=0.45, net=400_000.0, disk=60_000.0, period=86_400.0),
+    "batch": MetricsProfile(
+        "batch", ProfileKind.BATCH, cpu=4.0, memory=0.35, net=20_000.0, disk=8_000_000.0, period=900.0, burst=180.0
+    ),
+    "leak": MetricsProfile("leak", ProfileKind.LEAK, cpu=8.0, memory=0.3, net=30_000.0, disk=20_000.0, period=7_200.0),
+}
+
+
+class EventKind(str, enum.Enum):
+    """What a timeline entry does to its VMs; the value is the scenario's spelling."""
+
+    # faults
+    CRASH = "crash"
+    HANG_ON_SHUTDOWN = "hang-on-shutdown"
+    FAIL_NEXT_COMMAND = "fail-next-command"
+    STUCK_BOOTING = "stuck-booting"
+    PAUSE = "pause"
+    DISK_BURST = "disk-burst"
+    NETWORK_BURST = "network-burst"
+    # actions, as if a user had sent the command
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    # keystrokes on the serial console
+    TYPE = "type"
+
+    @property
+    def action(self) -> Action | None:
+        try:
+            return Action(self.value) if self is not EventKind.PAUSE else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One ``[[event]]``: at ``at`` clock seconds after the simulation starts (then
+    every ``every`` seconds, ``repeat`` times or forever), do ``kind`` to ``vms``
+    (or to ``pick`` of them, chosen by the seeded generator)."""
+
+    at: float
+    kind: EventKind
+    vms: tuple[str, ...]
+    selector: str
+    line: int | None = None
+    pick: int | None = None
+    every: float | None = None
+    repeat: int | None = None
+    force: bool = False
+    duration: float | None = None
+    rate: float | None = None
+    message: str | None = None
+    action: Action | None = None
+    times: int = 1
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +242,9 @@ class VMSpec:
     status: VMStatus = VMStatus.RUNNING
     memory_mib: int = 2048
     vcpus: int = 2
-    personality: Personality = field(default_factory=Personality)
-    timings: Timings = field(default_factory=Timings)
+    personality: Personality = Personality()
+    timings: Timings = Timings()
+    profile: MetricsProfile = PROFILES["idle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,79 +252,15 @@ class FleetSpec:
     """A whole fleet, in file order (the engine sorts by name where it matters)."""
 
     vms: tuple[VMSpec, ...]
+    events: tuple[TimelineEvent, ...] = ()
+    name: str = ""
+    description: str = ""
 
 
-def _positive_int(value: Any, where: str, field_name: str, upper: int) -> int:
-    # bool is an int in Python; a TOML `true` here is a mistake, not 1
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
-        raise ValueError(f"{where}: {field_name} must be an integer from 1 to {upper}, got {value!r}")
-    return value
-
-
-def _parse_vm(raw: Any, index: int, source: str) -> VMSpec:
-    where = f"{source}: vm #{index + 1}"
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: each [[vm]] entry must be a table")
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(
-            f"{where}: name must be 1-63 letters, digits, '.', '_' or '-' "
-            f"(starting with a letter or digit), got {name!r}"
-        )
-    where = f"{source}: vm {name!r}"
-    unknown = sorted(set(raw) - _VM_KEYS)
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_VM_KEYS))}"
-        )
-    status_text = raw.get("status", VMStatus.RUNNING.value)
-    try:
-        status = VMStatus(status_text)
-    except ValueError:
-        choices = ", ".join(s.value for s in VMStatus)
-        raise ValueError(f"{where}: status must be one of {choices}, got {status_text!r}") from None
-    memory = _positive_int(raw.get("memory_mib", 2048), where, "memory_mib", 1 << 20)
-    vcpus = _positive_int(raw.get("vcpus", 2), where, "vcpus", 512)
-    return VMSpec(name=name, status=status, memory_mib=memory, vcpus=vcpus)
-
-
-def parse_scenario(text: str, source: str = "<scenario>") -> FleetSpec:
-    """Parse scenario TOML text; ``ValueError`` names ``source`` and the problem."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"vm"})
-    if unknown:
-        raise ValueError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; expected [[vm]] tables")
-    raw_vms = data.get("vm")
-    if not isinstance(raw_vms, list) or not raw_vms:
-        raise ValueError(f"{source}: no VMs: add at least one [[vm]] table with a name")
-    vms = tuple(_parse_vm(raw, i, source) for i, raw in enumerate(raw_vms))
-    seen: set[str] = set()
-    for vm in vms:
-        if vm.name in seen:
-            raise ValueError(f"{source}: vm {vm.name!r} is defined twice")
-        seen.add(vm.name)
-    return FleetSpec(vms=vms)
-
-
-def load_scenario(path: str | os.PathLike[str]) -> FleetSpec:
-    """Read and parse a scenario file; any problem is a ``ValueError`` naming it."""
-    source = os.fspath(path)
-    try:
-        with open(source, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise ValueError(f"{source}: cannot read scenario file: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{source}: scenario file is not UTF-8 text") from None
-    return parse_scenario(text, source)
-
-
+@functools.cache
 def demo_fleet() -> FleetSpec:
-    """The built-in demo fleet (``simulator/scenarios/demo.toml``)."""
+    """The built-in demo fleet (``simulator/scenarios/demo.toml``); parsed once, it is immutable."""
+    from simulator.scenario import parse_scenario  # the parser builds on these types
+
     text = resources.files("simulator").joinpath("scenarios/demo.toml").read_text("utf-8")
     return parse_scenario(text, "demo.toml")

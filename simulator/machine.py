@@ -1,16 +1,24 @@
-"""One simulated VM: its status, its transitions in clock time, its console readers.
+"""One simulated VM: its status, its transitions in clock time, its faults, its console readers.
 
 Transitions follow the action table in ``vmws.backend`` and take clock time (jittered
-by the seeded generator). Powering on makes the VM ``running`` at once — as libvirt
-reports a domain running as soon as QEMU starts — so its console can be opened to
-watch the boot log; the action completes (``done`` is called) when getty prints the
-login prompt. A graceful stop prints systemd's shutdown lines and then powers off;
-``force`` pulls the plug. Suspending saves the guest (its console state survives a
-restore); pausing freezes it (typed input and timers wait for the resume).
+by the seeded generator). Actions on one machine run one at a time: one asked for
+while another is under way waits in a queue, as libvirt's per-domain job lock makes
+it wait — except a forced ``stop``, which, like ``virsh destroy``, cuts in at once.
+Every outcome reaches the ``done`` callback: the resulting ``VMInfo``, or a
+``BackendError`` (``VMNotRunning`` where the table says so, ``CommandFailed`` for a
+scripted failure or a crash, ``CommandTimeout`` for a boot that never finishes).
 
-Every status change, and the uptime reset of a restart, is reported through
-``notify``. Console output goes to every open ``ConsoleTap``; when the VM stops,
-crashes or is suspended its taps reach eof.
+Powering on makes the VM ``running`` at once — as libvirt reports a domain running as
+soon as QEMU starts — so its console can show the boot log; ``start`` completes when
+getty prints the login prompt. A graceful stop prints systemd's shutdown lines and
+powers off (or hangs, when scripted, until forced: by a forced stop, or by the
+``shutdown_timeout``). Suspending saves the guest (its console survives a restore);
+pausing freezes it (typed input and console timers wait for the resume).
+
+Scheduled callbacks carry the machine's epoch: powering off, rebooting or crashing
+bumps it, so whatever was pending from before does nothing — no list of timer
+handles per VM. The console, the faults and the input held while paused exist only
+once needed: an idle VM of a 10,000-VM fleet is a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -18,22 +26,38 @@ from __future__ import annotations
 import enum
 import functools
 import random
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from simulator.bootlog import boot_log, shutdown_log
+from simulator.bootlog import (
+    boot_log,
+    kernel_lines,
+    panic_lines,
+    shutdown_log,
+    start_job_line,
+    stop_job_line,
+    systemd_time,
+)
 from simulator.console import Console
+from simulator.eventlog import Category
+from simulator.faults import DEFAULT_RATES, Burst, BurstKind, Faults
 from simulator.fleet import VMSpec
-from simulator.metrics import Activity, sample_metrics
+from simulator.metrics import Activity, MetricsModel, noise, sample_metrics
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
-from vmws.clock import Clock, Timer
-from vmws.errors import CommandFailed, VMNotRunning
+from vmws.clock import Clock
+from vmws.errors import BackendError, CommandFailed, CommandTimeout, VMNotRunning
 
-__all__ = ["Phase", "Machine", "ConsoleTap", "Done", "CHUNK", "TAP_LIMIT"]
+__all__ = ["Phase", "Machine", "ConsoleTap", "Done", "Outcome", "Record", "CHUNK", "TAP_LIMIT"]
 
 CHUNK = 64 * 1024  # the most flood output one read produces
 TAP_LIMIT = 4 * CHUNK  # a flood waits while any reader has this much unread
+_STUCK_LINE_EVERY = 10.0  # clock seconds between "A start job is running" lines
+_STOP_LINE_EVERY = 5.0
 
-Done = Callable[[VMInfo], None]
+Outcome = VMInfo | BackendError
+Done = Callable[[Outcome], None]
+Record = Callable[[str, Category, str], None]
 
 
 class Phase(enum.Enum):
@@ -76,6 +100,13 @@ _TABLE: dict[Action, dict[VMStatus, _Step]] = {
 }
 
 
+@dataclass(slots=True)
+class _Job:
+    action: Action
+    force: bool
+    dones: list[Done]
+
+
 class ConsoleTap:
     """One reader of a VM's serial console (sans-I/O; the backend adapter awaits it).
 
@@ -83,6 +114,8 @@ class ConsoleTap:
     ``CHUNK`` at a time), ``b""`` when there is nothing yet; ``eof`` tells the two
     apart. ``on_ready`` is called whenever a ``read`` may have something new.
     """
+
+    __slots__ = ("_machine", "_on_ready", "_buf", "eof")
 
     def __init__(self, machine: Machine, on_ready: Callable[[], None]) -> None:
         self._machine = machine
@@ -100,7 +133,7 @@ class ConsoleTap:
             machine.console.pump(CHUNK - len(self._buf))
         data = bytes(self._buf)
         self._buf.clear()
-        if data and machine.console.flooding:
+        if data and machine.pumping:
             machine.wake_taps()  # a flood held back by this reader's backlog may go on
         return data
 
@@ -130,6 +163,13 @@ class ConsoleTap:
 
 
 class Machine:
+    __slots__ = (
+        "spec", "name", "hostname", "status", "last_state_change", "phase", "model", "_clock", "_rng", "_salt",
+        "_notify", "_record", "_console", "_taps", "_deferred", "_held_input", "_boot_started", "_boot_duration",
+        "_booted_at", "_saved_uptime", "_run_acc", "_run_since", "_epoch", "_current", "_queue", "_faults",
+        "_disk_written", "_boots", "_stuck",
+    )  # fmt: skip
+
     def __init__(
         self,
         spec: VMSpec,
@@ -137,22 +177,31 @@ class Machine:
         rng: random.Random,
         salt: int,
         notify: Callable[[VMInfo], None],
+        record: Record | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
+        self.hostname = spec.personality.hostname_for(spec.name)
         self._clock = clock
         self._rng = rng
         self._salt = salt
         self._notify = notify
-        self.memory_total = spec.memory_mib * 1024 * 1024
+        self._record = record
+        self.model = MetricsModel(salt, spec.name, spec.profile, spec.vcpus, spec.memory_mib * 1024 * 1024)
         self.phase = Phase.IDLE
-        self.console = Console(spec.name, spec.personality, self, spec.timings.login_failure_delay)
-        self._taps: list[ConsoleTap] = []
-        self._timers: list[Timer] = []
-        self._deferred: list[Callable[[], None]] = []  # console timers that fell due while frozen
-        self._held_input = bytearray()  # typed while paused
+        self._console: Console | None = None
+        self._taps: tuple[ConsoleTap, ...] = ()
+        self._deferred: list[Callable[[], None]] | None = None  # console timers due while frozen
+        self._held_input: bytearray | None = None  # typed while paused
         self._boot_started = 0.0
         self._boot_duration = 1.0
+        self._epoch = 0
+        self._current: _Job | None = None
+        self._queue: deque[_Job] | None = None
+        self._faults: Faults | None = None
+        self._disk_written = 0
+        self._boots = 0
+        self._stuck = False
 
         now = clock.time()
         self.status = spec.status
@@ -164,7 +213,6 @@ class Machine:
         self._run_acc = 0.0  # running seconds since boot, up to _run_since
         self._run_since: float | None = None
         if spec.status in (VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.SUSPENDED):
-            self.console.show_login()  # nobody is attached yet, so this prints nowhere
             self._run_acc = max(0.0, self.last_state_change - (now - age))
             if spec.status is VMStatus.RUNNING:
                 self._booted_at, self._run_since, self._run_acc = now - age, now - age, 0.0
@@ -172,6 +220,28 @@ class Machine:
                 self._booted_at = now - age
             else:
                 self._saved_uptime = self._run_acc
+
+    @property
+    def memory_total(self) -> int:
+        return self.model.memory_total
+
+    @property
+    def console(self) -> Console:
+        """The serial console, made when first needed: at getty's prompt if the guest is up."""
+        if self._console is None:
+            up = self.status in (VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.SUSPENDED)
+            self._console = Console(
+                self.hostname, self.spec.personality, self, self.spec.timings.login_failure_delay,
+                memory_mib=self.spec.memory_mib, vcpus=self.spec.vcpus,
+                at_login=up and self.phase is Phase.IDLE and not self._stuck,
+            )
+        return self._console
+
+    @property
+    def faults(self) -> Faults:
+        if self._faults is None:
+            self._faults = Faults()
+        return self._faults
 
     # Queries
 
@@ -187,60 +257,126 @@ class Machine:
         now = self._clock.time()
         return self._run_acc + (now - self._run_since if self._run_since is not None else 0.0)
 
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def stuck(self) -> bool:
+        return self._stuck
+
     def sample(self) -> MetricsSample:
         now = self._clock.time()
+        status = self.status
+        console = self._console
         progress = 1.0
-        if self.status is VMStatus.PAUSED:
+        if status is VMStatus.RUNNING:
+            phase = self.phase
+            if phase is Phase.BOOTING or phase is Phase.REBOOTING:
+                activity = Activity.BOOTING
+                progress = (now - self._boot_started) / self._boot_duration
+            elif console is not None and console.flooding:
+                activity = Activity.FLOOD
+            else:
+                activity = Activity.IDLE
+        elif status is VMStatus.PAUSED:
             activity = Activity.PAUSED
-        elif self.status is not VMStatus.RUNNING:
-            activity = Activity.OFF
-        elif self.phase is Phase.BOOTING or self.phase is Phase.REBOOTING:
-            activity = Activity.BOOTING
-            progress = (now - self._boot_started) / self._boot_duration
-        elif self.console.flooding:
-            activity = Activity.FLOOD
         else:
-            activity = Activity.IDLE
-        return sample_metrics(
-            salt=self._salt,
-            name=self.name,
-            now=now,
-            running_seconds=self.running_seconds(),
-            activity=activity,
-            memory_total=self.memory_total,
-            vcpus=self.spec.vcpus,
-            boot_progress=progress,
-        )
+            activity = Activity.OFF
+        since = self._run_since
+        running = self._run_acc + (now - since if since is not None else 0.0)
+        extra = None
+        if self._faults is not None or self._disk_written or activity is Activity.FLOOD:
+            written = self._disk_written + (console.busy_writes() if console is not None else 0)
+            extra = (self._faults or Faults()).extra(running, written)
+        return sample_metrics(self.model, self._salt, now, running, activity, progress, extra)
+
+    def kernel_log(self) -> list[str]:
+        """The kernel's messages of the current boot (for ``dmesg``)."""
+        spec = self.spec
+        return kernel_lines(spec.personality, memory_mib=spec.memory_mib, vcpus=spec.vcpus, seed=self._boot_seed())
 
     # Actions (the table in vmws.backend)
 
     def perform(self, action: Action, force: bool, done: Done) -> None:
-        """Begin ``action``; ``done`` gets the resulting info when it has finished
-        (at once for a no-op). Raises ``VMNotRunning`` where the table says so and
-        ``CommandFailed`` while another transition is under way."""
-        if self.phase is not Phase.IDLE:
-            raise CommandFailed(f"VM {self.name!r} is busy ({self.phase.value}); try again when it has finished")
+        """Carry out ``action`` now, or after the actions already asked for; ``done``
+        gets the outcome when it has finished (at once for a no-op or a refusal)."""
+        job = _Job(action, force, [done])
+        current = self._current
+        if current is None:
+            self._begin(job)
+        elif action is Action.STOP and force and self.phase is Phase.DESTROYING:
+            current.dones.append(done)  # it joins the power-off under way
+        elif action is Action.STOP and force:
+            self._preempt(job)
+        else:
+            if self._queue is None:
+                self._queue = deque()
+            self._queue.append(job)
+
+    def _begin(self, job: _Job) -> None:
+        action = job.action
+        if self._faults is not None:
+            message = self._faults.take_failure(action)
+            if message is not None:
+                self._log(Category.FAULT, f"fail-next-command: {action.value} fails")
+                self._deliver(job, CommandFailed(message))
+                return
         step = _TABLE[action][self.status]
         if step is _Step.REFUSE:
-            raise VMNotRunning(f"VM {self.name!r} is {self.status.value}: cannot {action.value} it")
+            self._deliver(job, VMNotRunning(f"VM {self.name!r} is {self.status.value}: cannot {action.value} it"))
+            return
         if step is _Step.NOOP:
-            done(self.info())
-        elif step is _Step.SHUTDOWN and not force:
-            self._shutdown(done)
+            self._deliver(job, self.info())
+            return
+        self._current = job
+        if step is _Step.SHUTDOWN and not job.force:
+            self._shutdown()
         elif step in (_Step.SHUTDOWN, _Step.DESTROY):
-            self._destroy(done)
+            self._destroy()
         elif step is _Step.REBOOT:
-            self._reboot(done, force)
+            self._reboot(job.force)
         elif step is _Step.POWER_ON:
-            self._power_on(done)
+            self._power_on()
         elif step is _Step.SAVE:
-            self._save(done)
+            self._save()
         elif step is _Step.RESTORE:
-            self._restore(done)
+            self._restore()
         elif step is _Step.PAUSE:
-            self._pause(done)
+            self._pause()
         else:
-            self._unpause(done)
+            self._unpause()
+
+    def _deliver(self, job: _Job, outcome: Outcome) -> None:
+        for done in job.dones:
+            done(outcome)
+        self._next()
+
+    def _next(self) -> None:
+        if self._current is None and self._queue:
+            self._begin(self._queue.popleft())
+
+    def _finish(self, outcome: Outcome | None = None) -> None:
+        """The transition under way is over: its callers hear, the next action begins."""
+        job, self._current = self._current, None
+        self.phase = Phase.IDLE
+        if job is not None:
+            self._deliver(job, outcome if outcome is not None else self.info())
+
+    def _preempt(self, job: _Job) -> None:
+        """A forced stop while something else is under way: pull the plug now."""
+        old = self._current
+        assert old is not None
+        self._log(Category.COMMAND, f"forced stop interrupts {self.phase.value}")
+        self._cancel_timers()
+        if old.action is Action.STOP:
+            job.dones[:0] = old.dones  # the graceful stop gets what it asked for
+        else:
+            failure = CommandFailed(f"{old.action.value} of {self.name!r} was interrupted by a forced stop")
+            for done in old.dones:
+                done(failure)
+        self._current = job
+        self._destroy()
 
     # Transitions
 
@@ -248,93 +384,178 @@ class Machine:
         return nominal * self._rng.uniform(0.8, 1.2)
 
     def _at(self, delay: float, callback: Callable[[], None]) -> None:
-        self._timers.append(self._clock.call_later(delay, callback))
+        epoch = self._epoch
 
-    def _finish(self, done: Done) -> None:
-        self.phase = Phase.IDLE
-        self._timers.clear()
-        done(self.info())
+        def fire() -> None:
+            if self._epoch == epoch:
+                callback()
+
+        self._clock.call_later(delay, fire)
+
+    def _cancel_timers(self) -> None:
+        self._epoch += 1
 
     def _set_status(self, status: VMStatus) -> None:
+        old = self.status
         self.status = status
         self.last_state_change = self._clock.time()
+        self._log(Category.STATUS, f"{old.value} -> {status.value}" if old is not status else f"{status.value} (new boot)")
         self._notify(self.info())
 
     def _print_lines(self, lines: list[tuple[float, bytes]], offset: float = 0.0) -> None:
         for delay, line in lines:
             self._at(offset + delay, functools.partial(self.emit, line))
 
-    def _boot_sequence(self, done: Done, offset: float) -> None:
-        """Kernel, systemd, getty: scheduled ``offset`` seconds from now."""
-        duration = self._jitter(self.spec.timings.boot)
+    def _boot_seed(self) -> int:
+        return int(noise(self._salt, self.model.key, 1_000_000 + self._boots) * 2**32)
+
+    def _boot_sequence(self, offset: float) -> None:
+        """Kernel, init, getty: scheduled ``offset`` seconds from now."""
+        job = self._current
+        timings = self.spec.timings
+        duration = self._jitter(timings.boot)
         self._boot_started = self._clock.time() + offset
         self._boot_duration = duration
+        stuck = self._faults is not None and self._faults.stuck_boot
+        if stuck:
+            self.faults.stuck_boot = False
         lines = boot_log(
             self.spec.personality,
             memory_mib=self.spec.memory_mib,
             vcpus=self.spec.vcpus,
             duration=duration,
-            rng=self._rng,
+            seed=self._boot_seed(),
+            stuck=stuck,
         )
         self._print_lines(lines, offset)
+        if stuck:
+            self._at(offset + duration, self._stick)
+        else:
 
-        def login_prompt() -> None:
-            self.console.show_login()
-            self._finish(done)
+            def login_prompt() -> None:
+                self.console.show_login()
+                self._finish()
 
-        self._at(offset + duration, login_prompt)
+            self._at(offset + duration, login_prompt)
+
+        def timed_out() -> None:
+            if self._current is job and job is not None:
+                self._log(Category.FAULT, f"{job.action.value} gave up after {timings.boot_timeout:g} s: boot is stuck")
+                self._finish(CommandTimeout(
+                    f"VM {self.name!r} did not reach its login prompt within {timings.boot_timeout:g} s "
+                    "(stuck booting); it is still running: see its console"
+                ))
+
+        self._at(offset + timings.boot_timeout, timed_out)
+
+    def _stick(self) -> None:
+        """A boot that waits forever for a disk: a start-job line every few seconds."""
+        self._stuck = True
+        began = self._clock.time()
+        self._log(Category.FAULT, "boot is stuck (a start job waits for a disk)")
+
+        def line() -> None:
+            if not self._stuck:
+                return
+            if self.status is VMStatus.RUNNING:
+                self.emit(start_job_line(self.spec.personality, self._clock.time() - began))
+            self._at(_STUCK_LINE_EVERY, line)
+
+        line()
 
     def _mark_booted(self) -> None:
         now = self._clock.time()
         self._booted_at = now
         self._run_acc = 0.0
         self._run_since = now
+        self._disk_written = 0
+        self._stuck = False
+        if self._faults is not None:
+            self._faults.bursts.clear()
 
-    def _power_on(self, done: Done) -> None:
+    def _power_on(self) -> None:
+        self._cancel_timers()
         self.phase = Phase.BOOTING
-        self.console.reset()
+        self._console = None  # a fresh boot: nothing typed before survives
+        self._boots += 1
         self._mark_booted()
         self._set_status(VMStatus.RUNNING)
-        self._boot_sequence(done, 0.0)
+        self._boot_sequence(0.0)
 
-    def _reboot(self, done: Done, force: bool) -> None:
+    def _reboot(self, force: bool) -> None:
+        self._cancel_timers()
         self.phase = Phase.REBOOTING
-        self.console.reset()
+        self._console = None
+        self._stuck = False
         delay = 0.0
         if not force:
             delay = self._jitter(self.spec.timings.reboot_shutdown)
             self._print_lines(shutdown_log(uptime=self.uptime(), duration=delay, reboot=True))
 
         def reset() -> None:
+            self._boots += 1
             self._mark_booted()
             # same status, but a new boot: watchers see uptime start again
             self._set_status(VMStatus.RUNNING)
 
         self._at(delay, reset)
-        self._boot_sequence(done, delay)
+        self._boot_sequence(delay)
 
-    def _shutdown(self, done: Done) -> None:
+    def _shutdown(self) -> None:
         self.phase = Phase.SHUTTING_DOWN
-        self.console.reset()  # the shell is gone; nothing reads the keyboard now
-        duration = self._jitter(self.spec.timings.shutdown)
-        self._print_lines(shutdown_log(uptime=self.uptime(), duration=duration, reboot=False))
-        self._at(duration, lambda: self._powered_off(done))
+        self._cancel_timers()
+        self._console = None  # the shell is gone; nothing reads the keyboard now
+        self._stuck = False
+        timings = self.spec.timings
+        hang = self._faults is not None and self._faults.hang_shutdown
+        if not hang:
+            duration = self._jitter(timings.shutdown)
+            self._print_lines(shutdown_log(uptime=self.uptime(), duration=duration, reboot=False))
+            self._at(duration, self._powered_off)
+            return
+        self.faults.hang_shutdown = False
+        self._log(Category.FAULT, "graceful shutdown hangs (a stop job ignores SIGTERM)")
+        first = self._jitter(timings.shutdown) / 2
+        self._print_lines(shutdown_log(uptime=self.uptime(), duration=first, reboot=False, hang=True))
+        began = self._clock.time()
 
-    def _destroy(self, done: Done) -> None:
+        def line() -> None:
+            self.emit(stop_job_line(self._clock.time() - began, timings.shutdown_timeout))
+            self._at(_STOP_LINE_EVERY, line)
+
+        self._at(first + 1.0, line)
+
+        def forced() -> None:
+            self._log(Category.FAULT, f"graceful stop forced after {systemd_time(timings.shutdown_timeout)}")
+            self._cancel_timers()
+            self._destroy()
+
+        self._at(timings.shutdown_timeout, forced)
+
+    def _destroy(self) -> None:
         self.phase = Phase.DESTROYING
-        self._at(self._jitter(self.spec.timings.destroy), lambda: self._powered_off(done))
+        self._at(self._jitter(self.spec.timings.destroy), self._powered_off)
 
-    def _powered_off(self, done: Done) -> None:
-        self.console.reset()
+    def _power_down(self) -> None:
+        """The guest is gone: nothing runs, nothing is typed, every reader reaches eof."""
+        self._cancel_timers()
+        self._console = None
         self._booted_at = None
         self._run_acc, self._run_since = 0.0, None
-        self._deferred.clear()
-        self._held_input.clear()
+        self._deferred = None
+        self._held_input = None
+        self._stuck = False
+        self._disk_written = 0
+        if self._faults is not None:
+            self._faults.bursts.clear()
         self._end_taps()
-        self._set_status(VMStatus.STOPPED)
-        self._finish(done)
 
-    def _settle(self, phase: Phase, nominal: float, status: VMStatus, done: Done, effect: Callable[[], None]) -> None:
+    def _powered_off(self) -> None:
+        self._power_down()
+        self._set_status(VMStatus.STOPPED)
+        self._finish()
+
+    def _settle(self, phase: Phase, nominal: float, status: VMStatus, effect: Callable[[], None]) -> None:
         """A transition that is one step: after its duration, ``effect`` then ``status``."""
         self.phase = phase
 
@@ -343,7 +564,7 @@ class Machine:
             self._set_status(status)
             if status is VMStatus.RUNNING:
                 self._thaw()
-            self._finish(done)
+            self._finish()
 
         self._at(self._jitter(nominal), land)
 
@@ -351,49 +572,99 @@ class Machine:
         self._run_acc = self.running_seconds()
         self._run_since = None
 
-    def _save(self, done: Done) -> None:
+    def _save(self) -> None:
         def saved() -> None:
             self._saved_uptime = self.uptime()
             self._freeze_run()
             self._end_taps()  # QEMU exits after a managed save; its console goes with it
 
-        self._settle(Phase.SAVING, self.spec.timings.save, VMStatus.SUSPENDED, done, saved)
+        self._settle(Phase.SAVING, self.spec.timings.save, VMStatus.SUSPENDED, saved)
 
-    def _restore(self, done: Done) -> None:
+    def _restore(self) -> None:
         def restored() -> None:
             now = self._clock.time()
             self._booted_at = now - self._saved_uptime
             self._run_since = now
 
-        self._settle(Phase.RESTORING, self.spec.timings.restore, VMStatus.RUNNING, done, restored)
+        self._settle(Phase.RESTORING, self.spec.timings.restore, VMStatus.RUNNING, restored)
 
-    def _pause(self, done: Done) -> None:
-        self._settle(Phase.PAUSING, self.spec.timings.pause, VMStatus.PAUSED, done, self._freeze_run)
+    def _pause(self) -> None:
+        self._settle(Phase.PAUSING, self.spec.timings.pause, VMStatus.PAUSED, self._freeze_run)
 
-    def _unpause(self, done: Done) -> None:
+    def _unpause(self) -> None:
         def resumed() -> None:
             self._run_since = self._clock.time()
 
-        self._settle(Phase.RESUMING, self.spec.timings.pause, VMStatus.RUNNING, done, resumed)
+        self._settle(Phase.RESUMING, self.spec.timings.pause, VMStatus.RUNNING, resumed)
 
     def _thaw(self) -> None:
         """Back to running: run what waited while the guest was frozen."""
-        deferred, self._deferred = self._deferred, []
+        deferred, self._deferred = self._deferred or [], None
         for callback in deferred:
             callback()
         if self._held_input:
             held = bytes(self._held_input)
-            self._held_input.clear()
+            self._held_input = None
             self.console.feed(held)
         self.wake_taps()  # a flood interrupted by the pause may go on
 
     def halt(self) -> None:
-        """The simulation is over: cancel what is scheduled, end the consoles."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        self.console.reset()
+        """The simulation is over: nothing scheduled will run, the consoles end."""
+        self._cancel_timers()
+        self._current = None
+        self._queue = None
+        self._console = None
         self._end_taps()
+
+    # Faults (scripted by the timeline)
+
+    def crash(self) -> bool:
+        """The guest dies: status ``error``, consoles at eof, a pending action fails."""
+        if self.status not in (VMStatus.RUNNING, VMStatus.PAUSED):
+            return False
+        if self.status is VMStatus.RUNNING:
+            self.emit(panic_lines(self.uptime()))
+        job, self._current = self._current, None
+        self.phase = Phase.IDLE
+        self._power_down()
+        self._set_status(VMStatus.ERROR)
+        if job is not None:
+            failure = CommandFailed(f"VM {self.name!r} crashed during {job.action.value}")
+            for done in job.dones:
+                done(failure)
+        self._next()
+        return True
+
+    def fault_pause(self, duration: float | None) -> bool:
+        """Paused by other means (an I/O error, the host): at once, resumed after ``duration``."""
+        if self.status is not VMStatus.RUNNING or self._current is not None:
+            return False
+        self._freeze_run()
+        self._set_status(VMStatus.PAUSED)
+        if duration is not None:
+            paused_at = self.last_state_change
+
+            def resume() -> None:
+                if self.status is VMStatus.PAUSED and self._current is None and self.last_state_change == paused_at:
+                    self._run_since = self._clock.time()
+                    self._set_status(VMStatus.RUNNING)
+                    self._thaw()
+
+            self._at(duration, resume)
+        return True
+
+    def burst(self, kind: BurstKind, duration: float | None, rate: float | None) -> bool:
+        if self.status is not VMStatus.RUNNING:
+            return False
+        self.faults.bursts.append(
+            Burst(kind, self.running_seconds(), duration if duration is not None else 60.0,
+                  rate if rate is not None else DEFAULT_RATES[kind])
+        )
+        return True
+
+    def _log(self, category: Category, text: str) -> None:
+        if self._record is not None:
+            self._record(self.name, category, text)
 
     # Console plumbing (ConsoleHost for the Console, and the taps)
 
@@ -405,23 +676,29 @@ class Machine:
             screen = self.console.screen()
             if screen:
                 tap._push(screen)
-        self._taps.append(tap)
+        self._taps = (*self._taps, tap)
         return tap
 
     def detach(self, tap: ConsoleTap) -> None:
         if tap in self._taps:
-            self._taps.remove(tap)
+            self._taps = tuple(t for t in self._taps if t is not tap)
             self.wake_taps()  # its backlog no longer holds a flood back
 
     def console_input(self, data: bytes) -> None:
         if self.status is VMStatus.PAUSED:
+            if self._held_input is None:
+                self._held_input = bytearray()
             self._held_input += data
         elif self.status is VMStatus.RUNNING:
             self.console.feed(data)
 
+    @property
+    def pumping(self) -> bool:
+        return self._console is not None and self._console.pumping
+
     def can_pump(self) -> bool:
         return (
-            self.console.flooding
+            self.pumping
             and self.status is VMStatus.RUNNING
             and self.phase is Phase.IDLE
             and all(t.buffered < TAP_LIMIT for t in self._taps)
@@ -432,7 +709,7 @@ class Machine:
             tap._wake()
 
     def _end_taps(self) -> None:
-        taps, self._taps = self._taps, []
+        taps, self._taps = self._taps, ()
         for tap in taps:
             tap._end()
 
@@ -441,16 +718,23 @@ class Machine:
             tap._push(data)
 
     def later(self, delay: float, callback: Callable[[], None]) -> None:
+        """A console timer: held while the guest is frozen, dropped if it powers off."""
+
         def fire() -> None:
             if self.status in (VMStatus.PAUSED, VMStatus.SUSPENDED):
+                if self._deferred is None:
+                    self._deferred = []
                 self._deferred.append(callback)
             else:
                 callback()
 
-        self._clock.call_later(delay, fire)
+        self._at(delay, fire)
 
     def now(self) -> float:
         return self._clock.time()
 
     def flood_started(self) -> None:
         self.wake_taps()
+
+    def disk_written(self, nbytes: int) -> None:
+        self._disk_written += nbytes

@@ -43,7 +43,7 @@ def test_bad_arguments_are_value_errors(tmp_path: Path) -> None:
         SimulatorBackend(speed=0)
     bad = tmp_path / "bad.toml"
     bad.write_text("[[vm]]\nname = 'a'\nstatus = 'exploded'\n")
-    with pytest.raises(ValueError, match=r"bad\.toml: vm 'a': status must be one of"):
+    with pytest.raises(ValueError, match=r"bad\.toml:3: vm 'a': status must be one of"):
         SimulatorBackend(scenario=bad)
     with pytest.raises(ValueError, match="cannot read"):
         SimulatorBackend(scenario=tmp_path / "missing.toml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simulator.engine import Simulator
 from simulator.fleet import FleetSpec, VMSpec
-from simulator.machine import ConsoleTap
+from simulator.machine import ConsoleTap, Outcome
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.clock import VirtualClock
 
@@ -31,9 +31,9 @@ class Run:
         self.events: list[VMInfo] = []
         self.sim.subscribe(self.events.append)
 
-    def perform(self, name: str, action: Action, force: bool = False, within: float = 10.0) -> VMInfo:
-        """Run ``action`` to completion, advancing the clock in small steps."""
-        results: list[VMInfo] = []
+    def outcome(self, name: str, action: Action, force: bool = False, within: float = 10.0) -> Outcome:
+        """Run ``action`` to its outcome, advancing the clock in small steps."""
+        results: list[Outcome] = []
         self.sim.perform(name, action, force=force, done=results.append)
         waited = 0.0
         while not results:
@@ -41,6 +41,13 @@ class Run:
             self.clock.advance(0.01)
             waited += 0.01
         return results[0]
+
+    def perform(self, name: str, action: Action, force: bool = False, within: float = 10.0) -> VMInfo:
+        """Run ``action`` to completion; its error, if any, is raised."""
+        outcome = self.outcome(name, action, force, within)
+        if not isinstance(outcome, VMInfo):
+            raise outcome
+        return outcome
 
     def tap(self, name: str) -> ConsoleTap:
         return self.sim.open_console(name, lambda: None)

@@ -18,6 +18,7 @@ class RecordingHost:
         self.clock = VirtualClock()
         self.output = bytearray()
         self.floods = 0
+        self.written = 0
 
     def emit(self, data: bytes) -> None:
         self.output += data
@@ -33,6 +34,12 @@ class RecordingHost:
 
     def flood_started(self) -> None:
         self.floods += 1
+
+    def kernel_log(self) -> list[str]:
+        return ["[    0.000000] Linux version test"]
+
+    def disk_written(self, nbytes: int) -> None:
+        self.written += nbytes
 
     def take(self) -> bytes:
         data = bytes(self.output)
@@ -180,7 +187,7 @@ def test_escape_sequences_and_tab_are_swallowed(console: Console, host: Recordin
         (b"uptime", b" 00:00:00 up 3:05,  1 user,  load average: 0.08, 0.03, 0.01\r\n"),
         (b"pwd", b"/home/admin\r\n"),
         (b"ls", b"notes.txt\r\n"),
-        (b"ls /etc", b"hostname  issue  os-release\r\n"),
+        (b"ls /etc", b"hostname  hosts  issue  motd  os-release  passwd  shadow\r\n"),
         (b"ls /nope", b"ls: cannot access '/nope': No such file or directory\r\n"),
         (b"cat /etc/hostname", b"vm-a\r\n"),
         (b"cat /etc", b"cat: /etc: Is a directory\r\n"),

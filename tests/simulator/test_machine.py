@@ -8,7 +8,7 @@ from simulator.machine import CHUNK, TAP_LIMIT
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.clock import VIRTUAL_EPOCH
-from vmws.errors import CommandFailed, VMNotFound, VMNotRunning
+from vmws.errors import VMNotFound, VMNotRunning
 
 
 def test_list_is_sorted_and_initial_uptimes_follow_status() -> None:
@@ -130,11 +130,26 @@ def test_pause_holds_input_and_timers_until_resume() -> None:
     assert drain(tap) == b"\r\nLogin incorrect\r\nrun-a login: more"
 
 
-def test_a_second_action_while_one_runs_is_refused() -> None:
+def test_actions_asked_for_while_one_runs_wait_their_turn() -> None:
     run = Run()
-    run.sim.perform("off-a", Action.START, done=lambda info: None)
-    with pytest.raises(CommandFailed, match="busy"):
-        run.sim.perform("off-a", Action.STOP, done=lambda info: None)
+    order: list[tuple[str, VMStatus]] = []
+    run.sim.perform("off-a", Action.START, done=lambda o: order.append(("start", o.status)))  # type: ignore[union-attr]
+    run.sim.perform("off-a", Action.PAUSE, done=lambda o: order.append(("pause", o.status)))  # type: ignore[union-attr]
+    run.sim.perform("off-a", Action.STOP, done=lambda o: order.append(("stop", o.status)))  # type: ignore[union-attr]
+    assert order == []
+    run.clock.advance(10)
+    assert order == [("start", VMStatus.RUNNING), ("pause", VMStatus.PAUSED), ("stop", VMStatus.STOPPED)]
+    assert [e.status for e in run.events] == [VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.STOPPED]
+
+
+def test_a_queued_action_is_judged_by_the_status_it_finds() -> None:
+    run = Run()
+    outcomes: list[object] = []
+    run.sim.perform("run-a", Action.STOP, done=outcomes.append)
+    run.sim.perform("run-a", Action.RESTART, done=outcomes.append)  # legal now, not once stopped
+    run.clock.advance(10)
+    assert isinstance(outcomes[0], VMInfo) and outcomes[0].status is VMStatus.STOPPED
+    assert isinstance(outcomes[1], VMNotRunning)
 
 
 @pytest.mark.parametrize(
@@ -167,8 +182,9 @@ def test_table_cells(name: str, action: Action, status: VMStatus) -> None:
 )
 def test_refused_cells(name: str, action: Action) -> None:
     run = Run()
-    with pytest.raises(VMNotRunning):
-        run.sim.perform(name, action, done=lambda info: None)
+    outcomes: list[object] = []
+    run.sim.perform(name, action, done=outcomes.append)  # refused at once
+    assert len(outcomes) == 1 and isinstance(outcomes[0], VMNotRunning)
     assert run.events == []
 
 

@@ -1,21 +1,25 @@
 """The simulator as a ``Backend``: asyncio futures and events over the sans-I/O engine.
 
 All simulation lives in ``simulator/``; this module only waits. ``perform`` waits for
-the engine's completion callback (actions on one VM are queued, one at a time, as the
-hub would), and a ``ConsoleStream`` waits for its tap to have output. Timers run on
-the clock given, or on the running loop's clock (``speed`` times real time) when none
-is; a ``VirtualClock`` works too as long as someone advances it.
+the engine's completion callback (the engine queues actions on one VM itself, and
+lets a forced stop cut in), and a ``ConsoleStream`` waits for its tap to have output.
+Timers run on the clock given, or on the running loop's clock (``speed`` times real
+time) when none is; a ``VirtualClock`` works too as long as someone advances it. The
+simulation's timeline events and faults are logged (logger ``simulator``) as they fire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 
 from simulator.engine import Simulator
-from simulator.fleet import FleetSpec, demo_fleet, load_scenario
-from simulator.machine import ConsoleTap
+from simulator.eventlog import Category, Entry
+from simulator.fleet import FleetSpec, demo_fleet
+from simulator.machine import ConsoleTap, Outcome
+from simulator.scenario import load_scenario
 from vmws.backend import (
     Action,
     Backend,
@@ -28,6 +32,8 @@ from vmws.backend import (
 from vmws.clock import Clock, LoopClock
 
 __all__ = ["SimulatorBackend", "SimulatorConsoleStream"]
+
+log = logging.getLogger("simulator")
 
 
 class SimulatorConsoleStream(ConsoleStream):
@@ -59,8 +65,14 @@ class SimulatorConsoleStream(ConsoleStream):
         self._tap.close()
 
 
+def _log_entry(entry: Entry) -> None:
+    level = logging.INFO if entry.category in (Category.TIMELINE, Category.FAULT) else logging.DEBUG
+    if log.isEnabledFor(level):
+        log.log(level, "%s %s: %s", entry.vm, entry.category.value, entry.text)
+
+
 class SimulatorBackend(Backend):
-    """The simulated fleet: the demo fleet, or a scenario file (``simulator/fleet.py``)."""
+    """The simulated fleet: the demo fleet, or a scenario file (``docs/simulator.md``)."""
 
     capabilities = frozenset(Capability)
 
@@ -71,18 +83,23 @@ class SimulatorBackend(Backend):
         seed: int = 0,
         scenario: str | os.PathLike[str] | None = None,
         speed: float = 1.0,
+        fleet: FleetSpec | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be a positive number, got {speed!r}")
         # read the scenario now so a bad file is reported before anything starts
-        self._fleet: FleetSpec = demo_fleet() if scenario is None else load_scenario(scenario)
+        if fleet is None:
+            fleet = demo_fleet() if scenario is None else load_scenario(scenario)
+        self._fleet = fleet
         self._seed = seed
         self._speed = speed
         self._sim: Simulator | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._running: dict[str, asyncio.Future[VMInfo]] = {}
         if clock is not None:
-            self._sim = Simulator(clock, self._fleet, seed=seed)
+            self._build(clock)
+
+    def _build(self, clock: Clock) -> None:
+        self._sim = Simulator(clock, self._fleet, seed=self._seed)
+        self._sim.events.subscribe(_log_entry)
 
     @property
     def simulator(self) -> Simulator:
@@ -92,8 +109,7 @@ class SimulatorBackend(Backend):
 
     async def start(self) -> None:
         if self._sim is None:
-            clock = LoopClock(asyncio.get_running_loop(), self._speed)
-            self._sim = Simulator(clock, self._fleet, seed=self._seed)
+            self._build(LoopClock(asyncio.get_running_loop(), self._speed))
 
     async def close(self) -> None:
         if self._sim is not None:
@@ -109,23 +125,21 @@ class SimulatorBackend(Backend):
         return self.simulator.sample(name)
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
-        sim = self.simulator
-        sim.info(name)  # VMNotFound before queueing behind anything
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            previous = self._running.get(name)
-            if previous is not None and not previous.done():
-                # its waiter was cancelled but the transition goes on; queue behind it
-                await asyncio.shield(previous)
-            result: asyncio.Future[VMInfo] = asyncio.get_running_loop().create_future()
+        result: asyncio.Future[VMInfo] = asyncio.get_running_loop().create_future()
 
-            def done(info: VMInfo) -> None:
-                if not result.done():
-                    result.set_result(info)
+        def done(outcome: Outcome) -> None:
+            if result.done():
+                return
+            if isinstance(outcome, VMInfo):
+                result.set_result(outcome)
+            else:
+                result.set_exception(outcome)
 
-            sim.perform(name, action, force=force, done=done)
-            self._running[name] = result
-            return await asyncio.shield(result)
+        # a waiter cancelled before a failure arrives must not leave it "never retrieved"
+        result.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.simulator.perform(name, action, force=force, done=done)
+        # a cancelled waiter does not undo the action: it goes on in the simulator
+        return await asyncio.shield(result)
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
         return self.simulator.subscribe(listener)

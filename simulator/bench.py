@@ -1,0 +1,192 @@
+"""The scale benchmark (``python -m simulator bench``): what 10,000 simulated VMs cost.
+
+Issue 3's targets, each measured here and printed with the machine it ran on:
+
+- ``vmws serve --scenario`` with 10,000 VMs is serving (its banner printed) in < 5 s,
+  timed from process start, with a one-VM scenario alongside for comparison;
+- < 2 KiB of resident memory per idle VM beyond the baseline: the server's RSS with
+  N VMs minus its RSS with one, divided by N - 1 (and, in process, what tracemalloc
+  counts for the fleet's specs and machines);
+- sampling every VM's metrics once takes < 100 ms (the engine, and through the async
+  ``SimulatorBackend`` as the hub calls it).
+
+The fleet is written both as one templated ``[[vm]]`` (``vm-{00001..10000}``) and as
+10,000 plain ``[[vm]]`` tables (what ``loadtests/fleet.py`` writes). A benchmark, not
+a test: it reports figures and whether each meets its target; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import platform
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.engine import Simulator
+from simulator.scenario import load_scenario
+from vmws.clock import VirtualClock
+
+__all__ = ["run_bench", "machine_description", "ServeFigures", "measure_serve"]
+
+_SECRET = "bench-secret-" + "x" * 32
+_START_TARGET = 5.0
+_BYTES_PER_VM_TARGET = 2048
+_SAMPLE_TARGET = 0.100
+
+
+@dataclass(frozen=True, slots=True)
+class ServeFigures:
+    seconds_to_banner: float
+    rss_bytes: int
+
+
+def machine_description() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (f"{model}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}")
+
+
+def write_fleet(directory: Path, count: int, templated: bool) -> Path:
+    path = directory / f"fleet-{count}-{'template' if templated else 'plain'}.toml"
+    if templated:
+        width = len(str(count))
+        text = f'[[vm]]\nname = "vm-{{{1:0{width}d}..{count}}}"\nmemory_mib = 1024\nvcpus = 1\n'
+    else:
+        text = "".join(f'[[vm]]\nname = "vm-{i:05d}"\nmemory_mib = 1024\nvcpus = 1\n\n' for i in range(1, count + 1))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/PID/status")
+
+
+def measure_serve(scenario: Path, timeout: float = 60.0) -> ServeFigures:
+    """Start ``vmws serve --scenario`` on a free port; time until its banner, then its RSS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")}
+    command = [sys.executable, "-m", "vmws", "serve", "--scenario", str(scenario), "--port", "0",
+               "--host", "127.0.0.1", "--jwt-secret", _SECRET]
+    began = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert proc.stdout is not None
+        deadline = began + timeout
+        line = b""
+        while b"serving" not in line:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0 or proc.poll() is not None:
+                raise RuntimeError(f"vmws serve did not print its banner within {timeout:g} s")
+            ready, _, _ = select.select([proc.stdout], [], [], remaining)
+            if ready:
+                line = proc.stdout.readline()
+        elapsed = time.perf_counter() - began
+        time.sleep(0.5)  # let start-up garbage settle before reading RSS
+        return ServeFigures(elapsed, _rss(proc.pid))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def _in_process(path: Path, count: int) -> list[str]:
+    lines: list[str] = []
+    began = time.perf_counter()
+    fleet = load_scenario(path)
+    parsed = time.perf_counter() - began
+    gc.collect()
+    tracemalloc.start()
+    began = time.perf_counter()
+    sim = Simulator(VirtualClock(), fleet, seed=1)
+    built = time.perf_counter() - began
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    lines.append(f"  parse {parsed * 1000:.0f} ms, build {built * 1000:.0f} ms "
+                 f"(tracemalloc on), {held / count:.0f} B per VM held by machines")
+    names = sim.names()
+    timings = []
+    for _ in range(3):
+        began = time.perf_counter()
+        for name in names:
+            sim.sample(name)
+        timings.append(time.perf_counter() - began)
+    best = min(timings)
+    lines.append(f"  sample all {count} (engine): best {best * 1000:.1f} ms of 3, "
+                 f"first {timings[0] * 1000:.1f} ms [{_verdict(timings[0] < _SAMPLE_TARGET)} < 100 ms]")
+    lines.append(f"  sample all {count} (SimulatorBackend, awaited): {_backend_sampling(path) * 1000:.1f} ms")
+    sim.halt()
+    return lines
+
+
+def _backend_sampling(path: Path) -> float:
+    from vmws.backends.simulator import SimulatorBackend
+
+    async def measure() -> float:
+        backend = SimulatorBackend(VirtualClock(), scenario=path, seed=1)
+        await backend.start()
+        names = [info.name for info in await backend.list()]
+        began = time.perf_counter()
+        for name in names:
+            await backend.sample(name)
+        elapsed = time.perf_counter() - began
+        await backend.close()
+        return elapsed
+
+    return asyncio.run(measure())
+
+
+def run_bench(count: int = 10_000, serve: bool = True) -> int:
+    if count < 2:
+        print("python -m simulator bench: error: --vms must be at least 2", file=sys.stderr)
+        return 2
+    print(f"machine: {machine_description()}")
+    print(f"fleet: {count} idle running VMs (1 GiB, 1 vCPU each)")
+    with tempfile.TemporaryDirectory(prefix="vmws-bench-") as tmp:
+        directory = Path(tmp)
+        templated = write_fleet(directory, count, templated=True)
+        plain = write_fleet(directory, count, templated=False)
+        one = write_fleet(directory, 1, templated=True)
+        if serve:
+            base = measure_serve(one)
+            print(f"vmws serve, 1 VM: serving after {base.seconds_to_banner:.2f} s, RSS {base.rss_bytes / 2**20:.1f} MiB")
+            for label, path in (("templated [[vm]]", templated), ("plain [[vm]] tables", plain)):
+                figures = measure_serve(path)
+                per_vm = (figures.rss_bytes - base.rss_bytes) / (count - 1)
+                print(f"vmws serve, {count} VMs ({label}): serving after {figures.seconds_to_banner:.2f} s "
+                      f"[{_verdict(figures.seconds_to_banner < _START_TARGET)} < 5 s], "
+                      f"RSS {figures.rss_bytes / 2**20:.1f} MiB, {per_vm:.0f} B per VM beyond the baseline "
+                      f"[{_verdict(per_vm < _BYTES_PER_VM_TARGET)} < 2048 B]")
+        print("in process:")
+        for line in _in_process(templated, count):
+            print(line)
+    return 0

@@ -1,0 +1,190 @@
+"""Output produced on demand: the commands that print volume (``yes``, ``seq``, ``cat``
+of a large log, ``dmesg``).
+
+A ``Flood`` yields about ``max_bytes`` at a time, only when the console's reader asks
+— like a serial line that blocks the writer — so a flood never grows memory however
+slow the reader. Output is already in the tty's ``\\r\\n`` form.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from simulator.metrics import noise
+
+__all__ = ["Flood", "YesFlood", "SeqFlood", "TextFlood", "LinesFlood", "ChainFlood", "seq_size", "syslog_line",
+           "dmesg_line", "SYSLOG_LINES"]
+
+SYSLOG_LINES = 100_000  # about 9 MB: `cat /var/log/syslog` is a throughput test on its own
+
+
+class Flood(ABC):
+    """Output produced on demand, about ``max_bytes`` at a time, until ``finished``."""
+
+    finished: bool = False
+
+    @abstractmethod
+    def produce(self, max_bytes: int) -> bytes: ...
+
+    def size_hint(self) -> int | None:
+        """Bytes still to come as a file would hold them (``\\n`` endings); None: endless."""
+        return None
+
+
+class YesFlood(Flood):
+    """``yes [WORD...]``: the same line forever, until Ctrl-C."""
+
+    def __init__(self, text: str) -> None:
+        self._line = (text + "\r\n").encode()
+
+    def produce(self, max_bytes: int) -> bytes:
+        return self._line * max(1, max_bytes // len(self._line))
+
+
+class SeqFlood(Flood):
+    """``seq [FIRST] LAST``: one integer per line."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self._next = first
+        self._last = last
+        self.finished = first > last
+
+    def size_hint(self) -> int | None:
+        return seq_size(self._next, self._last)
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self._next, self._last
+
+    def produce(self, max_bytes: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while self._next <= self._last and size < max_bytes:
+            line = b"%d\r\n" % self._next
+            parts.append(line)
+            size += len(line)
+            self._next += 1
+        self.finished = self._next > self._last
+        return b"".join(parts)
+
+
+def seq_size(first: int, last: int) -> int:
+    """Bytes ``seq FIRST LAST`` writes to a file (``\\n`` endings), without making them."""
+    if first > last:
+        return 0
+    total = 0
+    if first < 0:
+        # negative numbers: the sign plus the digits of the absolute value
+        neg_last = min(last, -1)
+        total += (neg_last - first + 1) + seq_size(-neg_last, -first)
+        first = 0
+        if last < 0:
+            return total
+    digits = len(str(first))
+    while first <= last:
+        top = min(last, 10**digits - 1)
+        total += (top - first + 1) * (digits + 1)
+        first = top + 1
+        digits += 1
+    return total
+
+
+class TextFlood(Flood):
+    """A fixed text, handed out in pieces."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self.finished = not data
+
+    def size_hint(self) -> int | None:
+        rest = self._data[self._pos :]
+        return len(rest) - rest.count(b"\r")
+
+    def produce(self, max_bytes: int) -> bytes:
+        chunk = self._data[self._pos : self._pos + max_bytes]
+        self._pos += len(chunk)
+        self.finished = self._pos >= len(self._data)
+        return chunk
+
+
+_PROGRAMS = (
+    ("systemd", 1, "Started Session {n} of User admin."),
+    ("systemd", 1, "Starting Daily apt download activities..."),
+    ("systemd", 1, "Finished Daily apt download activities."),
+    ("CRON", 0, "(root) CMD (   cd / && run-parts --report /etc/cron.hourly)"),
+    ("kernel", -1, "[UFW BLOCK] IN=ens3 OUT= SRC=203.0.113.{n} DST=10.0.2.15 PROTO=TCP DPT=23"),
+    ("sshd", 0, "Accepted publickey for admin from 10.0.2.2 port {port} ssh2"),
+    ("sshd", 0, "pam_unix(sshd:session): session opened for user admin(uid=1000) by (uid=0)"),
+    ("systemd-resolved", 0, "Clock change detected. Flushing caches."),
+    ("snapd", 0, "autorefresh.go:551: auto-refresh: all snaps are up-to-date"),
+    ("nginx", 0, "10.0.2.2 - - \"GET /health HTTP/1.1\" 200 2 \"-\" \"kube-probe/1.29\""),
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def syslog_line(hostname: str, start: float, index: int) -> str:
+    """Line ``index`` of the guest's generated system log (no line ending)."""
+    key = zlib.crc32(hostname.encode())
+    program, pid, text = _PROGRAMS[int(noise(key, index, 1) * len(_PROGRAMS))]
+    stamp = time.gmtime(start + index * 0.9)
+    when = f"{_MONTHS[stamp.tm_mon - 1]} {stamp.tm_mday:2d} {stamp.tm_hour:02d}:{stamp.tm_min:02d}:{stamp.tm_sec:02d}"
+    proc = program if pid < 0 else f"{program}[{pid or 400 + index % 30000}]"
+    body = text.format(n=1 + index % 250, port=40000 + index % 20000)
+    return f"{when} {hostname} {proc}: {body}"
+
+
+def dmesg_line(hostname: str, boot_end: float, index: int) -> str:
+    """Kernel message ``index`` after boot: the firewall logging the internet's knocks."""
+    key = zlib.crc32(hostname.encode())
+    stamp = boot_end + index * 30.0 + 29.0 * noise(key, index, 2)
+    return f"[{stamp:12.6f}] [UFW BLOCK] IN=ens3 OUT= SRC=198.51.100.{1 + index % 254} DST=10.0.2.15 PROTO=TCP DPT=22"
+
+
+class LinesFlood(Flood):
+    """Lines ``first`` up to (not including) ``last`` of a generated text, ``line(i)`` each."""
+
+    def __init__(self, line: Callable[[int], str], first: int, last: int) -> None:
+        self._line = line
+        self._next = max(0, first)
+        self._last = last
+        self.finished = self._next >= last
+
+    def produce(self, max_bytes: int) -> bytes:
+        parts: list[str] = []
+        size = 0
+        while self._next < self._last and size < max_bytes:
+            line = self._line(self._next) + "\r\n"
+            parts.append(line)
+            size += len(line)
+            self._next += 1
+        self.finished = self._next >= self._last
+        return "".join(parts).encode()
+
+    def size_hint(self) -> int | None:
+        return (self._last - self._next) * 80  # about a line's length; these files are never kept
+
+
+class ChainFlood(Flood):
+    """Several floods one after another (``cat a /var/log/syslog b``)."""
+
+    def __init__(self, parts: Sequence[Flood]) -> None:
+        self._parts = [p for p in parts if not p.finished]
+        self.finished = not self._parts
+
+    def size_hint(self) -> int | None:
+        sizes = [part.size_hint() for part in self._parts]
+        return None if any(size is None for size in sizes) else sum(s for s in sizes if s is not None)
+
+    def produce(self, max_bytes: int) -> bytes:
+        out = bytearray()
+        while self._parts and len(out) < max_bytes:
+            part = self._parts[0]
+            out += part.produce(max_bytes - len(out))
+            if part.finished:
+                self._parts.pop(0)
+        self.finished = not self._parts
+        return bytes(out)
