@@ -62,6 +62,7 @@ def make_app(config: Config, hub: Hub, auth: Authenticator) -> tornado.web.Appli
     return tornado.web.Application(
         routes,
         log_function=log_request,
+        compress_response=True,  # the web UI's bundle: ~183 KB gzipped instead of ~630 KB
         websocket_max_message_size=config.max_message_bytes,
     )
 
