@@ -24,6 +24,14 @@ __all__ = ["ConsoleChannel", "CLOSE_NORMAL"]
 
 log = logging.getLogger("vmws.console")
 CLOSE_NORMAL = 1000
+# Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
+_PACE_BYTES = 128 * 1024
+_PACE_POLL = 0.002
+
+
+def _backlog(peer: Peer) -> int:
+    """Output queued for ``peer`` and not yet written; peers that do not say never pace."""
+    return int(getattr(peer, "pending_bytes", 0))
 
 
 class ConsoleChannel:
@@ -94,10 +102,20 @@ class ConsoleChannel:
                     message = protocol.console_message(text, self._now(), offset=offset)
                     for peer in list(self.viewers):
                         peer.send(message)
+                    # Read no faster than the fastest viewer takes it: a flood outran a
+                    # lone viewer whose core was busy and had it cut off (4008) within
+                    # 0.1 s. A viewer slower than another is still cut off at its bound.
+                    if self._behind():
+                        await asyncio.sleep(0)  # lets writes that already finished report it
+                        while self._behind():
+                            await asyncio.sleep(_PACE_POLL)
         except Exception:
             log.exception("console stream of %s failed", self.vm)
         finally:
             self._finish()
+
+    def _behind(self) -> bool:
+        return bool(self.viewers) and min(_backlog(p) for p in self.viewers) > _PACE_BYTES
 
     async def _write_loop(self) -> None:
         while True:

@@ -232,6 +232,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._pending += size
         future.add_done_callback(lambda f: self._sent(f, size))
 
+    @property
+    def pending_bytes(self) -> int:
+        """Output queued for this peer and not yet written to its socket."""
+        return self._pending
+
     def _sent(self, future: Any, size: int) -> None:
         self._pending -= size
         if not future.cancelled():
