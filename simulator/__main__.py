@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from simulator.engine import Simulator
 from simulator.eventlog import Entry, format_elapsed
 from simulator.fleet import FleetSpec
-from simulator.machine import ConsoleTap
 from simulator.scenario import ScenarioError, load_scenario, parse_duration
-from vmws.backend import VMInfo, VMStatus
+from simulator.transcript import Transcript
+from vmws.backend import VMStatus
 from vmws.clock import VirtualClock
-from vmws.errors import VMNotRunning
 
 __all__ = ["main"]
 
@@ -78,34 +77,6 @@ def _check(files: Sequence[str]) -> int:
     return status
 
 
-class _Transcript:
-    """One VM's console output for ``--console``, across reboots (a tap per boot)."""
-
-    def __init__(self, sim: Simulator, name: str) -> None:
-        self.sim = sim
-        self.name = name
-        self.data = bytearray()
-        self.tap: ConsoleTap | None = None
-        self.open()
-
-    def open(self) -> None:
-        if self.tap is None or self.tap.eof:
-            try:
-                self.tap = self.sim.open_console(self.name, lambda: None)
-            except VMNotRunning:
-                self.tap = None  # not running now; opened again when it is
-
-    def read(self) -> None:
-        if self.tap is None:
-            return
-        for _ in range(_READS_PER_STEP):
-            chunk = self.tap.read()
-            if not chunk:
-                break
-            room = _TRANSCRIPT_LIMIT - len(self.data)
-            self.data += chunk[: max(0, room)]
-
-
 def _final_table(sim: Simulator, start: float, show_all: bool) -> list[str]:
     infos = sim.list()
     initial = {vm.name: vm.status for vm in sim.fleet.vms}
@@ -143,13 +114,7 @@ def _run(path: str, until: float, seed: int, consoles: Sequence[str], show_all: 
         print(entry.line())
 
     sim.events.subscribe(show)
-    transcripts = {n: _Transcript(sim, n) for n in consoles}
-
-    def reopen(info: VMInfo) -> None:
-        if info.name in transcripts and info.status is VMStatus.RUNNING:
-            transcripts[info.name].open()
-
-    sim.subscribe(reopen)
+    transcripts = {n: Transcript(sim, n, limit=_TRANSCRIPT_LIMIT, reads=_READS_PER_STEP) for n in consoles}
     end = start + until
     while True:
         for transcript in transcripts.values():
@@ -165,7 +130,7 @@ def _run(path: str, until: float, seed: int, consoles: Sequence[str], show_all: 
         print(line)
     for transcript in transcripts.values():
         print(f"--- console of {transcript.name} ---")
-        print(transcript.data.decode("utf-8", "replace").replace("\r\n", "\n"), end="")
+        print(transcript.text(), end="")
         print(f"\n--- end of console of {transcript.name} ---")
     sim.halt()
     return 0

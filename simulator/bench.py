@@ -18,6 +18,7 @@ a test: it reports figures and whether each meets its target; it asserts nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import platform
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +36,10 @@ from simulator.engine import Simulator
 from simulator.scenario import load_scenario
 from vmws.clock import VirtualClock
 
-__all__ = ["run_bench", "machine_description", "ServeFigures", "measure_serve"]
+__all__ = ["run_bench", "machine_description", "ServeFigures", "Serving", "serving", "measure_serve", "write_fleet",
+           "SECRET"]
 
-_SECRET = "bench-secret-" + "x" * 32
+SECRET = "bench-secret-" + "x" * 32  # what `serving` passes as --jwt-secret
 _START_TARGET = 5.0
 _BYTES_PER_VM_TARGET = 2048
 _SAMPLE_TARGET = 0.100
@@ -69,11 +72,12 @@ def machine_description() -> str:
 
 def write_fleet(directory: Path, count: int, templated: bool) -> Path:
     path = directory / f"fleet-{count}-{'template' if templated else 'plain'}.toml"
+    width = len(str(count))
     if templated:
-        width = len(str(count))
         text = f'[[vm]]\nname = "vm-{{{1:0{width}d}..{count}}}"\nmemory_mib = 1024\nvcpus = 1\n'
     else:
-        text = "".join(f'[[vm]]\nname = "vm-{i:05d}"\nmemory_mib = 1024\nvcpus = 1\n\n' for i in range(1, count + 1))
+        text = "".join(f'[[vm]]\nname = "vm-{i:0{width}d}"\nmemory_mib = 1024\nvcpus = 1\n\n'
+                       for i in range(1, count + 1))
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -85,11 +89,21 @@ def _rss(pid: int) -> int:
     raise RuntimeError("no VmRSS in /proc/PID/status")
 
 
-def measure_serve(scenario: Path, timeout: float = 60.0) -> ServeFigures:
-    """Start ``vmws serve --scenario`` on a free port; time until its banner, then its RSS."""
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """A running ``vmws serve``: its process, port and how long it took to serve."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    seconds_to_banner: float
+
+
+@contextlib.contextmanager
+def serving(scenario: Path, *extra: str, timeout: float = 60.0) -> Iterator[Serving]:
+    """``vmws serve --scenario`` on a free port of 127.0.0.1 until the block ends (SIGTERM)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")}
     command = [sys.executable, "-m", "vmws", "serve", "--scenario", str(scenario), "--port", "0",
-               "--host", "127.0.0.1", "--jwt-secret", _SECRET]
+               "--host", "127.0.0.1", "--jwt-secret", SECRET, *extra]
     began = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -103,9 +117,8 @@ def measure_serve(scenario: Path, timeout: float = 60.0) -> ServeFigures:
             ready, _, _ = select.select([proc.stdout], [], [], remaining)
             if ready:
                 line = proc.stdout.readline()
-        elapsed = time.perf_counter() - began
-        time.sleep(0.5)  # let start-up garbage settle before reading RSS
-        return ServeFigures(elapsed, _rss(proc.pid))
+        port = int(line.rsplit(b":", 1)[1])
+        yield Serving(proc, port, time.perf_counter() - began)
     finally:
         proc.terminate()
         try:
@@ -113,6 +126,15 @@ def measure_serve(scenario: Path, timeout: float = 60.0) -> ServeFigures:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def measure_serve(scenario: Path) -> ServeFigures:
+    """Time from process start until ``vmws serve`` is serving, then its resident memory."""
+    with serving(scenario) as served:
+        time.sleep(0.5)  # let start-up garbage settle before reading RSS
+        return ServeFigures(served.seconds_to_banner, _rss(served.proc.pid))
 
 
 def _verdict(ok: bool) -> str:

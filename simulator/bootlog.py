@@ -110,9 +110,11 @@ def boot_log(
 
 
 def systemd_time(seconds: float) -> str:
-    """``42s``, ``1min 3s`` as systemd writes elapsed time."""
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
+    """``42s``, ``1min 3s``, ``1h 2min 5s`` as systemd writes elapsed time."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}min {secs}s"
     return f"{minutes}min {secs}s" if minutes else f"{secs}s"
 
 

@@ -320,7 +320,7 @@ class _Parser:
             for spec in self.vm_entry(index, raw):
                 if spec.name in defined:
                     ctx = _Ctx(("vm", str(index + 1)), f"vm {spec.name!r}")
-                    raise self.error(ctx, "name", f"is defined twice (first by [[vm]] #{defined[spec.name] + 1})")
+                    raise self.error(ctx, "name", f"name is defined twice (first by [[vm]] #{defined[spec.name] + 1})")
                 defined[spec.name] = index
                 vms.append(spec)
             if len(vms) > MAX_VMS:

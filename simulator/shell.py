@@ -90,10 +90,14 @@ def _ls(ctx: ShellContext, args: list[str]) -> str:
         kind = tree.kind(path)
         owner = ctx.user.name if path.startswith(ctx.user.home + "/") or path.startswith("/tmp/") else "root"
         if kind is Kind.DIR:
-            return f"drwxr-xr-x 2 {owner} {owner}     4096 {_stamp(ctx.now)} {shown}"
+            return f"drwxr-xr-x 2 {owner} {owner:<6}     4096 {_stamp(ctx.now)} {shown}"
         size = tree.size(path) if kind is Kind.FILE else SYSLOG_LINES * 80 if kind is Kind.LOG else 0
-        mode = "crw-rw-rw-" if kind is Kind.DEVICE else "-rw-r-----" if kind is Kind.LOG else "-rw-r--r--"
-        return f"{mode} 1 {owner} {owner} {size:8d} {_stamp(ctx.now)} {shown}"
+        mode, group = "-rw-r--r--", owner
+        if kind is Kind.DEVICE:
+            mode = "crw-rw-rw-"
+        elif kind is Kind.LOG or path == "/etc/shadow":
+            mode, group = "-rw-r-----", "adm" if kind is Kind.LOG else "shadow"
+        return f"{mode} 1 {owner} {group:<6} {size:8d} {_stamp(ctx.now)} {shown}"
 
     for target in targets:
         path = _resolve(ctx, target)
@@ -117,7 +121,8 @@ def _ls(ctx: ShellContext, args: list[str]) -> str:
 
 
 def _log_flood(ctx: ShellContext, first: int = 0, last: int = SYSLOG_LINES) -> Flood:
-    return LinesFlood(partial(syslog_line, ctx.hostname, ctx.now - ctx.uptime), first, last)
+    # the log outlives reboots: its lines run up to now, a line every 0.9 s
+    return LinesFlood(partial(syslog_line, ctx.hostname, ctx.now - SYSLOG_LINES * 0.9), first, last)
 
 
 def _file_flood(ctx: ShellContext, path: str) -> Flood | str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 
+from simulator.scenario import parse_scenario
 from vmws.backend import Action, ConsoleStream, VMStatus
 from vmws.backends import load_backend_class
 from vmws.backends.simulator import SimulatorBackend
 from vmws.clock import LoopClock, VirtualClock
-from vmws.errors import VMNotFound, VMNotRunning
+from vmws.errors import CommandFailed, CommandTimeout, VMNotFound, VMNotRunning
 
 
 async def read_until(stream: ConsoleStream, marker: bytes, timeout: float = 5.0) -> bytes:
@@ -209,3 +211,63 @@ async def test_listeners_see_changes_made_through_the_backend() -> None:
     finally:
         unsubscribe()
         await backend.close()
+
+
+SCRIPTED = """
+[[vm]]
+name = "app"
+timings = { shutdown_timeout = "60s" }
+
+[[event]]
+at = "0s"
+vm = "app"
+event = "hang-on-shutdown"
+
+[[event]]
+at = "1s"
+vm = "app"
+event = "fail-next-command"
+action = "pause"
+message = "the hypervisor said no"
+"""
+
+
+@pytest.mark.asyncio
+async def test_scripted_failures_and_a_forced_stop_through_the_backend(caplog: pytest.LogCaptureFixture) -> None:
+    clock = VirtualClock()
+    backend = SimulatorBackend(clock, fleet=parse_scenario(SCRIPTED))
+    await backend.start()
+    caplog.set_level(logging.INFO, logger="simulator")
+    clock.advance(2)
+    with pytest.raises(CommandFailed, match="the hypervisor said no"):
+        await backend.perform("app", Action.PAUSE)
+    graceful = asyncio.create_task(backend.perform("app", Action.STOP))
+    await asyncio.sleep(0)
+    clock.advance(30)
+    await asyncio.sleep(0)
+    assert not graceful.done()  # the shutdown hangs
+    forced = asyncio.create_task(backend.perform("app", Action.STOP, force=True))
+    await asyncio.sleep(0)
+    clock.advance(0.2)  # it cuts in: a power-off takes 0.1 s, not the hang's 60
+    assert (await asyncio.wait_for(forced, 1.0)).status is VMStatus.STOPPED
+    assert (await asyncio.wait_for(graceful, 1.0)).status is VMStatus.STOPPED
+    assert "app fault: graceful shutdown hangs (a stop job ignores SIGTERM)" in caplog.messages
+    assert any(m.startswith("app timeline: fail-next-command") for m in caplog.messages)
+    await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_a_stuck_boot_times_out_through_the_backend() -> None:
+    clock = VirtualClock()
+    fleet = parse_scenario('[[vm]]\nname = "s"\nstatus = "stopped"\n'
+                           '[[event]]\nat = "0s"\nvm = "s"\nevent = "stuck-booting"\n')
+    backend = SimulatorBackend(clock, fleet=fleet)
+    await backend.start()
+    clock.advance(0)
+    start = asyncio.create_task(backend.perform("s", Action.START))
+    await asyncio.sleep(0)
+    clock.advance(121)
+    with pytest.raises(CommandTimeout, match="stuck booting"):
+        await asyncio.wait_for(start, 1.0)
+    assert (await backend.get("s")).status is VMStatus.RUNNING
+    await backend.close()

@@ -1,4 +1,5 @@
-"""The backend contract, run against the simulator (sped up 20× on the real loop clock)."""
+"""The backend contract, run against the simulator (sped up 20× on the real loop clock):
+the demo fleet, and an Alpine fleet from a scenario."""
 
 from __future__ import annotations
 
@@ -7,30 +8,54 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from simulator.fleet import FleetSpec
+from simulator.scenario import parse_scenario
 from tests.contract.suite import BackendContract, ContractTimeouts
 from vmws.backends.simulator import SimulatorBackend
 
 
 class TestSimulatorContract(BackendContract):
+    fleet: FleetSpec | None = None  # None: the demo fleet
+    vms = ("my-vm", "db-1", "legacy-1")  # running, stopped, error
+    account = ("admin", "admin")
+
     @pytest_asyncio.fixture
     async def backend(self) -> AsyncIterator[SimulatorBackend]:
-        backend = SimulatorBackend(seed=7, speed=20.0)
+        backend = SimulatorBackend(seed=7, speed=20.0, fleet=self.fleet)
         await backend.start()
         yield backend
         await backend.close()
 
     @pytest.fixture
     def running_vm(self) -> str:
-        return "my-vm"
+        return self.vms[0]
 
     @pytest.fixture
     def stopped_vm(self) -> str:
-        return "db-1"
+        return self.vms[1]
 
     @pytest.fixture
     def error_vm(self) -> str | None:
-        return "legacy-1"
+        return self.vms[2]
+
+    @pytest.fixture
+    def credentials(self) -> tuple[str, str]:
+        return self.account
 
     @pytest.fixture
     def timeouts(self) -> ContractTimeouts:
         return ContractTimeouts(action=5.0, boot=5.0, console=5.0)
+
+
+class TestSimulatorAlpineContract(TestSimulatorContract):
+    """Another personality (OpenRC boot, root login, ``#`` prompt) keeps the contract too."""
+
+    fleet = parse_scenario(
+        '[template.alpine]\npersonality = "alpine"\n'
+        '[[vm]]\nname = "alp-run"\ntemplate = "alpine"\n'
+        '[[vm]]\nname = "alp-off"\ntemplate = "alpine"\nstatus = "stopped"\n'
+        '[[vm]]\nname = "alp-err"\ntemplate = "alpine"\nstatus = "error"\n',
+        "alpine.toml",
+    )
+    vms = ("alp-run", "alp-off", "alp-err")
+    account = ("root", "alpine")

@@ -2,73 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from simulator.console import Console, ConsoleState
 from simulator.fleet import Personality
-from vmws.clock import VirtualClock
-
-
-class RecordingHost:
-    """The machine's side of the console: records output, runs timers on a VirtualClock."""
-
-    def __init__(self) -> None:
-        self.clock = VirtualClock()
-        self.output = bytearray()
-        self.floods = 0
-        self.written = 0
-
-    def emit(self, data: bytes) -> None:
-        self.output += data
-
-    def later(self, delay: float, callback: Callable[[], None]) -> None:
-        self.clock.call_later(delay, callback)
-
-    def now(self) -> float:
-        return self.clock.time()
-
-    def uptime(self) -> float:
-        return 3 * 3600 + 5 * 60
-
-    def flood_started(self) -> None:
-        self.floods += 1
-
-    def kernel_log(self) -> list[str]:
-        return ["[    0.000000] Linux version test"]
-
-    def disk_written(self, nbytes: int) -> None:
-        self.written += nbytes
-
-    def take(self) -> bytes:
-        data = bytes(self.output)
-        self.output.clear()
-        return data
-
-
-@pytest.fixture
-def host() -> RecordingHost:
-    return RecordingHost()
-
-
-@pytest.fixture
-def console(host: RecordingHost) -> Console:
-    console = Console("vm-a", Personality(), host, failure_delay=1.0)
-    console.show_login()
-    host.take()
-    return console
-
-
-def logged_in(console: Console, host: RecordingHost) -> Console:
-    console.feed(b"admin\nadmin\n")
-    host.take()
-    return console
-
-
-def run(console: Console, host: RecordingHost, line: bytes) -> bytes:
-    console.feed(line + b"\r")
-    return host.take()
+from tests.simulator.consolehost import RecordingHost, logged_in, run
 
 
 def test_login_banner_and_screen(host: RecordingHost) -> None:
