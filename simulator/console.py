@@ -130,10 +130,6 @@ class Console:
         """There is flood output for readers to pull."""
         return self.state is ConsoleState.FLOOD
 
-    @property
-    def session(self) -> Session | None:
-        return self._session
-
     def busy_writes(self) -> int:
         """Bytes a running ``yes > FILE`` has written so far (for the disk counters)."""
         if self.state is not ConsoleState.BUSY or self._session is None:

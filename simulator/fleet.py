@@ -205,10 +205,18 @@ class EventKind(str, enum.Enum):
 
     @property
     def action(self) -> Action | None:
-        try:
-            return Action(self.value) if self is not EventKind.PAUSE else None
-        except ValueError:
-            return None
+        """The command this event sends, for the action events (``pause`` is a fault:
+        the VM is paused by other means, not by a command)."""
+        return _EVENT_ACTIONS.get(self)
+
+
+_EVENT_ACTIONS = {
+    EventKind.START: Action.START,
+    EventKind.STOP: Action.STOP,
+    EventKind.RESTART: Action.RESTART,
+    EventKind.SUSPEND: Action.SUSPEND,
+    EventKind.RESUME: Action.RESUME,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,10 +222,6 @@ class Machine:
                 self._saved_uptime = self._run_acc
 
     @property
-    def memory_total(self) -> int:
-        return self.model.memory_total
-
-    @property
     def console(self) -> Console:
         """The serial console, made when first needed: at getty's prompt if the guest is up."""
         if self._console is None:

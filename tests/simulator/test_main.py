@@ -79,4 +79,4 @@ def test_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--vms", "300", "--no-serve"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: ")
-    assert "sample all 300 (engine): best" in out and "B per VM held by machines" in out
+    assert "sample all 300 (engine): best" in out and "B per VM held by the machines" in out
