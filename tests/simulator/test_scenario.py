@@ -6,6 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.fleet import PROFILES, EventKind, Init, ProfileKind, demo_fleet
 from simulator.personalities import ALPINE, DEBIAN
@@ -298,3 +300,23 @@ def test_brace_expansion() -> None:
     assert expand_braces("odd{x}") == ["odd{x}"]  # not a range or list: literal, as in bash
     with pytest.raises(ValueError, match=str(MAX_VMS)):
         expand_braces("{1..400}-{1..400}")
+
+
+_CHAOS = resources.files("simulator").joinpath("scenarios", "chaos.toml").read_text("utf-8").splitlines()
+_ASSIGNMENTS = [i for i, line in enumerate(_CHAOS) if " = " in line and not line.startswith("#")]
+_VALUES = ["5", "-1", "0", "true", "1e999", "nan", '"x"', '""', '"90s"', '"-5s"', "[]", "[1, 2]", "{}",
+           '{ a = 1 }', '"web-*"', '"web-{1..}"', '"{1..2}"', "[{ name = 1 }]", '"\\u0000"', "2024-01-01"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_ASSIGNMENTS), st.sampled_from(_VALUES)), min_size=1, max_size=4))
+def test_any_value_in_any_field_is_a_scenario_error_or_a_fleet(edits: list[tuple[int, str]]) -> None:
+    lines = list(_CHAOS)
+    for index, value in edits:
+        lines[index] = lines[index].split(" = ", 1)[0] + " = " + value
+    try:
+        fleet = parse_scenario("\n".join(lines), "fuzz.toml")
+    except ScenarioError as exc:
+        assert str(exc).startswith("fuzz.toml")
+    else:
+        assert fleet.vms
