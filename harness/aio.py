@@ -1,10 +1,10 @@
 """libvirt's event loop, running on the server's asyncio loop (libvirtaio).
 
-libvirt has one process-wide event implementation, which must be registered before
-any connection is opened. ``ensure_event_impl`` registers libvirtaio's once, from
-inside the running loop. A later loop (tests run one loop per test module) gets a
-fresh registration only once the previous loop has stopped, so two live loops never
-share libvirt's callbacks.
+libvirt has one process-wide event implementation, registered once and for good,
+before any connection is opened. ``ensure_event_impl`` registers libvirtaio's from
+inside the running loop. A process that runs loops one after another (pytest-asyncio
+gives each test its own) has the implementation moved to the new loop once the old
+one has stopped; two live loops never share it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import libvirt
 import libvirtaio
 
-__all__ = ["ensure_event_impl"]
+__all__ = ["ensure_event_impl", "quiet_libvirt"]
 
 log = logging.getLogger(__name__)
 _quiet = False
@@ -28,18 +28,44 @@ def _ignore_error(_ctx: Any, _err: Any) -> None:
     return None
 
 
-def ensure_event_impl() -> libvirtaio.virEventAsyncIOImpl:
-    """The libvirtaio implementation bound to the running loop, registering it if needed."""
+def _rebind(impl: libvirtaio.virEventAsyncIOImpl, loop: asyncio.AbstractEventLoop) -> None:
+    """Move libvirt's callbacks from a finished loop to ``loop``.
+
+    libvirt accepts one event implementation per process for good, so a process that
+    runs several loops in turn (one per test) moves the one it has: watches and timers
+    still registered are re-armed on the new loop; free-callbacks the old loop never
+    ran are dropped from the pending count so ``drain()`` does not wait for them.
+    """
+    if not impl.is_idle():
+        log.info("moving libvirt event callbacks to a new loop: %r", impl)
+    impl.loop = loop
+    impl._pending = 0
+    impl._finished = None
+    for callback in list(impl.callbacks.values()):
+        if isinstance(callback, libvirtaio.TimeoutCallback) and callback._task is not None:
+            callback._task = None
+            callback.update(callback.timeout)
+    for descriptor in list(impl.descriptors.values()):
+        descriptor.update()
+
+
+def quiet_libvirt() -> None:
+    """Stop libvirt printing errors to stderr (once per process)."""
     global _quiet
-    loop = asyncio.get_running_loop()
     if not _quiet:
         libvirt.registerErrorHandler(_ignore_error, None)
         _quiet = True
+
+
+def ensure_event_impl() -> libvirtaio.virEventAsyncIOImpl:
+    """The libvirtaio implementation bound to the running loop, registering it if needed."""
+    loop = asyncio.get_running_loop()
+    quiet_libvirt()
     impl = libvirtaio.getCurrentImpl()
-    if impl is not None and impl.loop is loop:
-        return impl
-    if impl is not None and impl.loop.is_running():
-        raise RuntimeError("libvirt's event implementation is bound to another running event loop")
-    if impl is not None and not impl.is_idle():
-        log.warning("re-binding libvirt events to a new loop with callbacks left over: %r", impl)
-    return libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
+    if impl is None:
+        return libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
+    if impl.loop is not loop:
+        if impl.loop.is_running():
+            raise RuntimeError("libvirt's event implementation is bound to another running event loop")
+        _rebind(impl, loop)
+    return impl

@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _LIVE = frozenset({VMStatus.RUNNING, VMStatus.PAUSED})
+# Seconds between repeated ACPI requests (shutdown, reboot) to a guest that ignores them.
+_REPRESS_AFTER = 5.0
+# libvirt may report one guest reboot more than once (reset + lifecycle); these coalesce.
+_REBOOT_COALESCE = 1.0
+_DRAIN_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -122,6 +127,9 @@ class LibvirtBackend(Backend):
             self.capabilities = frozenset({Capability.METRICS, Capability.SUSPEND, Capability.PAUSE})
         else:
             self.capabilities = frozenset(Capability)
+        # The test driver reboots synchronously and sends no reboot event; QEMU's
+        # reboot only presses the power button, and the event says when it happened.
+        self._reboot_is_async = not uri.startswith("test:")
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libvirt")
         self._conn: libvirt.virConnect | None = None
         self._callback_ids: list[int] = []
@@ -162,12 +170,17 @@ class LibvirtBackend(Backend):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Domain objects hold the connection open; drop them before closing it.
+        self._domains.clear()
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._run(self._disconnect, conn)
         self._executor.shutdown(wait=False, cancel_futures=True)
         # Let libvirt's free-callbacks run before the loop goes (libvirtaio's advice).
-        await asyncio.wait_for(self._impl.drain(), 5.0)
+        try:
+            await asyncio.wait_for(self._impl.drain(), _DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.info("libvirt event callbacks still registered after close: %r", self._impl)
 
     # Backend interface
 
@@ -212,9 +225,9 @@ class LibvirtBackend(Backend):
         return unsubscribe
 
     async def open_console(self, name: str) -> ConsoleStream:
+        vm = await self._known(name)
         if Capability.CONSOLE not in self.capabilities:
             raise CommandFailed(f"the libvirt driver at {self.uri} has no consoles")
-        vm = await self._known(name)
         if vm.status not in _LIVE:
             raise VMNotRunning(f"VM {name!r} is not running")
         old = self._consoles.pop(name, None)
@@ -235,9 +248,12 @@ class LibvirtBackend(Backend):
         dom = await self._domain(vm.name)
         if vm.status is VMStatus.PAUSED:
             await self._call(dom.resume, name=vm.name, what="start")
-        else:
-            # create() restores a managed-save image when there is one.
-            await self._call(dom.create, name=vm.name, what="start")
+            return
+        if vm.status is VMStatus.ERROR and await self._call(dom.isActive, name=vm.name):
+            # A crashed domain kept for inspection must go before it can boot again.
+            await self._destroy(dom, vm.name)
+        # create() restores a managed-save image when there is one.
+        await self._call(dom.create, name=vm.name, what="start")
 
     async def _do_stop(self, vm: _VM, force: bool) -> None:
         dom = await self._domain(vm.name)
@@ -253,8 +269,9 @@ class LibvirtBackend(Backend):
             await self._destroy(dom, vm.name)
             return
         # Graceful first (ACPI power button, or the guest agent where there is one).
-        await self._call(dom.shutdown, name=vm.name, what="stop")
-        if not await self._wait(vm, lambda v: v.status is not VMStatus.RUNNING, self.stop_timeout):
+        stopped = await self._press(vm, dom.shutdown, lambda v: v.status is not VMStatus.RUNNING,
+                                    self.stop_timeout, "stop")
+        if not stopped:
             log.info("VM %s ignored the shutdown request for %.0f s: forcing it off", vm.name, self.stop_timeout)
             await self._destroy(dom, vm.name)
 
@@ -264,13 +281,16 @@ class LibvirtBackend(Backend):
         dom = await self._domain(vm.name)
         before = vm.reboots
         if not force:
-            await self._call(dom.reboot, 0, name=vm.name, what="restart")
-            if await self._wait(vm, lambda v: v.reboots > before, self.restart_timeout):
+            if not self._reboot_is_async:
+                await self._call(dom.reboot, 0, name=vm.name, what="restart")
+                self._rebooted(vm.name)
+                return
+            if await self._press(vm, functools.partial(dom.reboot, 0), lambda v: v.reboots > before,
+                                 self.restart_timeout, "restart"):
                 return
             log.info("VM %s did not reboot within %.0f s: resetting it", vm.name, self.restart_timeout)
         await self._call(dom.reset, 0, name=vm.name, what="restart")
-        if not await self._wait(vm, lambda v: v.reboots > before, 5.0):
-            # Some drivers (test:///) do not report resets: the guest did restart.
+        if not self._reboot_is_async or not await self._wait(vm, lambda v: v.reboots > before, 5.0):
             self._rebooted(vm.name)
 
     async def _do_suspend(self, vm: _VM, force: bool) -> None:
@@ -300,6 +320,22 @@ class LibvirtBackend(Backend):
             raise VMNotRunning(f"cannot pause VM {vm.name!r}: it is {vm.status.value}")
         dom = await self._domain(vm.name)
         await self._call(dom.suspend, name=vm.name, what="pause")
+
+    async def _press(self, vm: _VM, request: Callable[[], object], done: Callable[[_VM], bool],
+                     timeout: float, what: str) -> bool:
+        """Ask the guest (``request``) until ``done(vm)`` or ``timeout``.
+
+        The request is repeated every few seconds: a guest still booting has no ACPI
+        handler yet and drops the first power-button press, as real guests do.
+        """
+        deadline = self._loop.time() + timeout
+        while True:
+            await self._call(request, name=vm.name, what=what)
+            left = deadline - self._loop.time()
+            if await self._wait(vm, done, min(left, _REPRESS_AFTER)):
+                return True
+            if self._loop.time() >= deadline or vm.status not in _LIVE:
+                return done(vm)
 
     async def _destroy(self, dom: libvirt.virDomain, name: str) -> None:
         try:
@@ -406,6 +442,9 @@ class LibvirtBackend(Backend):
             return
         now = time.time()
         vm.reboots += 1
+        if vm.boot_time is not None and now - vm.boot_time < _REBOOT_COALESCE:
+            self._wake(vm)
+            return
         vm.boot_time = now
         vm.changed_at = now
         vm.cpu = None

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["EntryKind", "Entry", "write_newc"]
+__all__ = ["EntryKind", "Entry", "write_newc", "read_newc"]
 
 _TRAILER = "TRAILER!!!"
 
@@ -75,3 +75,27 @@ def write_newc(entries: Iterable[Entry]) -> bytes:
         out += _pad(len(header) + len(name))
         out += entry.data + _pad(len(entry.data))
     return bytes(out)
+
+
+def read_newc(archive: bytes) -> list[Entry]:
+    """The entries of a ``newc`` archive, trailer excluded (to inspect built images)."""
+    entries = []
+    pos = 0
+    while True:
+        if archive[pos : pos + 6] != b"070701":
+            raise ValueError(f"not a newc header at offset {pos}")
+        fields = [int(archive[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i in range(13)]
+        mode, uid, gid, size, major, minor, namesize = (fields[1], fields[2], fields[3], fields[6],
+                                                        fields[9], fields[10], fields[11])
+        name_start = pos + 110
+        name = archive[name_start : name_start + namesize - 1].decode()
+        data_start = name_start + namesize + _pad_len(110 + namesize)
+        data = archive[data_start : data_start + size]
+        pos = data_start + size + _pad_len(size)
+        if name == _TRAILER:
+            return entries
+        entries.append(Entry(name, EntryKind(mode & 0o170000), mode & 0o7777, data, uid, gid, major, minor))
+
+
+def _pad_len(length: int) -> int:
+    return -length % 4

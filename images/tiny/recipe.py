@@ -25,6 +25,7 @@ from pathlib import Path
 from images.cache import cached_dir
 from images.cpio import Entry, EntryKind, write_newc
 from images.errors import ImageError
+from images.passwords import sha512_crypt
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -42,7 +43,9 @@ RECIPE_VERSION = "1"
 DEFAULT_PASSWORD = "admin"
 LOGIN_USER = "admin"
 # Drivers the guest needs; their dependencies are added from modules.dep.
-GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_balloon", "button", "evdev")
+GUEST_MODULES = (
+    "virtio_pci", "virtio_blk", "virtio_net", "virtio_balloon", "button", "evdev", "pvpanic_mmio",
+)
 ROOTFS = Path(__file__).with_name("rootfs")
 _INSTALL_HINT = "install it with `apt-get install {pkg}` (or run scripts/install-libvirt.sh as root)"
 
@@ -64,14 +67,19 @@ class TinyImage:
     kernel_version: str
 
 
-def kernel_cmdline(hostname: str) -> str:
-    """The kernel command line for a guest called ``hostname``."""
+def kernel_cmdline(hostname: str, *, crash_after: float | None = None) -> str:
+    """The kernel command line for a guest called ``hostname``.
+
+    ``crash_after`` makes the guest panic that many seconds after boot (a VM that ends
+    in libvirt's "crashed" state, for tests of the ``error`` status).
+    """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", hostname):
         raise ImageError(
             f"{hostname!r} cannot be a hostname: use letters, digits, dots and dashes"
         )
     # quiet: the serial line is slow under TCG, and the boot log is not what users read.
-    return f"console=ttyS0,115200 quiet panic=-1 vmws.hostname={hostname}"
+    crash = f" vmws.crash_after={crash_after:g}" if crash_after is not None else ""
+    return f"console=ttyS0,115200 quiet panic=-1 vmws.hostname={hostname}{crash}"
 
 
 def _version_key(version: str) -> tuple[object, ...]:
@@ -161,15 +169,7 @@ def _busybox(path: Path) -> tuple[bytes, list[str]]:
 
 
 def _password_hash(busybox: Path, password: str) -> str:
-    if not password or any(c in password for c in ":\n"):
-        raise ImageError("the login password must be non-empty and hold no ':' or newline")
-    # A salt derived from the password keeps the image reproducible (same inputs, same key).
-    salt = hashlib.sha256(b"vmws-tiny:" + password.encode()).hexdigest()[:16]
-    out = subprocess.run(
-        [str(busybox), "mkpasswd", "-m", "sha512", password, salt],
-        capture_output=True, text=True, check=True,
-    )
-    return out.stdout.strip()
+    return sha512_crypt(password, purpose="vmws-tiny", busybox=busybox)
 
 
 def _rootfs_entries() -> Iterator[Entry]:

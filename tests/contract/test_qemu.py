@@ -1,0 +1,104 @@
+"""The backend contract against real QEMU guests booted from the ``tiny`` image.
+
+Three guests per test module (and per xdist worker, names carry the pid): one kept
+running, one kept stopped, and one whose kernel panics a few seconds after boot, so
+libvirt reports it crashed (the ``error`` column). They are booted once; each test's
+fixtures bring them back to the status it needs through the backend itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from tests.contract.suite import BackendContract, ConsoleReader, ContractTimeouts
+from tests.harness.hosts import harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
+from tests.harness.terminal import TerminalBackend
+from vmws.backend import Action, Backend, VMStatus
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
+
+URI = "qemu:///system"
+PREFIX = vm_prefix("ct")
+RUNNING, STOPPED, CRASHING = f"{PREFIX}run", f"{PREFIX}stop", f"{PREFIX}err"
+CRASH_AFTER = 2.0
+TIMEOUTS = ContractTimeouts(action=90.0, boot=120.0, console=30.0)
+
+
+@pytest.fixture(scope="module")
+def guests() -> Iterator[None]:
+    require_qemu(URI)
+    remove_stale_test_vms(URI)
+    common = ("--uri", URI, "--accel", os.environ.get("VMWS_TEST_ACCEL", "auto"), "--replace")
+    try:
+        harness_cli("up", RUNNING, *common)
+        harness_cli("up", STOPPED, *common, "--no-start")
+        harness_cli("up", CRASHING, *common, "--no-start", "--crash-after", str(CRASH_AFTER))
+        yield
+    finally:
+        for name in (RUNNING, STOPPED, CRASHING):
+            harness_cli("down", name, "--uri", URI)
+
+
+async def _bring(backend: Backend, name: str, status: VMStatus) -> str:
+    info = await backend.get(name)
+    if info.status is not status:
+        action = Action.START if status is VMStatus.RUNNING else Action.STOP
+        await asyncio.wait_for(backend.perform(name, action, force=True), TIMEOUTS.boot)
+    return name
+
+
+class TestQemuContract(BackendContract):
+    @pytest_asyncio.fixture
+    async def backend(self, guests: None) -> AsyncIterator[Backend]:
+        from harness.backend import LibvirtBackend
+
+        backend = LibvirtBackend(uri=URI, vm_filter=f"{PREFIX}*", stop_timeout=30.0, restart_timeout=45.0)
+        await backend.start()
+        yield backend
+        await backend.close()
+
+    @pytest_asyncio.fixture
+    async def running_vm(self, backend: Backend) -> str:
+        return await _bring(backend, RUNNING, VMStatus.RUNNING)
+
+    @pytest_asyncio.fixture
+    async def stopped_vm(self, backend: Backend) -> str:
+        return await _bring(backend, STOPPED, VMStatus.STOPPED)
+
+    @pytest_asyncio.fixture
+    async def error_vm(self, backend: Backend) -> str | None:
+        info = await backend.get(CRASHING)
+        if info.status is VMStatus.ERROR:
+            return CRASHING
+        crashed = asyncio.Event()
+
+        def on_status(changed: object) -> None:
+            if getattr(changed, "name", None) == CRASHING and getattr(changed, "status", None) is VMStatus.ERROR:
+                crashed.set()
+
+        unsubscribe = backend.subscribe(on_status)
+        try:
+            if info.status is not VMStatus.RUNNING:
+                await backend.perform(CRASHING, Action.START)
+            await asyncio.wait_for(crashed.wait(), TIMEOUTS.boot)
+        finally:
+            unsubscribe()
+        return CRASHING
+
+    @pytest.fixture
+    def timeouts(self) -> ContractTimeouts:
+        return TIMEOUTS
+
+    @contextlib.asynccontextmanager
+    async def console(
+        self, backend: Backend, name: str, login: tuple[tuple[str, str], ContractTimeouts] | None = None
+    ) -> AsyncIterator[ConsoleReader]:
+        # Read as a terminal would: busybox asks for the cursor position after each prompt.
+        async with super().console(TerminalBackend(backend), name, login) as reader:  # type: ignore[arg-type]
+            yield reader
