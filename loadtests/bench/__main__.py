@@ -37,7 +37,7 @@ async def _run(names: list[str], quick: bool, out: Path) -> list[Outcome]:
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
         if name == "console_flood":
-            outcome = await flood.run(out, rounds=2 if quick else 5, seconds=3 if quick else 5)
+            outcome = await flood.run(out, rounds=3 if quick else 7, seconds=2 if quick else 4)
         elif name == "console_echo":
             outcome = await echo.run(out, rounds=1 if quick else 3, seconds=5 if quick else 15, consoles=1000)
         elif name == "idle_10k":
