@@ -71,7 +71,8 @@ class Principal:
 
 
 def generate_secret() -> str:
-    return secrets.token_urlsafe(MIN_SECRET_BYTES)
+    # Hex, not base64url: a secret starting with "-" would read as a flag on a command line.
+    return secrets.token_hex(MIN_SECRET_BYTES)
 
 
 def _check_secret(secret: str) -> None:

@@ -8,6 +8,7 @@ console output) is serialised once and handed to each recipient.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -15,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from vmws import protocol
-from vmws.backend import Backend, VMInfo
+from vmws.backend import Action, Backend, VMInfo
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
 from vmws.errors import VMWSError
@@ -135,7 +136,10 @@ class Hub:
         """Run one command (one at a time per VM, arrival order) and answer its issuer."""
         request_id = command.request_id or f"srv-{uuid.uuid4().hex[:12]}"
         action = command.action.value
-        async with self._command_locks[vm]:
+        # A forced stop is the way out of a graceful stop that hangs: it must not queue
+        # behind it (the backend lets it cut in, as `virsh destroy` does).
+        cuts_in = command.action is Action.STOP and command.force
+        async with contextlib.nullcontext() if cuts_in else self._command_locks[vm]:
             task = asyncio.ensure_future(self.backend.perform(vm, command.action, force=command.force))
             done, _ = await asyncio.wait({task}, timeout=self.config.command_timeout)
             if not done:

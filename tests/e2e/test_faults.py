@@ -90,3 +90,31 @@ async def test_server_restart_under_clients_gives_1001_and_they_reconnect() -> N
     finally:
         if first.poll() is None:
             _stop(first)
+
+
+HANGING = """
+[[vm]]
+name = "stuck-1"
+status = "running"
+
+[[event]]
+at = "0s"
+vm = "stuck-1"
+event = "hang-on-shutdown"
+"""
+
+
+async def test_a_forced_stop_cuts_in_on_a_hanging_graceful_stop(tmp_path: "os.PathLike[str]") -> None:
+    scenario = os.path.join(tmp_path, "hang.toml")
+    with open(scenario, "w", encoding="utf-8") as fh:
+        fh.write(HANGING)
+    async with running_server(speed=1, scenario=scenario) as server, \
+            client(server, "stuck-1") as a, client(server, "stuck-1") as b:
+        await a.recv("status")
+        await a.send("command", {"action": "stop", "requestId": "graceful"})
+        await asyncio.sleep(0.5)  # the graceful stop is hanging now (its timeout is 30 s)
+        async with asyncio.timeout(5):  # not queued behind the hanging stop
+            forced = await b.command("stop", "forced", force=True)
+        assert forced["success"] is True and forced["status"] == "stopped"
+        graceful = (await a.recv("response", timeout=5))["data"]
+        assert graceful["requestId"] == "graceful"  # answered too, not left hanging for 30 s
