@@ -118,3 +118,42 @@ async def test_a_forced_stop_cuts_in_on_a_hanging_graceful_stop(tmp_path: "os.Pa
         assert forced["success"] is True and forced["status"] == "stopped"
         graceful = (await a.recv("response", timeout=5))["data"]
         assert graceful["requestId"] == "graceful"  # answered too, not left hanging for 30 s
+
+
+CRASHING = """
+[[vm]]
+name = "crashy-1"
+status = "running"
+
+[[vm]]
+name = "steady-1"
+status = "running"
+
+[[event]]
+at = "40s"
+vm = "crashy-1"
+event = "crash"
+"""
+
+
+async def test_a_crash_during_a_flood_gives_error_and_eof_and_others_keep_going(
+        tmp_path: "os.PathLike[str]") -> None:
+    scenario = os.path.join(tmp_path, "crash.toml")
+    with open(scenario, "w", encoding="utf-8") as fh:
+        fh.write(CRASHING)
+    async with running_server(speed=20, scenario=scenario) as server, \
+            client(server, "crashy-1", console=True) as viewer, client(server, "crashy-1") as monitor, \
+            client(server, "steady-1") as bystander:
+        await login(viewer, "crashy-1")
+        await viewer.send("console_input", {"content": "yes crash-me\n"})
+        eof = None
+        async with asyncio.timeout(20):
+            while eof is None:
+                data = (await viewer.recv("console"))["data"]
+                if data["eof"]:
+                    eof = data
+        assert eof["content"] == ""
+        assert (await viewer.closed())[0] == 1000
+        while (await monitor.recv("status"))["data"]["status"] != "error":
+            pass
+        assert (await bystander.command("restart", "still-serving"))["success"] is True
