@@ -47,7 +47,7 @@ def start_server(log_path: Path, *args: str, timeout: float = 30.0) -> ServeProc
     env.pop("VMWS_JWT_SECRET", None)  # only what the test passes
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.browser.launch", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "vmws", "serve", "--host", "127.0.0.1", "--port", "0", *args],
         cwd=ROOT,
         env=env,
         stdout=log,
