@@ -4,13 +4,15 @@ On some hosts (nested virtualisation without the needed CPU features, this CI am
 them) ``/dev/kvm`` opens and trivial code runs, yet a Linux guest hangs at boot. So the
 probe boots the tiny image's kernel under ``-accel kvm`` with no root file system: a
 working KVM panics ("VFS: Unable to mount root fs") and exits within a second or two;
-a broken one prints nothing and is killed at the deadline. The answer is cached for
-the process.
+a broken one prints nothing and is killed at the deadline. The answer is remembered
+on disk per host, QEMU binary and kernel, so only the first boot pays for the probe.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from harness.domain import Accel
 
-__all__ = ["KvmProbe", "probe_kvm", "resolve_accel", "QEMU_BINARY"]
+__all__ = ["KvmProbe", "probe_kvm", "probe_kvm_cached", "resolve_accel", "QEMU_BINARY"]
 
 QEMU_BINARY = "qemu-system-x86_64"
 PROBE_TIMEOUT = 10.0
@@ -56,6 +58,38 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT) -> KvmProbe:
     return KvmProbe(False, f"QEMU could not run a guest under KVM: {detail[-1] if detail else 'no output'}")
 
 
+def _probe_key(kernel: Path) -> str:
+    qemu = shutil.which(QEMU_BINARY) or ""
+    parts = [os.uname().release, qemu, str(os.stat(qemu).st_mtime_ns) if qemu else "",
+             str(kernel), str(kernel.stat().st_size)]
+    try:
+        parts.append(hashlib.sha256(Path("/proc/cpuinfo").read_bytes().split(b"\n\n")[0]).hexdigest())
+    except OSError:
+        pass
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def probe_kvm_cached(kernel: Path) -> KvmProbe:
+    """``probe_kvm``, remembered on disk for this host, QEMU and kernel (it can cost 10 s)."""
+    from images.cache import cache_root
+
+    record = cache_root().parent / "kvm-probe.json"
+    key = _probe_key(kernel)
+    try:
+        known = json.loads(record.read_text())
+        if known.get("key") == key:
+            return KvmProbe(bool(known["usable"]), str(known["reason"]) + " (cached)")
+    except (OSError, ValueError, KeyError):
+        pass
+    result = probe_kvm(kernel)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"key": key, "usable": result.usable, "reason": result.reason}))
+    except OSError:
+        pass  # a read-only cache only costs the next probe
+    return result
+
+
 def resolve_accel(accel: Accel, kernel: Path | None) -> Accel:
     """``accel``, with ``auto`` turned into KVM where the probe says it works, else TCG.
 
@@ -69,4 +103,4 @@ def resolve_accel(accel: Accel, kernel: Path | None) -> Accel:
         return Accel(forced)
     if kernel is None:
         return Accel.TCG
-    return Accel.KVM if probe_kvm(kernel).usable else Accel.TCG
+    return Accel.KVM if probe_kvm_cached(kernel).usable else Accel.TCG

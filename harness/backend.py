@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import functools
+import gc
 import logging
 import os
 import time
@@ -170,11 +171,9 @@ class LibvirtBackend(Backend):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # Domain objects hold the connection open; drop them before closing it.
-        self._domains.clear()
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._run(self._disconnect, conn)
+            self._disconnect(conn)
         self._executor.shutdown(wait=False, cancel_futures=True)
         # Let libvirt's free-callbacks run before the loop goes (libvirtaio's advice).
         try:
@@ -582,6 +581,16 @@ class LibvirtBackend(Backend):
         log.info("connected to %s: %d VMs", self.uri, len(self._vms))
 
     def _disconnect(self, conn: libvirt.virConnect) -> None:
+        """Deregister and close ``conn`` so that it is freed here and now, on the loop thread.
+
+        Domain objects keep their connection alive, and some sit in reference cycles
+        (an exception's traceback holding a frame holding a domain). Were the last of
+        them collected later, inside one of libvirt's own callbacks for that same
+        connection, freeing the connection there would deadlock on its client lock.
+        So they are collected first, while nothing of libvirt's is on the stack.
+        """
+        self._domains.clear()
+        gc.collect()
         for cb_id in self._callback_ids:
             try:
                 conn.domainEventDeregisterAny(cb_id)
@@ -609,7 +618,8 @@ class LibvirtBackend(Backend):
         assert self._connected is not None
         self._connected.clear()
         self._domains.clear()
-        asyncio.ensure_future(self._run(self._disconnect, conn))
+        # Not from here: this may run inside a libvirt callback of ``conn`` itself.
+        self._loop.call_soon(self._disconnect, conn)
         now = time.time()
         for vm in self._vms.values():
             if vm.status is not VMStatus.ERROR:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.contract.suite import BackendContract, ConsoleReader, ContractTimeouts
+from tests.contract.suite import LOGIN, PROMPT, BackendContract, ConsoleReader, ContractTimeouts
 from tests.harness.hosts import harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
 from tests.harness.terminal import TerminalBackend
 from vmws.backend import Action, Backend, VMStatus
@@ -101,4 +101,14 @@ class TestQemuContract(BackendContract):
     ) -> AsyncIterator[ConsoleReader]:
         # Read as a terminal would: busybox asks for the cursor position after each prompt.
         async with super().console(TerminalBackend(backend), name, login) as reader:  # type: ignore[arg-type]
+            if login is None:
+                await self._log_out(reader)
             yield reader
+
+    async def _log_out(self, reader: ConsoleReader) -> None:
+        """Leave a shell an earlier test logged in to, so the console is at ``login:``."""
+        await reader.send(b"\n")
+        match = await reader.expect(LOGIN + b"|" + PROMPT, TIMEOUTS.boot)
+        if not match.group(0).rstrip().endswith(b":"):
+            await reader.send(b"exit\n")
+            await reader.expect(LOGIN, TIMEOUTS.console)
