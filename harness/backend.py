@@ -18,6 +18,7 @@ How it keeps the loop free and the statuses honest:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import fnmatch
 import functools
 import gc
@@ -543,7 +544,7 @@ class LibvirtBackend(Backend):
             self._domains.pop(name, None)
         raise error
 
-    def _open(self) -> tuple[libvirt.virConnect, list[tuple[str, tuple[int, int, bool, int]]]]:
+    def _open(self) -> tuple[libvirt.virConnect, builtins.list[tuple[str, tuple[int, int, bool, int]]]]:
         conn = libvirt.open(self.uri)
         try:
             # Notice a dead daemon within ~15 s even when no call is in flight.

@@ -123,7 +123,7 @@ class LibvirtConsole(ConsoleStream):
             self._lost()
 
     def _read_available(self, stream: libvirt.virStream) -> None:
-        while self._stream is stream:
+        while self._stream is not None and self._stream is stream:
             try:
                 data = stream.recv(_CHUNK)
             except libvirt.libvirtError as exc:

@@ -8,6 +8,7 @@ run commands and hand back what they printed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -45,6 +46,7 @@ class ConsoleSession:
             args += ["--token-file", token_file]
         self.name = name
         self.timeout = timeout
+        self._markers = itertools.count(1)
         self.child = pexpect.spawn(sys.executable, args, env=env, encoding="utf-8",
                                    codec_errors="replace", timeout=timeout)
         if logfile is not None:
@@ -75,12 +77,19 @@ class ConsoleSession:
         return LoginResult(self.name, time.monotonic() - started)
 
     def run(self, command: str, timeout: float = 60.0) -> str:
-        """Type ``command`` at the prompt and return what it printed."""
-        self.child.send(command + "\r")
-        self.child.expect(re.escape(command) + r"\r*\n", timeout=timeout)
-        self.child.expect(PROMPT, timeout=timeout)
+        """Type ``command`` at the prompt and return what it printed.
+
+        The output is framed by two markers the shell prints; the echo of the typed line
+        cannot match them (they are quoted apart), and it may be wrapped by the line
+        editor at 80 columns, so it is not matched at all.
+        """
+        marker = f"vmws{next(self._markers)}x"
+        self.child.send(f"echo '{marker}'B; {command}; echo '{marker}'E\r")
+        self.child.expect(re.escape(marker) + r"B\r*\n", timeout=timeout)
+        self.child.expect(re.escape(marker) + r"E\r*\n", timeout=timeout)
         output = str(self.child.before)
-        return output[: output.rfind("\n") + 1].replace("\r\n", "\n")
+        self.child.expect(PROMPT, timeout=timeout)
+        return output.replace("\r\n", "\n")
 
     def close(self) -> None:
         if self.child.isalive():

@@ -79,7 +79,7 @@ def write_newc(entries: Iterable[Entry]) -> bytes:
 
 def read_newc(archive: bytes) -> list[Entry]:
     """The entries of a ``newc`` archive, trailer excluded (to inspect built images)."""
-    entries = []
+    entries: list[Entry] = []
     pos = 0
     while True:
         if archive[pos : pos + 6] != b"070701":

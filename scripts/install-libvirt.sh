@@ -2,7 +2,7 @@
 # Install and start what the libvirt/QEMU part of the test suite needs, on Debian 12 as root.
 #
 # Idempotent and fast when everything is already there: apt runs only when a package
-# is missing, pip only when libvirt-python does not import, and the daemons are started
+# is missing, pip only when libvirt-python or pycdlib does not import, and the daemons are started
 # (without systemd, with -d) only when they are not running. Ends by waiting until
 # `virsh -c qemu:///system version` answers.
 #
@@ -41,9 +41,12 @@ if ((${#missing[@]})); then
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! "$py" -c 'import libvirt' 2>/dev/null; then
-    log "installing libvirt-python into $("$py" -c 'import sys; print(sys.prefix)')"
-    "$py" -m pip install -q 'libvirt-python>=9.0'
+# libvirt-python builds against libvirt-dev; pycdlib writes cloud-init seed ISOs.
+if ! "$py" -c 'import libvirt, pycdlib' 2>/dev/null; then
+    log "installing libvirt-python and pycdlib into $("$py" -c 'import sys; print(sys.prefix)')"
+    "$py" -m pip install -q --disable-pip-version-check 'libvirt-python>=9.0' 'pycdlib>=1.14' 2>&1 \
+        | grep -v '^WARNING: Location' || true
+    "$py" -c 'import libvirt, pycdlib'
 fi
 
 # Daemons: no systemd here, so start them by hand when they are not running.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,13 +23,11 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.e2e_libvirt.server import URI, start_server, token
 from tests.harness.hosts import harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
-from vmws.auth import mint_token
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
 
-URI = "qemu:///system"
-SECRET = "e2e-libvirt-secret-at-least-32-bytes-long"
 PREFIX = vm_prefix("e2e")
 BOOT = 180.0
 
@@ -41,36 +38,13 @@ class Served:
     name: str
 
 
-def _token(*perms: str) -> str:
-    return mint_token(SECRET, sub="e2e", permissions=list(perms), now=time.time(), ttl=1800)
-
-
-def _start_server(vm_filter: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vmws", "serve", "--backend", "libvirt", "--libvirt-uri", URI,
-         "--vm-filter", vm_filter, "--port", "0", "--jwt-secret", SECRET, "--metrics-interval", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"serving .* on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return proc, f"ws://127.0.0.1:{match.group(1)}"
-    proc.kill()
-    pytest.fail("vmws serve --backend libvirt did not print its banner")
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     require_qemu(URI)
     remove_stale_test_vms(URI)
     name = f"{PREFIX}{os.getpid() % 1000}g"
     harness_cli("up", name, "--uri", URI, "--accel", os.environ.get("VMWS_TEST_ACCEL", "auto"), "--replace")
-    proc, url = _start_server(f"{PREFIX}*")
+    proc, url = start_server(f"{PREFIX}*")
     try:
         yield Served(url, name)
     finally:
@@ -133,7 +107,7 @@ class Monitor:
 
 def test_watch_a_real_guest_through_its_lifecycle(served: Served) -> None:
     async def scenario() -> list[str]:
-        url = f"{served.url}/ws/vms/{served.name}?token={_token('read', 'control')}"
+        url = f"{served.url}/ws/vms/{served.name}?token={token('read', 'control')}"
         async with connect(url, max_size=2**22) as ws:
             monitor = Monitor(ws)
             hello = await monitor.next("connection", 30)
@@ -167,7 +141,7 @@ def test_console_login_commands_and_counters(served: Served) -> None:
     from harness.login import ConsoleSession
 
     # The person's path first: the CLI logs in through `vmws console` and runs a command.
-    env_token = _token("read", "console")
+    env_token = token("read", "console")
     result = subprocess.run(
         [sys.executable, "-m", "harness", "wait-login", served.name, "--url", served.url, "--timeout", str(BOOT),
          "--run", "hostname"],
@@ -178,7 +152,7 @@ def test_console_login_commands_and_counters(served: Served) -> None:
     assert result.stdout.strip().endswith(served.name)
 
     async def watch_counters(session: ConsoleSession) -> tuple[dict[str, Any], dict[str, Any]]:
-        url = f"{served.url}/ws/vms/{served.name}?token={_token('read')}"
+        url = f"{served.url}/ws/vms/{served.name}?token={token('read')}"
         async with connect(url) as ws:
             monitor = Monitor(ws)
             before = await monitor.counters_until(lambda m: True, 30)

@@ -1,0 +1,40 @@
+"""A ``vmws serve --backend libvirt`` process for the end-to-end tests, and its tokens."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vmws.auth import mint_token
+
+__all__ = ["URI", "SECRET", "token", "start_server"]
+
+URI = "qemu:///system"
+SECRET = "e2e-libvirt-secret-at-least-32-bytes-long"
+
+
+def token(*perms: str) -> str:
+    return mint_token(SECRET, sub="e2e", permissions=list(perms), now=time.time(), ttl=1800)
+
+
+def start_server(vm_filter: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmws", "serve", "--backend", "libvirt", "--libvirt-uri", URI,
+         "--vm-filter", vm_filter, "--port", "0", "--jwt-secret", SECRET, "--metrics-interval", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"serving .* on http://127\.0\.0\.1:(\d+)", line)
+        if match:
+            return proc, f"ws://127.0.0.1:{match.group(1)}"
+    proc.kill()
+    pytest.fail("vmws serve --backend libvirt did not print its banner")

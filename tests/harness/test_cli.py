@@ -1,0 +1,48 @@
+"""``python -m harness``: doctor, and bad inputs that end in a message, not a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness.doctor import Check, report
+from tests.harness.hosts import require_qemu
+
+
+def _harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_report_names_what_is_missing_and_the_fix() -> None:
+    text, healthy = report([
+        Check("virsh", True, "/usr/bin/virsh"),
+        Check("libvirtd running", False, "not running", "libvirtd -d"),
+        Check("KVM", False, "hangs", "use TCG", required=False),
+    ])
+    assert not healthy
+    assert "MISSING libvirtd running" in text and "fix: libvirtd -d" in text
+    assert "note    KVM" in text
+    assert text.endswith("not ready: fix the MISSING lines above")
+    assert report([Check("virsh", True, "x")])[1]
+
+
+def test_doctor_on_this_host() -> None:
+    require_qemu()
+    result = _harness("doctor", "--no-kvm-probe")
+    assert result.returncode == 0, result.stdout
+    assert "ready to boot guests" in result.stdout
+    assert "connect qemu:///system" in result.stdout
+
+
+def test_bad_inputs_give_messages() -> None:
+    require_qemu()
+    for args, fragment in [
+        (["up", "bad_name!"], "cannot be a hostname"),
+        (["up", "vmws-cli-x", "--image", "no-such-image"], "unknown image"),
+        (["up", "vmws-cli-x", "--image", "ubuntu-22.04"], "no pinned sha256"),
+        (["down", "vmws-no-such-vm-cli"], "no such VM"),
+        (["up", "vmws-cli-x", "--uri", "qemu+unix:///system?socket=/nonexistent"], "cannot connect to libvirt"),
+    ]:
+        result = _harness(*args)
+        assert fragment in result.stdout + result.stderr, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
