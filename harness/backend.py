@@ -176,6 +176,8 @@ class LibvirtBackend(Backend):
         if conn is not None:
             self._disconnect(conn)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        # Streams and connections left from before a reconnect go now, not in a callback.
+        gc.collect()
         # Let libvirt's free-callbacks run before the loop goes (libvirtaio's advice).
         try:
             await asyncio.wait_for(self._impl.drain(), _DRAIN_TIMEOUT)
@@ -416,7 +418,7 @@ class LibvirtBackend(Backend):
             return
         self._transition(vm, status, now)
 
-    def _transition(self, vm: _VM, status: VMStatus, now: float) -> None:
+    def _transition(self, vm: _VM, status: VMStatus, now: float, *, end_console: bool = True) -> None:
         old = vm.status
         if status in _LIVE and old not in _LIVE:
             vm.error_cleared = False
@@ -429,7 +431,7 @@ class LibvirtBackend(Backend):
             vm.uptime_at_suspend = 0.0 if status is not VMStatus.SUSPENDED else vm.uptime_at_suspend
         vm.status = status
         vm.changed_at = now
-        if status not in _LIVE:
+        if status not in _LIVE and end_console:
             console = self._consoles.pop(vm.name, None)
             if console is not None:
                 console.end()
@@ -625,7 +627,8 @@ class LibvirtBackend(Backend):
         for vm in self._vms.values():
             if vm.status is not VMStatus.ERROR:
                 # Unknown while libvirt is away: watchers see an error, then the truth.
-                self._transition(vm, VMStatus.ERROR, now)
+                # The guest itself runs on, so its console is re-opened, not ended.
+                self._transition(vm, VMStatus.ERROR, now, end_console=False)
         if self._reconnecting is None:
             self._reconnecting = asyncio.ensure_future(self._reconnect())
 
