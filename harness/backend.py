@@ -35,7 +35,7 @@ import libvirt
 
 from harness.aio import ensure_event_impl
 from harness.console import LibvirtConsole
-from harness.metrics import CpuReading, idle_sample, sample_from_stats
+from harness.metrics import Counters, CpuReading, counters_of, idle_sample, sample_from_stats, with_base
 from harness.stats import read_stats
 from harness.states import DomainState, LifecycleEvent, status_of
 from harness.translate import translate
@@ -62,6 +62,9 @@ _REPRESS_AFTER = 5.0
 # libvirt may report one guest reboot more than once (reset + lifecycle); these coalesce.
 _REBOOT_COALESCE = 1.0
 _DRAIN_TIMEOUT = 2.0
+_BALLOON_PERIOD = 2
+# (state, reason, has managed save, memory bytes) as read from libvirt.
+_State = tuple[int, int, bool, int]
 
 
 @dataclass(slots=True)
@@ -80,6 +83,11 @@ class _VM:
     # protocol says stopped until the next start.
     error_cleared: bool = False
     reboots: int = 0
+    # A restore from managed save starts a new QEMU process whose counters begin at 0;
+    # the guest did not reboot, so the counters carry on from where the save left them.
+    counter_base: Counters = (0, 0, 0, 0)
+    last_counters: Counters = (0, 0, 0, 0)
+    stats_period_set: bool = False
     waiters: list[tuple[Callable[[_VM], bool], asyncio.Future[None]]] = field(default_factory=list)
 
     def uptime(self, now: float) -> float:
@@ -105,6 +113,13 @@ def _process_boot_time(uri: str, name: str) -> float | None:
         return btime + start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+def _set_stats_period(dom: libvirt.virDomain) -> None:
+    try:
+        dom.setMemoryStatsPeriod(_BALLOON_PERIOD, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError:
+        pass
 
 
 class LibvirtBackend(Backend):
@@ -200,11 +215,18 @@ class LibvirtBackend(Backend):
         if vm.status not in _LIVE:
             return idle_sample(now, vm.memory_total)
         dom = await self._domain(name)
+        if not vm.stats_period_set:
+            # Guest memory figures need the balloon's stats period (domains vmws did not
+            # define may have none); set once per boot, ignored where unsupported.
+            vm.stats_period_set = True
+            await self._call(_set_stats_period, dom, name=name, what="metrics setup")
         stats = await self._call(read_stats, dom, name=name, what="reading metrics")
-        sample, vm.cpu = sample_from_stats(
+        raw, vm.cpu = sample_from_stats(
             stats, timestamp=now, monotonic=self._loop.time(), previous=vm.cpu,
             uptime=vm.uptime(now), memory_total=vm.memory_total,
         )
+        sample = with_base(raw, vm.counter_base)
+        vm.last_counters = counters_of(sample)
         return sample
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
@@ -394,7 +416,7 @@ class LibvirtBackend(Backend):
         self._apply(name, query, status_of(state, reason, managed_save=managed), memory, state)
 
     @staticmethod
-    def _read_state(dom: libvirt.virDomain) -> tuple[int, int, bool, int]:
+    def _read_state(dom: libvirt.virDomain) -> _State:
         state, reason = dom.state()
         managed = bool(dom.hasManagedSaveImage(0)) if state == DomainState.SHUTOFF else False
         return state, reason, managed, dom.maxMemory() * 1024
@@ -423,6 +445,9 @@ class LibvirtBackend(Backend):
         if status in _LIVE and old not in _LIVE:
             vm.error_cleared = False
             vm.cpu = None
+            vm.stats_period_set = False
+            vm.counter_base = vm.last_counters if old is VMStatus.SUSPENDED else (0, 0, 0, 0)
+            vm.last_counters = vm.counter_base
             # A restore continues the guest's life where the save left it.
             vm.boot_time = now - (vm.uptime_at_suspend if old is VMStatus.SUSPENDED else 0.0)
         if status is VMStatus.SUSPENDED and old in _LIVE:
@@ -546,25 +571,18 @@ class LibvirtBackend(Backend):
             self._domains.pop(name, None)
         raise error
 
-    def _open(self) -> tuple[libvirt.virConnect, builtins.list[tuple[str, tuple[int, int, bool, int]]]]:
+    def _open(self) -> tuple[libvirt.virConnect, builtins.list[int], builtins.list[tuple[str, _State]]]:
+        """Connect, subscribe, then read every domain's state (blocking: in the pool).
+
+        Subscribing first means no change between the listing and the events is lost.
+        """
         conn = libvirt.open(self.uri)
         try:
             # Notice a dead daemon within ~15 s even when no call is in flight.
             conn.setKeepAlive(5, 3)
         except libvirt.libvirtError:
             pass  # local drivers (test:///) have no keepalive
-        states = [
-            (dom.name(), self._read_state(dom))
-            for dom in conn.listAllDomains(0)
-            if self._serves(dom.name())
-        ]
-        return conn, states
-
-    async def _connect(self) -> None:
-        conn, states = await self._run(self._open)
-        self._conn = conn
-        self._domains.clear()
-        self._callback_ids = [
+        callback_ids = [
             conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None),
             conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None),
         ]
@@ -572,6 +590,17 @@ class LibvirtBackend(Backend):
             conn.registerCloseCallback(self._on_close, None)
         except libvirt.libvirtError:
             pass
+        states = [
+            (dom.name(), self._read_state(dom))
+            for dom in conn.listAllDomains(0)
+            if self._serves(dom.name())
+        ]
+        return conn, callback_ids, states
+
+    async def _connect(self) -> None:
+        conn, self._callback_ids, states = await self._run(self._open)
+        self._conn = conn
+        self._domains.clear()
         seen = set()
         for name, (state, reason, managed, memory) in states:
             seen.add(name)

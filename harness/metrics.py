@@ -12,12 +12,12 @@ Network and disk are the sums over every interface and block device.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vmws.backend import MetricsSample
 
-__all__ = ["CpuReading", "sample_from_stats", "idle_sample"]
+__all__ = ["CpuReading", "Counters", "sample_from_stats", "idle_sample", "counters_of", "with_base"]
 
 KIB = 1024
 
@@ -90,3 +90,20 @@ def sample_from_stats(stats: Mapping[str, Any], *, timestamp: float, monotonic: 
 def idle_sample(timestamp: float, memory_total: int) -> MetricsSample:
     """The sample of a VM that is not running: zeros but its memory size."""
     return MetricsSample(timestamp, 0.0, 0, memory_total, 0, 0, 0, 0)
+
+
+# (net rx, net tx, disk read, disk write) bytes.
+Counters = tuple[int, int, int, int]
+
+
+def counters_of(sample: MetricsSample) -> Counters:
+    return (sample.net_rx_bytes, sample.net_tx_bytes, sample.disk_read_bytes, sample.disk_write_bytes)
+
+
+def with_base(sample: MetricsSample, base: Counters) -> MetricsSample:
+    """``sample`` with ``base`` added to its counters (they carry on across a restore)."""
+    if not any(base):
+        return sample
+    rx, tx, rd, wr = base
+    return replace(sample, net_rx_bytes=sample.net_rx_bytes + rx, net_tx_bytes=sample.net_tx_bytes + tx,
+                   disk_read_bytes=sample.disk_read_bytes + rd, disk_write_bytes=sample.disk_write_bytes + wr)

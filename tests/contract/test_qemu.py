@@ -112,3 +112,22 @@ class TestQemuContract(BackendContract):
         if not match.group(0).rstrip().endswith(b":"):
             await reader.send(b"exit\n")
             await reader.expect(LOGIN, TIMEOUTS.console)
+
+    # Beyond the shared suite: what only a real hypervisor can get wrong.
+
+    @pytest.mark.asyncio
+    async def test_counters_carry_on_across_suspend_and_resume(self, backend: Backend, running_vm: str) -> None:
+        # A restore starts a new QEMU process whose own counters begin at zero; the
+        # guest did not reboot, so the protocol's cumulative counters must not drop.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUTS.boot
+        before = await backend.sample(running_vm)
+        while before.disk_read_bytes == 0:  # the kernel reads the disk's partition table at boot
+            assert loop.time() < deadline, "the guest never read its disk"
+            await asyncio.sleep(0.5)
+            before = await backend.sample(running_vm)
+        await asyncio.wait_for(backend.perform(running_vm, Action.SUSPEND), TIMEOUTS.action)
+        await asyncio.wait_for(backend.perform(running_vm, Action.RESUME), TIMEOUTS.action)
+        after = await backend.sample(running_vm)
+        assert after.disk_read_bytes >= before.disk_read_bytes
+        assert after.net_rx_bytes >= before.net_rx_bytes and after.net_tx_bytes >= before.net_tx_bytes

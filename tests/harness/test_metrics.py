@@ -62,3 +62,13 @@ def test_idle_sample_is_zero_but_total() -> None:
     sample = idle_sample(3.0, 2048)
     assert sample.memory_total == 2048
     assert (sample.cpu_utilization, sample.memory_used, sample.net_rx_bytes, sample.disk_write_bytes) == (0, 0, 0, 0)
+
+
+def test_counters_carry_on_from_a_base() -> None:
+    from harness.metrics import counters_of, with_base
+
+    sample, _ = sample_from_stats(STATS, timestamp=0, monotonic=0, previous=None, uptime=0, memory_total=1)
+    assert with_base(sample, (0, 0, 0, 0)) is sample
+    moved = with_base(sample, (1, 2, 3, 4))
+    assert counters_of(moved) == (106, 19, 1004, 2006)
+    assert moved.memory_used == sample.memory_used
