@@ -178,8 +178,11 @@ def _rootfs_entries() -> Iterator[Entry]:
         if path.is_dir():
             yield Entry(rel, EntryKind.DIRECTORY, 0o755)
         else:
-            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            yield Entry(rel, EntryKind.FILE, mode, path.read_bytes())
+            data = path.read_bytes()
+            # Scripts by their shebang, not the file mode: an installed package may not
+            # keep execute bits, and a non-executable /etc/rc would leave init stuck.
+            mode = 0o755 if data.startswith(b"#!") else 0o644
+            yield Entry(rel, EntryKind.FILE, mode, data)
 
 
 def _initramfs(busybox_data: bytes, applets: list[str], modules: list[tuple[str, bytes]],
