@@ -35,9 +35,16 @@ import libvirt
 
 from harness.aio import ensure_event_impl
 from harness.console import LibvirtConsole
-from harness.metrics import Counters, CpuReading, counters_of, idle_sample, sample_from_stats, with_base
-from harness.stats import read_stats
+from harness.metrics import (
+    Counters,
+    CpuReading,
+    counters_of,
+    idle_sample,
+    sample_from_stats,
+    with_base,
+)
 from harness.states import DomainState, LifecycleEvent, status_of
+from harness.stats import read_stats
 from harness.translate import translate
 from vmws.backend import (
     Action,
@@ -49,7 +56,13 @@ from vmws.backend import (
     VMInfo,
     VMStatus,
 )
-from vmws.errors import BackendError, BackendUnavailable, CommandFailed, VMNotFound, VMNotRunning
+from vmws.errors import (
+    BackendError,
+    BackendUnavailable,
+    CommandFailed,
+    VMNotFound,
+    VMNotRunning,
+)
 
 __all__ = ["LibvirtBackend"]
 

@@ -54,7 +54,8 @@ def _connection(uri: str) -> Check:
                      "start libvirtd (see above); for qemu:///system run as root or join the libvirt group")
     try:
         version = conn.getLibVersion()
-        return Check(f"connect {uri}", True, f"libvirt {version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}")
+        release = f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}"
+        return Check(f"connect {uri}", True, f"libvirt {release}")
     finally:
         conn.close()
 
@@ -81,7 +82,8 @@ def _space(path: Path, what: str, needed: int) -> Check:
     free = shutil.disk_usage(probe).free
     ok = free >= needed
     return Check(f"disk space for {what}", ok, f"{free / 2**30:.1f} GiB free at {probe}",
-                 "" if ok else f"free at least {needed / 2**30:.1f} GiB there, or set VMWS_IMAGE_CACHE / VMWS_GUEST_DIR")
+                 "" if ok else f"free at least {needed / 2**30:.1f} GiB there, "
+                 "or set VMWS_IMAGE_CACHE / VMWS_GUEST_DIR")
 
 
 def _kvm(probe: bool) -> Check:

@@ -129,7 +129,9 @@ def download(image: CloudImage, *, cache: Path | None = None, opener: Opener | N
     try:
         response = (opener or urllib.request.urlopen)(image.url)
     except OSError as exc:
-        raise ImageError(f"cannot download {image.url}: {exc}; check the network or the URL in {MANIFEST_FILE}") from None
+        raise ImageError(
+            f"cannot download {image.url}: {exc}; check the network or the URL in {MANIFEST_FILE}"
+        ) from None
     with response:
         length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
         bar = _Progress(image.name, int(length) if length else None, progress or sys.stderr)
