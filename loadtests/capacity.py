@@ -168,6 +168,15 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
             "One vmws process uses one core; run one process per core behind a balancer that "
             "routes by VM name, and divide the expected users by this figure.",
         ]
+        broken = next((s for s in steps if not s.held), None)
+        if broken is not None and broken.server_cpu < 0.8 and broken.client_cpu < 0.8:
+            lines.append("")
+            lines.append(
+                f"At the break ({broken.users} users) neither the server ({broken.server_cpu:.0%}) nor Locust "
+                f"({broken.client_cpu:.0%}) used its whole core on average: the latency came from bursts "
+                "(a heartbeat or broadcast to every connection at once) or from other processes on the "
+                "machine, and the per-core figure assumes CPU keeps scaling linearly past what was seen."
+            )
         if at_knee.client_cpu > 0.9:
             lines.append("")
             lines.append(f"Locust used {at_knee.client_cpu:.0%} of a core at the knee: the client may have set "
@@ -211,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                     cpu=SERVER_CPU, heartbeat_interval=spec.heartbeat_interval,
                     metrics_interval=spec.metrics_interval) as server:
         for i, users in enumerate(plan, 1):
-            spawn_rate = max(1.0, users / 5)
+            # at most 100 new connections a second: vmws listens with Tornado's backlog of
+            # 128, and SYNs dropped past it cost 1-3 s each (seen as slow connects)
+            spawn_rate = min(100.0, max(1.0, users / 5))
             print(f"[{i}/{len(plan)}] {users} users: starting them ({users / spawn_rate:.0f}s), "
                   f"then measuring {args.step_time:g}s …", flush=True)
             started = time.monotonic()

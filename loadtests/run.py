@@ -83,7 +83,7 @@ def run_scenario(
     """Run one scenario headless; start a server unless ``host`` or ``server`` is given."""
     spec = spec_for(scenario)
     users = users or spec.default_users
-    spawn_rate = spawn_rate or max(1.0, users / 5)
+    spawn_rate = spawn_rate or min(100.0, max(1.0, users / 5))  # see capacity: listen backlog
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = f"{spec.scenario.value}-{users}u"
@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("scenario", choices=[s.value for s in Scenario])
     parser.add_argument("--users", "-u", type=int, help="peak users (default: the scenario's)")
-    parser.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default users/5)")
+    parser.add_argument("--spawn-rate", "-r", type=float,
+                        help="users started per second (default users/5, at most 100)")
     parser.add_argument("--run-time", "-t", default="30s", help="e.g. 30s, 5m (default 30s)")
     parser.add_argument("--processes", type=int, default=1, help="Locust worker processes on this machine")
     parser.add_argument("--out", default="loadtest-results", help="folder for CSV, HTML and logs")
