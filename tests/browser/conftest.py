@@ -79,7 +79,11 @@ def vmws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and asyncio tests sharing the worker would find it. The
+# browser tests form one xdist group (see test_dashboard.py, `--dist loadgroup`), so
+# they run back to back and the loop is gone before any other test runs here.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     _require_browser()
     from playwright.sync_api import sync_playwright

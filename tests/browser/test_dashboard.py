@@ -12,7 +12,7 @@ import pytest
 from tests.browser.conftest import HTML_VM, SERVE_ARGS, UI, token
 from tests.browser.server import start_server
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 def api_vms(ui: UI) -> dict[str, str]:

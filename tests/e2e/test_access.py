@@ -33,7 +33,7 @@ AUD, ISS = "vmws-tests", "https://idp.test"
 
 def rs(perms: list[str], *, key: Any = RSA_KEY, vms: list[str] | None = None, **over: Any) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": "mallory", "iat": now, "exp": now + 600, "aud": AUD, "iss": ISS,
+    claims: dict[str, Any] = {"sub": "mallory", "iat": now, "exp": now + 3600, "aud": AUD, "iss": ISS,
                               "permissions": perms}
     if vms is not None:
         claims["vms"] = vms
