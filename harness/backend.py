@@ -671,6 +671,10 @@ class LibvirtBackend(Backend):
                 # Unknown while libvirt is away: watchers see an error, then the truth.
                 # The guest itself runs on, so its console is re-opened, not ended.
                 self._transition(vm, VMStatus.ERROR, now, end_console=False)
+        # A stream of the dead connection never says so: drop each now, so that every
+        # console re-opens once libvirt is back, also one nobody types into.
+        for console in list(self._consoles.values()):
+            console.connection_lost()
         if self._reconnecting is None:
             self._reconnecting = asyncio.ensure_future(self._reconnect())
 

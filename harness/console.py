@@ -5,12 +5,22 @@ loop by libvirtaio) reads until libvirt says "try again" (-2); ``b""`` is the en
 the stream; writable interest is asked for only while typed input is queued. When the
 stream ends, the backend's ``opener`` decides what that meant: it hands back a fresh
 stream if the VM is still (or again) running, as after a restart or a libvirtd restart,
-or ``None`` when the VM stopped, and then readers get ``b""``.
+or ``None`` when the VM stopped, and then readers get ``b""``. The backend also calls
+``connection_lost`` when libvirtd goes away: a stream of a dead connection reports
+nothing by itself, so without it a console nobody types into would stay silent.
+
+libvirt's remote driver never calls the free callback of a stream's event callback
+(``remoteStreamCallbackFree`` tests ``!cbdata->cb``, which never holds), so
+libvirt-python's reference to its callback data is never dropped, and that data holds
+the stream, the stream its connection, and the callback this console and its backend.
+``_watch``/``_unwatch`` keep that data and empty it once the callback is removed, so
+each stream and its (possibly dead) connection are freed when this module lets go.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +41,19 @@ _BASE_EVENTS = (
     libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP
 )
 _TRY_AGAIN = -2
+# libvirt-python's C module: the stream callback is registered through it directly so
+# that this module holds the callback data (see the module docstring).
+_libvirtmod = importlib.import_module("libvirtmod")
+
+
+class _Detached:
+    """Stands in for a stream in callback data libvirt keeps after the callback is gone."""
+
+    def _dispatchStreamEventCallback(self, _events: int, _data: object) -> int:  # noqa: N802 (libvirt's name)
+        return 0
+
+
+_DETACHED = _Detached()
 
 
 class LibvirtConsole(ConsoleStream):
@@ -47,6 +70,7 @@ class LibvirtConsole(ConsoleStream):
         self._finished = False
         self._reopening: asyncio.Task[None] | None = None
         self._writable_wanted = False
+        self._callback_data: dict[str, Any] | None = None
 
     # Public methods
 
@@ -88,6 +112,11 @@ class LibvirtConsole(ConsoleStream):
             self._unwatch(stream)
             asyncio.ensure_future(self._release_stream(stream))
 
+    def connection_lost(self) -> None:
+        """libvirtd went away: drop the dead stream and re-open once it is back."""
+        if self._stream is not None:
+            self._lost()
+
     @property
     def finished(self) -> bool:
         return self._finished
@@ -97,14 +126,26 @@ class LibvirtConsole(ConsoleStream):
     def _attach(self, stream: libvirt.virStream) -> None:
         self._stream = stream
         self._writable_wanted = False
-        stream.eventAddCallback(_BASE_EVENTS, self._on_event, None)
+        self._watch(stream)
         self._flush()
+
+    def _watch(self, stream: libvirt.virStream) -> None:
+        """``stream.eventAddCallback``, keeping the callback data (the data libvirt leaks)."""
+        data: dict[str, Any] = {"stream": stream, "cb": self._on_event, "opaque": None}
+        if _libvirtmod.virStreamEventAddCallback(stream._o, _BASE_EVENTS, data) == -1:
+            raise libvirt.libvirtError("virStreamEventAddCallback() failed")
+        self._callback_data = data
 
     def _unwatch(self, stream: libvirt.virStream) -> None:
         try:
             stream.eventRemoveCallback()
         except libvirt.libvirtError:
             pass
+        data, self._callback_data = self._callback_data, None
+        if data is not None and data["stream"] is stream:
+            # libvirt keeps ``data`` for good: let go of the stream, its connection and us.
+            data["stream"] = _DETACHED
+            data["cb"] = None
 
     async def _drop_stream(self) -> None:
         stream, self._stream = self._stream, None
