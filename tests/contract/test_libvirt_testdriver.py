@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 
 from tests.contract.suite import BackendContract, ContractTimeouts
-from tests.harness.hosts import require_libvirt
+from tests.harness.hosts import LIBVIRT_GROUP, require_libvirt
 from vmws.backend import Capability
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, LIBVIRT_GROUP]
 
 NODE_XML = """\
 <node>

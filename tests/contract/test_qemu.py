@@ -16,12 +16,24 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.contract.suite import LOGIN, PROMPT, BackendContract, ConsoleReader, ContractTimeouts
-from tests.harness.hosts import harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
+from tests.contract.suite import (
+    LOGIN,
+    PROMPT,
+    BackendContract,
+    ConsoleReader,
+    ContractTimeouts,
+)
+from tests.harness.hosts import (
+    LIBVIRT_GROUP,
+    harness_cli,
+    remove_stale_test_vms,
+    require_qemu,
+    vm_prefix,
+)
 from tests.harness.terminal import TerminalBackend
 from vmws.backend import Action, Backend, VMStatus
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
+pytestmark = [pytest.mark.libvirt, pytest.mark.qemu, LIBVIRT_GROUP]
 
 URI = "qemu:///system"
 PREFIX = vm_prefix("ct")

@@ -6,12 +6,14 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import IO
 
 import pytest
 
 from vmws.auth import mint_token
 
-__all__ = ["URI", "SECRET", "token", "start_server"]
+__all__ = ["SECRET", "URI", "start_server", "token"]
 
 URI = "qemu:///system"
 SECRET = "e2e-libvirt-secret-at-least-32-bytes-long"
@@ -21,12 +23,16 @@ def token(*perms: str) -> str:
     return mint_token(SECRET, sub="e2e", permissions=list(perms), now=time.time(), ttl=1800)
 
 
-def start_server(vm_filter: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(vm_filter: str, log: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """The server and its base URL; its log (stderr) goes to ``log`` when given."""
+    stderr: IO[str] | int = subprocess.DEVNULL if log is None else log.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--backend", "libvirt", "--libvirt-uri", URI,
          "--vm-filter", vm_filter, "--port", "0", "--jwt-secret", SECRET, "--metrics-interval", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=stderr, text=True,
     )
+    if not isinstance(stderr, int):
+        stderr.close()  # the server holds its own copy
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

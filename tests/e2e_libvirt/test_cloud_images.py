@@ -16,9 +16,9 @@ import sys
 import pytest
 
 from tests.e2e_libvirt.server import URI, start_server, token
-from tests.harness.hosts import harness_cli, require_qemu, vm_prefix
+from tests.harness.hosts import LIBVIRT_GROUP, harness_cli, require_qemu, vm_prefix
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
+pytestmark = [pytest.mark.libvirt, pytest.mark.qemu, LIBVIRT_GROUP]
 
 IMAGES = [i.strip() for i in os.environ.get("VMWS_TEST_CLOUD_IMAGES", "").split(",") if i.strip()]
 BOOT = 600.0

@@ -14,19 +14,24 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
+from tests.e2e_libvirt.clients import Monitor
 from tests.e2e_libvirt.server import URI, start_server, token
-from tests.harness.hosts import harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
+from tests.harness.hosts import (
+    LIBVIRT_GROUP,
+    harness_cli,
+    remove_stale_test_vms,
+    require_qemu,
+    vm_prefix,
+)
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
+pytestmark = [pytest.mark.libvirt, pytest.mark.qemu, LIBVIRT_GROUP]
 
 PREFIX = vm_prefix("e2e")
 BOOT = 180.0
@@ -58,53 +63,6 @@ def served() -> Iterator[Served]:
         harness_cli("down", name, "--uri", URI)
 
 
-class Monitor:
-    """A monitoring connection that remembers every status and the latest metrics."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.status_messages: list[dict[str, Any]] = []
-        self.metrics: dict[str, Any] | None = None
-
-    async def next(self, kind: str, timeout: float) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while True:
-                message: dict[str, Any] = orjson.loads(await self.ws.recv())
-                if message["type"] == "status":
-                    self.status_messages.append(message)
-                elif message["type"] == "metrics":
-                    self.metrics = message["data"]
-                if message["type"] == kind:
-                    return message
-
-    async def status_since(self, index: int, wanted: str, timeout: float = BOOT) -> dict[str, Any]:
-        """The first ``wanted`` status after the ``index``-th one (already seen or still to come)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for message in self.status_messages[index:]:
-                    if message["data"]["status"] == wanted:
-                        return message
-                await self.next("status", timeout)
-
-    async def command(self, action: str, timeout: float = BOOT) -> dict[str, Any]:
-        request_id = f"e2e-{action}-{time.monotonic_ns()}"
-        await self.ws.send(orjson.dumps({"type": "command", "timestamp": "2026-01-01T00:00:00Z",
-                                         "data": {"action": action, "requestId": request_id}}).decode())
-        async with asyncio.timeout(timeout):
-            while True:
-                message = await self.next("response", timeout)
-                if message["data"]["requestId"] == request_id:
-                    return message["data"]
-
-    async def counters_until(self, done: Any, timeout: float) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while True:
-                await self.next("metrics", timeout)
-                assert self.metrics is not None
-                if done(self.metrics):
-                    return self.metrics
-
-
 def test_watch_a_real_guest_through_its_lifecycle(served: Served) -> None:
     async def scenario() -> list[str]:
         url = f"{served.url}/ws/vms/{served.name}?token={token('read', 'control')}"
@@ -117,19 +75,19 @@ def test_watch_a_real_guest_through_its_lifecycle(served: Served) -> None:
             for action, status in [("suspend", "suspended"), ("resume", "running"), ("restart", "running"),
                                    ("stop", "stopped"), ("start", "running")]:
                 seen = len(monitor.status_messages)
-                response = await monitor.command(action)
+                response = await monitor.command(action, BOOT)
                 assert response["success"], response
-                event = await monitor.status_since(seen, status)
+                event = await monitor.status_since(seen, status, BOOT)
                 if action == "restart":
                     assert event["data"]["uptime"] < 60, "a restart starts the uptime again"
                 if status == "stopped":
                     assert event["data"]["uptime"] == 0
             stopped = len(monitor.status_messages)
-            assert (await monitor.command("stop"))["success"]
-            await monitor.status_since(stopped, "stopped")
+            assert (await monitor.command("stop", BOOT))["success"]
+            await monitor.status_since(stopped, "stopped", BOOT)
             refused = await monitor.command("resume", timeout=60)
             assert not refused["success"], "resume of a stopped VM is refused"
-            assert (await monitor.command("start"))["success"]
+            assert (await monitor.command("start", BOOT))["success"]
             return [m["data"]["status"] for m in monitor.status_messages]
 
     statuses = asyncio.run(scenario())

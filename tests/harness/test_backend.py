@@ -11,11 +11,11 @@ import pytest
 import pytest_asyncio
 
 from tests.contract.test_libvirt_testdriver import driver_uri
-from tests.harness.hosts import require_libvirt
+from tests.harness.hosts import LIBVIRT_GROUP, require_libvirt
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.errors import BackendUnavailable, VMNotFound
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, LIBVIRT_GROUP]
 
 
 @pytest_asyncio.fixture

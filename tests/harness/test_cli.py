@@ -6,7 +6,10 @@ import subprocess
 import sys
 
 from harness.doctor import Check, report
-from tests.harness.hosts import require_qemu
+from tests.harness.hosts import LIBVIRT_GROUP, require_qemu
+
+# doctor and the bad-input runs talk to libvirtd, which a fault test restarts.
+pytestmark = LIBVIRT_GROUP
 
 
 def _harness(*args: str) -> subprocess.CompletedProcess[str]:
