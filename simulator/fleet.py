@@ -127,10 +127,10 @@ class Personality:
 class Timings:
     """Durations in clock seconds; transitions are jittered by up to ±20 %.
 
-    ``shutdown_timeout``: a graceful stop not finished by then is forced (as the
-    Backend table says). ``boot_timeout``: a ``start`` or ``restart`` whose guest has
-    not reached its login prompt by then fails with ``CommandTimeout`` (the VM stays
-    running, stuck).
+    ``shutdown_timeout``: a graceful stop not finished by then is forced off (as the
+    Backend table says). ``restart_timeout``: a graceful restart the guest has not
+    carried out by then (it ignores the request while booting) becomes a reset, as the
+    libvirt backend's ``restart_timeout`` does.
     """
 
     boot: float = 1.5
@@ -142,7 +142,7 @@ class Timings:
     destroy: float = 0.1
     login_failure_delay: float = 1.0
     shutdown_timeout: float = 30.0
-    boot_timeout: float = 120.0
+    restart_timeout: float = 60.0
 
 
 class ProfileKind(str, enum.Enum):

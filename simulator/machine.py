@@ -6,14 +6,21 @@ while another is under way waits in a queue, as libvirt's per-domain job lock ma
 it wait — except a forced ``stop``, which, like ``virsh destroy``, cuts in at once.
 Every outcome reaches the ``done`` callback: the resulting ``VMInfo``, or a
 ``BackendError`` (``VMNotRunning`` where the table says so, ``CommandFailed`` for a
-scripted failure or a crash, ``CommandTimeout`` for a boot that never finishes).
+scripted failure or a crash).
 
-Powering on makes the VM ``running`` at once — as libvirt reports a domain running as
-soon as QEMU starts — so its console can show the boot log; ``start`` completes when
-getty prints the login prompt. A graceful stop prints systemd's shutdown lines and
-powers off (or hangs, when scripted, until forced: by a forced stop, or by the
-``shutdown_timeout``). Suspending saves the guest (its console survives a restore);
-pausing freezes it (typed input and console timers wait for the resume).
+An action is done once it has taken effect at the hypervisor, as with libvirt: the
+guest itself (``Guest``) goes on in its own time. ``start`` powers on and is done at
+once — the VM is ``running`` while the boot log flows on to getty's login prompt (or,
+when scripted, to a start job that never ends). A graceful ``restart`` is done when
+the guest, having printed its shutdown lines, is reset; a forced one resets at once.
+A guest that has not finished booting ignores the ACPI power button, as real ones
+do: a graceful stop or restart then waits for the login prompt, and is forced — a
+power-off after ``shutdown_timeout``, a reset after ``restart_timeout`` — if it never
+comes. A graceful stop prints systemd's shutdown lines and powers off (or hangs, when
+scripted, until forced: by a forced stop, or by the ``shutdown_timeout``). Suspending
+saves the guest (its console survives a restore); pausing freezes it (typed input,
+console timers and a boot under way wait for the resume). Network and disk counters
+count from power-on: a reboot carries them on, a power-off or a crash zeroes them.
 
 Scheduled callbacks carry the machine's epoch: powering off, rebooting or crashing
 bumps it, so whatever was pending from before does nothing — no list of timer
@@ -43,12 +50,19 @@ from simulator.console import Console
 from simulator.eventlog import Category
 from simulator.faults import DEFAULT_RATES, Burst, BurstKind, Faults
 from simulator.fleet import VMSpec
-from simulator.metrics import Activity, MetricsModel, noise, sample_metrics
+from simulator.metrics import (
+    Activity,
+    Extra,
+    MetricsModel,
+    counters_of,
+    noise,
+    sample_metrics,
+)
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
 from vmws.clock import Clock
-from vmws.errors import BackendError, CommandFailed, CommandTimeout, VMNotRunning
+from vmws.errors import BackendError, CommandFailed, VMNotRunning
 
-__all__ = ["Phase", "Machine", "ConsoleTap", "Done", "Outcome", "Record", "CHUNK", "TAP_LIMIT"]
+__all__ = ["Phase", "Guest", "Machine", "ConsoleTap", "Done", "Outcome", "Record", "CHUNK", "TAP_LIMIT"]
 
 CHUNK = 64 * 1024  # the most flood output one read produces
 TAP_LIMIT = 4 * CHUNK  # a flood waits while any reader has this much unread
@@ -64,7 +78,6 @@ class Phase(enum.Enum):
     """What the machine is busy with; IDLE when no transition is under way."""
 
     IDLE = "idle"
-    BOOTING = "booting"
     SHUTTING_DOWN = "shutting down"
     REBOOTING = "rebooting"
     DESTROYING = "powering off"
@@ -72,6 +85,15 @@ class Phase(enum.Enum):
     RESTORING = "restoring"
     PAUSING = "pausing"
     RESUMING = "resuming"
+
+
+class Guest(enum.Enum):
+    """How far the guest OS has come since power-on, whatever the hypervisor is doing."""
+
+    DOWN = "down"  # no guest: stopped or crashed
+    BOOTING = "booting"  # kernel and init; the power button is not handled yet
+    STUCK = "stuck"  # a boot waiting forever for a start job; the power button neither
+    UP = "up"  # getty's login prompt or further: the power button shuts it down
 
 
 class _Step(enum.Enum):
@@ -167,7 +189,7 @@ class Machine:
         "spec", "name", "hostname", "status", "last_state_change", "phase", "model", "_clock", "_rng", "_salt",
         "_notify", "_record", "_console", "_taps", "_deferred", "_held_input", "_boot_started", "_boot_duration",
         "_booted_at", "_saved_uptime", "_run_acc", "_run_since", "_epoch", "_current", "_queue", "_faults",
-        "_disk_written", "_boots", "_stuck",
+        "_disk_written", "_boots", "_guest", "_when_up", "_carried",
     )  # fmt: skip
 
     def __init__(
@@ -201,7 +223,9 @@ class Machine:
         self._faults: Faults | None = None
         self._disk_written = 0
         self._boots = 0
-        self._stuck = False
+        self._guest = Guest.DOWN
+        self._when_up: Callable[[], None] | None = None  # an ACPI request waiting for the boot to end
+        self._carried: Extra | None = None  # counters of earlier boots since power-on
 
         now = clock.time()
         self.status = spec.status
@@ -213,6 +237,7 @@ class Machine:
         self._run_acc = 0.0  # running seconds since boot, up to _run_since
         self._run_since: float | None = None
         if spec.status in (VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.SUSPENDED):
+            self._guest = Guest.UP
             self._run_acc = max(0.0, self.last_state_change - (now - age))
             if spec.status is VMStatus.RUNNING:
                 self._booted_at, self._run_since, self._run_acc = now - age, now - age, 0.0
@@ -229,7 +254,7 @@ class Machine:
             self._console = Console(
                 self.hostname, self.spec.personality, self, self.spec.timings.login_failure_delay,
                 memory_mib=self.spec.memory_mib, vcpus=self.spec.vcpus,
-                at_login=up and self.phase is Phase.IDLE and not self._stuck,
+                at_login=up and self.phase is Phase.IDLE and self._guest is Guest.UP,
             )
         return self._console
 
@@ -258,8 +283,12 @@ class Machine:
         return self._current is not None
 
     @property
+    def guest(self) -> Guest:
+        return self._guest
+
+    @property
     def stuck(self) -> bool:
-        return self._stuck
+        return self._guest is Guest.STUCK
 
     def sample(self) -> MetricsSample:
         now = self._clock.time()
@@ -267,8 +296,7 @@ class Machine:
         console = self._console
         progress = 1.0
         if status is VMStatus.RUNNING:
-            phase = self.phase
-            if phase is Phase.BOOTING or phase is Phase.REBOOTING:
+            if self._guest is Guest.BOOTING:
                 activity = Activity.BOOTING
                 progress = (now - self._boot_started) / self._boot_duration
             elif console is not None and console.flooding:
@@ -285,6 +313,9 @@ class Machine:
         if self._faults is not None or self._disk_written or activity is Activity.FLOOD:
             written = self._disk_written + (console.busy_writes() if console is not None else 0)
             extra = (self._faults or Faults()).extra(running, written)
+        carried = self._carried
+        if carried is not None:
+            extra = carried if extra is None else carried + extra
         return sample_metrics(self.model, self._salt, now, running, activity, progress, extra)
 
     def kernel_log(self) -> list[str]:
@@ -390,6 +421,7 @@ class Machine:
 
     def _cancel_timers(self) -> None:
         self._epoch += 1
+        self._when_up = None
 
     def _set_status(self, status: VMStatus) -> None:
         old = self.status
@@ -405,53 +437,52 @@ class Machine:
     def _boot_seed(self) -> int:
         return int(noise(self._salt, self.model.key, 1_000_000 + self._boots) * 2**32)
 
-    def _boot_sequence(self, offset: float) -> None:
-        """Kernel, init, getty: scheduled ``offset`` seconds from now."""
-        job = self._current
-        timings = self.spec.timings
-        duration = self._jitter(timings.boot)
-        self._boot_started = self._clock.time() + offset
+    def _boot(self) -> None:
+        """The guest boots: kernel and init lines over ``boot`` seconds, then getty's
+        login prompt — or, when scripted, a start job that never ends. Each step is a
+        console timer, so a pause or a suspend holds the boot where it is."""
+        duration = self._jitter(self.spec.timings.boot)
+        self._guest = Guest.BOOTING
+        self._boot_started = self._clock.time()
         self._boot_duration = duration
         stuck = self._faults is not None and self._faults.stuck_boot
         if stuck:
             self.faults.stuck_boot = False
-        lines = boot_log(
+        lines = deque(boot_log(
             self.spec.personality,
             memory_mib=self.spec.memory_mib,
             vcpus=self.spec.vcpus,
             duration=duration,
             seed=self._boot_seed(),
             stuck=stuck,
-        )
-        self._print_lines(lines, offset)
-        if stuck:
-            self._at(offset + duration, self._stick)
-        else:
+        ))
 
-            def login_prompt() -> None:
-                self.console.show_login()
-                self._finish()
+        def step(at: float) -> None:  # ``at``: seconds into the boot
+            while lines and lines[0][0] <= at:
+                self.emit(lines.popleft()[1])
+            if lines:
+                self.later(lines[0][0] - at, functools.partial(step, lines[0][0]))
+            else:
+                self.later(max(0.0, duration - at), self._stick if stuck else self._booted)
 
-            self._at(offset + duration, login_prompt)
+        self.later(0.0, functools.partial(step, 0.0))
 
-        def timed_out() -> None:
-            if self._current is job and job is not None:
-                self._log(Category.FAULT, f"{job.action.value} gave up after {timings.boot_timeout:g} s: boot is stuck")
-                self._finish(CommandTimeout(
-                    f"VM {self.name!r} did not reach its login prompt within {timings.boot_timeout:g} s "
-                    "(stuck booting); it is still running: see its console"
-                ))
-
-        self._at(offset + timings.boot_timeout, timed_out)
+    def _booted(self) -> None:
+        """getty prints its prompt: the guest is up, and answers a power button pressed meanwhile."""
+        self.console.show_login()
+        self._guest = Guest.UP
+        waiting, self._when_up = self._when_up, None
+        if waiting is not None:
+            waiting()
 
     def _stick(self) -> None:
         """A boot that waits forever for a disk: a start-job line every few seconds."""
-        self._stuck = True
+        self._guest = Guest.STUCK
         began = self._clock.time()
         self._log(Category.FAULT, "boot is stuck (a start job waits for a disk)")
 
         def line() -> None:
-            if not self._stuck:
+            if self._guest is not Guest.STUCK:
                 return
             if self.status is VMStatus.RUNNING:
                 self.emit(start_job_line(self.spec.personality, self._clock.time() - began))
@@ -459,55 +490,96 @@ class Machine:
 
         line()
 
+    def _drop_console(self) -> None:
+        """The shell is gone (a reboot or shutdown began): nothing reads the keyboard now.
+        What a ``yes > FILE`` running in it wrote stays counted."""
+        if self._console is not None:
+            self._disk_written += self._console.busy_writes()
+            self._console = None
+
     def _mark_booted(self) -> None:
         now = self._clock.time()
         self._booted_at = now
         self._run_acc = 0.0
         self._run_since = now
         self._disk_written = 0
-        self._stuck = False
         if self._faults is not None:
             self._faults.bursts.clear()
 
     def _power_on(self) -> None:
+        """QEMU starts: ``running`` at once and the start is done; the guest boots on."""
         self._cancel_timers()
-        self.phase = Phase.BOOTING
         self._console = None  # a fresh boot: nothing typed before survives
+        self._carried = None
         self._boots += 1
         self._mark_booted()
         self._set_status(VMStatus.RUNNING)
-        self._boot_sequence(0.0)
+        self._boot()
+        self._finish()
+
+    def _until_up(self, what: str, timeout: float, then: Callable[[], None], forced: Callable[[], None]) -> bool:
+        """A graceful request to a guest still booting: it ignores the power button, so
+        ``then`` waits for the login prompt; ``forced`` follows after ``timeout`` if the
+        prompt never comes. False when the guest is up and can be asked now."""
+        if self._guest is Guest.UP:
+            return False
+        self._log(Category.COMMAND, f"the guest ignores the {what} request until it has booted")
+        self._when_up = then
+        self._at(timeout, forced)
+        return True
 
     def _reboot(self, force: bool) -> None:
-        self._cancel_timers()
         self.phase = Phase.REBOOTING
-        self._console = None
-        self._stuck = False
-        delay = 0.0
-        if not force:
-            delay = self._jitter(self.spec.timings.reboot_shutdown)
-            self._print_lines(shutdown_log(uptime=self.uptime(), duration=delay, reboot=True))
+        if force:
+            self._reset()
+        elif not self._until_up("reboot", self.spec.timings.restart_timeout, self._guest_reboot, self._reset_late):
+            self._guest_reboot()
 
-        def reset() -> None:
-            self._boots += 1
-            self._mark_booted()
-            # same status, but a new boot: watchers see uptime start again
-            self._set_status(VMStatus.RUNNING)
+    def _guest_reboot(self) -> None:
+        """The guest reboots itself: its shutdown lines, then the reset."""
+        self._cancel_timers()
+        self._drop_console()
+        delay = self._jitter(self.spec.timings.reboot_shutdown)
+        self._print_lines(shutdown_log(uptime=self.uptime(), duration=delay, reboot=True))
+        self._at(delay, self._reset)
 
-        self._at(delay, reset)
-        self._boot_sequence(delay)
+    def _reset_late(self) -> None:
+        self._log(Category.FAULT, f"the guest did not reboot within {self.spec.timings.restart_timeout:g} s: reset")
+        self._reset()
+
+    def _reset(self) -> None:
+        """The hypervisor resets the guest: a new boot begins and the restart is done.
+        The QEMU process stays, so its network and disk counters carry on."""
+        self._cancel_timers()
+        self._drop_console()
+        self._carried = counters_of(self.sample())
+        self._boots += 1
+        self._mark_booted()
+        # same status, but a new boot: watchers see uptime start again
+        self._set_status(VMStatus.RUNNING)
+        self._boot()
+        self._finish()
 
     def _shutdown(self) -> None:
+        """A graceful stop: the ACPI power button, forced off after ``shutdown_timeout``."""
         self.phase = Phase.SHUTTING_DOWN
+        timeout = self.spec.timings.shutdown_timeout
+        deadline = self._clock.time() + timeout
+        if not self._until_up("shutdown", timeout, functools.partial(self._guest_shutdown, deadline), self._forced_off):
+            self._guest_shutdown(deadline)
+
+    def _guest_shutdown(self, deadline: float) -> None:
+        """The guest shuts itself down: systemd's lines, then power-off (or a hang until ``deadline``)."""
         self._cancel_timers()
-        self._console = None  # the shell is gone; nothing reads the keyboard now
-        self._stuck = False
+        self._drop_console()
         timings = self.spec.timings
         hang = self._faults is not None and self._faults.hang_shutdown
         if not hang:
             duration = self._jitter(timings.shutdown)
             self._print_lines(shutdown_log(uptime=self.uptime(), duration=duration, reboot=False))
             self._at(duration, self._powered_off)
+            # a guest that came up just before the deadline may not finish in time
+            self._at(max(0.0, deadline - self._clock.time()), self._forced_off)
             return
         self.faults.hang_shutdown = False
         self._log(Category.FAULT, "graceful shutdown hangs (a stop job ignores SIGTERM)")
@@ -520,13 +592,12 @@ class Machine:
             self._at(_STOP_LINE_EVERY, line)
 
         self._at(first + 1.0, line)
+        self._at(max(0.0, deadline - self._clock.time()), self._forced_off)
 
-        def forced() -> None:
-            self._log(Category.FAULT, f"graceful stop forced after {systemd_time(timings.shutdown_timeout)}")
-            self._cancel_timers()
-            self._destroy()
-
-        self._at(timings.shutdown_timeout, forced)
+    def _forced_off(self) -> None:
+        self._log(Category.FAULT, f"graceful stop forced after {systemd_time(self.spec.timings.shutdown_timeout)}")
+        self._cancel_timers()
+        self._destroy()
 
     def _destroy(self) -> None:
         self.phase = Phase.DESTROYING
@@ -540,7 +611,8 @@ class Machine:
         self._run_acc, self._run_since = 0.0, None
         self._deferred = None
         self._held_input = None
-        self._stuck = False
+        self._guest = Guest.DOWN
+        self._carried = None
         self._disk_written = 0
         if self._faults is not None:
             self._faults.bursts.clear()

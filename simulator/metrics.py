@@ -10,7 +10,8 @@ curve whatever order VMs are sampled in.
 Cumulative counters are functions of the running seconds ``a`` whose slope never goes
 below zero (``r·a + r/(2w)·sin(w·a)`` has slope between r/2 and 3r/2; a batch job adds
 a piecewise-linear term), so they only grow while the guest runs and stand still when
-it does not. Profiles (``simulator.fleet.PROFILES``):
+it does not. They count from power-on: a reboot restarts the curve on top of what the
+earlier boots counted (``counters_of``), as QEMU's counters carry on across a reboot. Profiles (``simulator.fleet.PROFILES``):
 
 - ``idle``: a few percent CPU with a slow wobble, flat memory, a trickle of I/O;
 - ``web``: a diurnal sine (``period``, 24 h by default) with a 10-minute wobble and
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from simulator.fleet import MetricsProfile, ProfileKind
 from vmws.backend import MetricsSample
 
-__all__ = ["Activity", "Extra", "MetricsModel", "noise", "sample_metrics"]
+__all__ = ["Activity", "Extra", "MetricsModel", "counters_of", "noise", "sample_metrics"]
 
 _MASK = (1 << 64) - 1
 _TWO_PI = 2 * math.pi
@@ -51,14 +52,35 @@ class Activity(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Extra:
-    """What faults and console commands add on top of the profile (bytes are totals
-    since boot, CPU is percentage points)."""
+    """What comes on top of the profile's curve: faults and console commands (bytes
+    are totals since boot, CPU is percentage points), or the counters of the boots
+    before this one since power-on (``counters_of``)."""
 
     cpu: float = 0.0
     net_rx: int = 0
     net_tx: int = 0
     disk_read: int = 0
     disk_write: int = 0
+
+    def __add__(self, other: Extra) -> Extra:
+        return Extra(
+            self.cpu + other.cpu,
+            self.net_rx + other.net_rx,
+            self.net_tx + other.net_tx,
+            self.disk_read + other.disk_read,
+            self.disk_write + other.disk_write,
+        )
+
+
+def counters_of(sample: MetricsSample) -> Extra:
+    """A reading's cumulative counters, to carry across a reboot (the QEMU process
+    stays, so its counters go on): the next boot's readings start from these."""
+    return Extra(
+        net_rx=sample.net_rx_bytes,
+        net_tx=sample.net_tx_bytes,
+        disk_read=sample.disk_read_bytes,
+        disk_write=sample.disk_write_bytes,
+    )
 
 
 def noise(salt: int, key: int, tick: int) -> float:

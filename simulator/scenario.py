@@ -474,8 +474,9 @@ class _Parser:
             checked = self.vm_field(ctx, key, value)
             values[key] = {**values.get("timings", {}), **checked} if key == "timings" else checked
         timings = Timings(**values["timings"]) if values.get("timings") else _DEFAULT_TIMINGS
-        for nominal, limit in (("boot", "boot_timeout"), ("shutdown", "shutdown_timeout")):
+        for nominal, limit in (("boot", "restart_timeout"), ("shutdown", "shutdown_timeout")):
             # transitions are jittered by up to +20 %: the slowest must still beat its timeout
+            # (a graceful restart asked for at power-on waits for the whole boot)
             if getattr(timings, nominal) * 1.2 >= getattr(timings, limit):
                 raise self.error(ctx, limit if limit in values.get("timings", {}) else nominal,
                                  f"timings: {nominal} ({getattr(timings, nominal):g} s, up to 20 % more with jitter) "

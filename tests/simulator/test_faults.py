@@ -8,7 +8,7 @@ from simulator.machine import ConsoleTap
 from simulator.scenario import parse_scenario
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
-from vmws.errors import CommandFailed, CommandTimeout, VMNotRunning
+from vmws.errors import CommandFailed, VMNotRunning
 
 FLEET = """
 [[vm]]
@@ -73,8 +73,10 @@ def test_crash_sets_error_ends_the_console_and_zeroes_metrics() -> None:
 
 def test_a_crash_fails_the_action_under_way() -> None:
     run = scripted('[[event]]\nat = "5s"\nvm = "db-1"\nevent = "crash"\n')
-    outcome = run.outcome("db-1", Action.START, within=30)  # a 20 s boot, cut short at 5 s
-    assert isinstance(outcome, CommandFailed) and "crashed during start" in outcome.message
+    run.perform("db-1", Action.START)
+    # a graceful stop waits for the 20 s boot to finish; the crash at 5 s cuts it short
+    outcome = run.outcome("db-1", Action.STOP, within=30)
+    assert isinstance(outcome, CommandFailed) and "crashed during stop" in outcome.message
     assert run.sim.info("db-1").status is VMStatus.ERROR
 
 
@@ -144,27 +146,45 @@ def test_fail_next_command_can_wait_for_one_action_and_fail_several() -> None:
 # stuck-booting
 
 
-def test_a_stuck_boot_never_reaches_login_and_start_times_out() -> None:
+def test_a_stuck_boot_never_reaches_login_and_a_graceful_stop_is_forced() -> None:
     run, tap = armed("stuck-booting")
-    outcomes: list[object] = []
-    run.sim.perform("web-1", Action.RESTART, done=outcomes.append)
+    # the restart is done at the reset, as ever: the boot that sticks comes after it
+    info = run.perform("web-1", Action.RESTART)
+    assert info.status is VMStatus.RUNNING and info.uptime == 0.0
     run.clock.advance(119)
-    assert outcomes == []
     out = drain(tap)
     assert b"A start job is running for /dev/disk/by-label/data" in out and b"login:" not in out
-    run.clock.advance(1.5)  # boot_timeout: 120 s after the reboot's shutdown lines
-    assert len(outcomes) == 1 and isinstance(outcomes[0], CommandTimeout)
-    assert "stuck booting" in outcomes[0].message
     assert run.sim.info("web-1").status is VMStatus.RUNNING and run.sim.machine("web-1").stuck
+    assert not run.sim.machine("web-1").busy
     tap.write(b"admin\n")  # nobody reads the keyboard yet
     run.clock.advance(25)
     later = drain(tap)
     assert b"admin" not in later and b"(2min 20s / no limit)" in later  # the start job goes on
-    # a forced stop ends it; the next boot is a normal one
-    run.perform("web-1", Action.STOP, force=True)
+    # the power button is not handled yet: a graceful stop is forced after shutdown_timeout (30 s)
+    began = run.clock.time()
+    assert run.perform("web-1", Action.STOP, within=40).status is VMStatus.STOPPED
+    assert 30.0 <= run.clock.time() - began <= 30.2
     assert tap.eof
+    assert "web-1            fault    graceful stop forced after 30s" in log(run)
+    # the next boot is a normal one
     run.perform("web-1", Action.START)
-    assert run.tap("web-1").read().endswith(b"web-1 login: ")
+    fresh = run.tap("web-1")
+    run.clock.advance(2)
+    assert drain(fresh).endswith(b"web-1 login: ")
+
+
+def test_a_graceful_restart_of_a_stuck_guest_resets_it_after_the_restart_timeout() -> None:
+    run, tap = armed("stuck-booting")
+    run.perform("web-1", Action.RESTART)
+    run.clock.advance(5)
+    assert run.sim.machine("web-1").stuck
+    began = run.clock.time()
+    info = run.perform("web-1", Action.RESTART, within=70)
+    assert 60.0 <= run.clock.time() - began <= 60.02  # restart_timeout, then a reset
+    assert info.status is VMStatus.RUNNING and info.uptime == 0.0
+    assert "the guest did not reboot within 60 s: reset" in log(run)
+    run.clock.advance(2)
+    assert drain(tap).endswith(b"web-1 login: ") and not run.sim.machine("web-1").stuck
 
 
 # pause
@@ -188,11 +208,12 @@ def test_a_pause_without_duration_waits_for_resume_and_is_ignored_while_busy() -
         '[[event]]\nat = "1s"\nvm = "web-1"\nevent = "pause"\n'
         '[[event]]\nat = "1s"\nvm = "db-1"\nevent = "pause"\n'
     )
-    booting: list[object] = []
-    run.sim.perform("db-1", Action.START, done=booting.append)
+    run.perform("db-1", Action.START)
+    stopping: list[object] = []
+    run.sim.perform("db-1", Action.STOP, done=stopping.append)  # waits for the 20 s boot: busy
     run.clock.advance(600)
     assert run.sim.info("web-1").status is VMStatus.PAUSED
-    assert run.sim.info("db-1").status is VMStatus.RUNNING
+    assert run.sim.info("db-1").status is VMStatus.STOPPED and len(stopping) == 1
     assert "db-1             fault    pause ignored: the VM is busy" in log(run)
     assert run.perform("web-1", Action.RESUME).status is VMStatus.RUNNING
 
@@ -219,6 +240,17 @@ def test_a_burst_adds_rate_times_duration_and_cpu_while_it_lasts(kind: str, coun
     a, b, cpu_a, cpu_b = both(60)  # over
     assert b - a == int(80 * 2**20 * 45)
     assert cpu_a == cpu_b
+
+
+def test_burst_bytes_carry_on_across_a_reboot() -> None:
+    run = scripted('[[event]]\nat = "1s"\nvm = "web-1"\nevent = "disk-burst"\nduration = "10s"\n')
+    run.clock.advance(20)
+    before = run.sim.sample("web-1").disk_write_bytes
+    assert before > 50 * 2**20 * 10
+    run.perform("web-1", Action.RESTART, force=True)
+    assert run.sim.sample("web-1").disk_write_bytes == before  # a reset: nothing new written yet
+    run.clock.advance(20)
+    assert run.sim.sample("web-1").disk_write_bytes > before
 
 
 def test_bursts_and_faults_on_a_stopped_vm_are_ignored() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from simulator.machine import CHUNK, TAP_LIMIT
+from simulator.fleet import FleetSpec, Timings, VMSpec
+from simulator.machine import CHUNK, TAP_LIMIT, Guest, Outcome
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.clock import VIRTUAL_EPOCH
@@ -35,22 +38,26 @@ def test_unknown_names() -> None:
         run.tap("nope")
 
 
-def test_start_is_running_at_once_and_done_at_the_login_prompt() -> None:
+def test_start_is_done_at_power_on_and_the_boot_log_flows_on() -> None:
     run = Run()
     results: list[VMInfo] = []
     run.sim.perform("off-a", Action.START, done=results.append)
-    assert run.sim.info("off-a").status is VMStatus.RUNNING
-    assert [(e.name, e.status) for e in run.events] == [("off-a", VMStatus.RUNNING)]
-    tap = run.tap("off-a")
-    run.clock.advance(1.0)
-    assert not results
-    boot = drain(tap)
-    assert b"Linux version 5.15.0-105-generic" in boot
-    run.clock.advance(1.0)
+    # done at once, as libvirt's create() returns once QEMU runs: the guest boots on
     assert len(results) == 1 and results[0].status is VMStatus.RUNNING
+    assert (results[0].last_state_change, results[0].uptime) == (VIRTUAL_EPOCH, 0.0)
+    assert [(e.name, e.status) for e in run.events] == [("off-a", VMStatus.RUNNING)]
+    machine = run.sim.machine("off-a")
+    assert machine.guest is Guest.BOOTING and not machine.busy
+    tap = run.tap("off-a")
+    assert tap.read() == b""  # no login banner yet: getty is not up
+    run.clock.advance(1.0)
+    boot = drain(tap)
+    assert b"Linux version 5.15.0-105-generic" in boot and b"login:" not in boot
+    assert run.sim.sample("off-a").cpu_utilization >= 60.0  # booting is busy work
+    run.clock.advance(1.0)  # the boot takes 1.5 s ± 20 %
     assert drain(tap).endswith(b"off-a login: ")
-    assert results[0].last_state_change == VIRTUAL_EPOCH  # when it powered on
-    assert 1.2 <= results[0].uptime <= 1.8  # the boot took 1.5 s ± 20 %
+    assert machine.guest is Guest.UP
+    assert run.sim.sample("off-a").cpu_utilization < 60.0
 
 
 def test_graceful_stop_prints_shutdown_then_eof() -> None:
@@ -73,19 +80,24 @@ def test_forced_stop_prints_nothing() -> None:
     assert drain(tap) == b"" and tap.eof
 
 
-def test_restart_keeps_the_tap_and_replays_the_boot() -> None:
+def test_restart_is_done_at_the_reset_and_the_tap_sees_the_new_boot() -> None:
     run = Run()
     tap = run.tap("run-a")
     tap.write(b"admin\nadmin\n")
     drain(tap)
     before = run.sim.info("run-a")
+    began = run.clock.time()
     info = run.perform("run-a", Action.RESTART)
     assert info.status is VMStatus.RUNNING
-    assert info.uptime < 2.0 < before.uptime
+    assert 0.32 <= run.clock.time() - began <= 0.49  # the guest's shutdown half: 0.4 s ± 20 %
+    assert info.uptime == 0.0 < before.uptime  # reset just now
     assert info.last_state_change > before.last_state_change
-    out = drain(tap)
-    assert b"reboot: Restarting system" in out and b"Linux version" in out
-    assert out.endswith(b"run-a login: ") and not tap.eof
+    shutdown, restarting, boot = drain(tap).partition(b"reboot: Restarting system\r\n")
+    assert b"Stopped target Multi-User System" in shutdown and restarting
+    assert run.sim.machine("run-a").guest is Guest.BOOTING
+    run.clock.advance(2.0)
+    boot += drain(tap)
+    assert boot.startswith(b"[    0.000000] Linux version") and boot.endswith(b"run-a login: ") and not tap.eof
     assert [e.status for e in run.events] == [VMStatus.RUNNING]
 
 
@@ -93,9 +105,74 @@ def test_forced_restart_skips_the_shutdown_lines() -> None:
     run = Run()
     tap = run.tap("run-a")
     drain(tap)
+    began = run.clock.time()
     run.perform("run-a", Action.RESTART, force=True)
+    assert run.clock.time() == began  # a reset: at once
+    run.clock.advance(2.0)
     out = drain(tap)
     assert b"Restarting" not in out and out.startswith(b"[    0.000000] Linux version")
+    assert out.endswith(b"run-a login: ")
+
+
+def test_a_graceful_stop_while_booting_waits_for_the_login_prompt() -> None:
+    # a guest still booting ignores the ACPI power button, as real guests do
+    run = Run()
+    run.perform("off-a", Action.START)
+    tap = run.tap("off-a")
+    began = run.clock.time()
+    info = run.perform("off-a", Action.STOP)
+    assert info.status is VMStatus.STOPPED and tap.eof
+    took = run.clock.time() - began
+    assert 1.2 + 0.8 <= took <= 1.8 + 1.2 + 0.02  # the boot (1.5 s ± 20 %), then the shutdown (1 s ± 20 %)
+    out = drain(tap)
+    login = out.index(b"off-a login: ")
+    assert b"Linux version" in out[:login]
+    assert out.index(b"Reached target System Shutdown") > login and out.endswith(b"reboot: Power down\r\n")
+    ignored = "off-a            command  the guest ignores the shutdown request until it has booted"
+    assert ignored in run.sim.events.text()
+
+
+def test_a_graceful_restart_while_booting_waits_for_the_login_prompt() -> None:
+    run = Run()
+    run.perform("off-a", Action.START)
+    tap = run.tap("off-a")
+    run.perform("off-a", Action.RESTART)
+    out = drain(tap)
+    assert out.index(b"off-a login: ") < out.index(b"reboot: Restarting system")
+    run.clock.advance(2.0)
+    assert drain(tap).endswith(b"off-a login: ")
+
+
+def test_a_forced_stop_while_booting_is_at_once() -> None:
+    run = Run()
+    run.perform("off-a", Action.START)
+    began = run.clock.time()
+    assert run.perform("off-a", Action.STOP, force=True).status is VMStatus.STOPPED
+    assert run.clock.time() - began <= 0.13  # the power-off only (0.1 s ± 20 %)
+
+
+def test_a_pause_or_a_suspend_during_the_boot_holds_it() -> None:
+    run = Run(fleet=FleetSpec(vms=(VMSpec("slow", status=VMStatus.STOPPED, timings=Timings(boot=10.0)),)))
+    run.perform("slow", Action.START)
+    tap = run.tap("slow")
+    run.clock.advance(2)
+    run.perform("slow", Action.PAUSE)
+    drain(tap)
+    run.clock.advance(60)
+    assert drain(tap) == b"" and run.sim.machine("slow").guest is Guest.BOOTING
+    run.perform("slow", Action.RESUME)
+    run.clock.advance(2)  # 4 s into a boot of at least 8 s
+    assert b"login:" not in drain(tap)
+    run.perform("slow", Action.SUSPEND)
+    assert tap.eof
+    run.clock.advance(60)
+    run.perform("slow", Action.RESUME)
+    again = run.tap("slow")
+    assert again.read() == b""  # still booting: no banner to show
+    run.clock.advance(1)
+    assert b"login:" not in drain(again)
+    run.clock.advance(10)
+    assert drain(again).endswith(b"slow login: ") and run.sim.machine("slow").guest is Guest.UP
 
 
 def test_suspend_ends_the_console_and_restore_keeps_the_session() -> None:
@@ -132,13 +209,18 @@ def test_pause_holds_input_and_timers_until_resume() -> None:
 
 def test_actions_asked_for_while_one_runs_wait_their_turn() -> None:
     run = Run()
-    order: list[tuple[str, VMStatus]] = []
-    run.sim.perform("off-a", Action.START, done=lambda o: order.append(("start", o.status)))  # type: ignore[union-attr]
-    run.sim.perform("off-a", Action.PAUSE, done=lambda o: order.append(("pause", o.status)))  # type: ignore[union-attr]
-    run.sim.perform("off-a", Action.STOP, done=lambda o: order.append(("stop", o.status)))  # type: ignore[union-attr]
+    order: list[tuple[str, Outcome]] = []
+
+    def record(what: str, outcome: Outcome) -> None:
+        order.append((what, outcome))
+
+    for action in (Action.RESTART, Action.PAUSE, Action.STOP):
+        run.sim.perform("run-a", action, done=functools.partial(record, action.value))
     assert order == []
     run.clock.advance(10)
-    assert order == [("start", VMStatus.RUNNING), ("pause", VMStatus.PAUSED), ("stop", VMStatus.STOPPED)]
+    assert [(a, getattr(o, "status", o)) for a, o in order] == [
+        ("restart", VMStatus.RUNNING), ("pause", VMStatus.PAUSED), ("stop", VMStatus.STOPPED)
+    ]
     assert [e.status for e in run.events] == [VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.STOPPED]
 
 
@@ -257,7 +339,7 @@ def test_halt_ends_consoles_and_cancels_transitions() -> None:
     run = Run()
     tap = run.tap("run-a")
     results: list[VMInfo] = []
-    run.sim.perform("off-a", Action.START, done=results.append)
+    run.sim.perform("run-b", Action.RESTART, done=results.append)
     run.sim.halt()
     assert tap.eof
     run.clock.advance(10)

@@ -106,7 +106,7 @@ def test_paused_memory_and_counters_stand_still() -> None:
     assert later.cpu_utilization == 0.0
 
 
-def test_counters_grow_only_while_running_and_restart_on_boot() -> None:
+def test_counters_grow_only_while_running_and_carry_on_across_a_reboot() -> None:
     run = Run()
     first = run.sim.sample("run-a")
     run.clock.advance(30)
@@ -119,11 +119,23 @@ def test_counters_grow_only_while_running_and_restart_on_boot() -> None:
     assert run.sim.sample("run-a").cpu_utilization == 0.0
     assert run.sim.sample("run-a").memory_used > 0
     run.perform("run-a", Action.RESUME)
+    resumed = run.sim.sample("run-a")
     run.perform("run-a", Action.RESTART)
+    # the QEMU process stays across a reboot: its counters carry on
     rebooted = run.sim.sample("run-a")
-    assert rebooted.net_rx_bytes < second.net_rx_bytes  # a new boot counts from zero
+    assert all(b >= a for a, b in zip(counters(resumed), counters(rebooted), strict=True))
+    run.clock.advance(1.0)
+    booting = run.sim.sample("run-a")
+    assert all(b >= a for a, b in zip(counters(rebooted), counters(booting), strict=True))
+    assert booting.disk_read_bytes > rebooted.disk_read_bytes  # the new boot reads its disk
+    run.clock.advance(30)
+    assert all(b > a for a, b in zip(counters(booting), counters(run.sim.sample("run-a")), strict=True))
     run.perform("run-a", Action.STOP)
     assert counters(run.sim.sample("run-a")) == (0, 0, 0, 0)
+    # a power-on counts from zero
+    run.perform("run-a", Action.START)
+    run.clock.advance(5)
+    assert run.sim.sample("run-a").net_rx_bytes < resumed.net_rx_bytes
 
 
 def test_sampling_order_does_not_change_values() -> None:
@@ -164,3 +176,16 @@ def test_console_activity_moves_the_metrics() -> None:
     stopped = run.sim.sample("busy")
     assert stopped.disk_write_bytes >= writing.disk_write_bytes  # kept after ^C, not counted twice
     assert stopped.disk_write_bytes - writing.disk_write_bytes < 50_000_000
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["graceful", "forced"])
+def test_what_a_running_command_wrote_is_carried_across_a_reboot(force: bool) -> None:
+    run = Run(fleet=FleetSpec(vms=(VMSpec("busy", vcpus=1),)))
+    tap = run.tap("busy")
+    tap.write(b"admin\nadmin\nyes > /tmp/y\n")
+    run.clock.advance(2.0)
+    writing = run.sim.sample("busy")
+    assert writing.disk_write_bytes >= 500_000_000
+    run.perform("busy", Action.RESTART, force=force)  # the reboot ends `yes` mid-write
+    after = run.sim.sample("busy")
+    assert after.disk_write_bytes >= writing.disk_write_bytes
