@@ -17,7 +17,9 @@ Action semantics every backend follows (rows: action; columns: status before):
 ``stop`` is a graceful (ACPI) shutdown that is forced after the backend's timeout, or
 forced at once with ``force=True``. ``suspend`` saves guest state to disk and frees the
 host (libvirt managed save); ``paused`` is a VM halted in memory. ``perform`` returns
-once the action has finished, with the VM's resulting ``VMInfo``.
+once the action has taken effect at the hypervisor; the guest may still be booting
+(``start`` returns when the VM runs, ``restart`` once the guest has been reset, and
+the boot log continues on the console). It returns the VM's resulting ``VMInfo``.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class MetricsSample:
 
     ``cpu_utilization`` is percent of the VM's vCPUs (0–100). Memory is in bytes,
     ``memory_used <= memory_total``. Network and disk values are cumulative byte
-    counters since the guest booted: they never decrease while it runs.
+    counters since the VM was started (a reboot or suspend/resume keeps counting):
+    they never decrease while it runs.
     """
 
     timestamp: float

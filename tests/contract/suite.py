@@ -47,7 +47,9 @@ from vmws.errors import VMNotFound, VMNotRunning
 
 __all__ = ["BackendContract", "ContractTimeouts", "ConsoleReader", "EXPECTED"]
 
-PROMPT = rb"[$#] $"
+# A shell prompt, and whatever terminal queries its line editor sends after it (busybox
+# asks for the cursor position, ESC [ 6 n, after every prompt).
+PROMPT = rb"[$#] (?:\x1b\[[0-9;?]*[A-Za-z])*$"
 LOGIN = rb"login: ?$"
 PASSWORD = rb"[Pp]assword: ?$"
 
@@ -144,6 +146,16 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def _assert_stopped(backend: Backend, info: VMInfo) -> None:
+    """``info``, what a stop returned, and the backend agree: the VM is stopped."""
+    assert info.status is VMStatus.STOPPED
+    assert (await backend.get(info.name)).status is VMStatus.STOPPED
+
+
+def _counters(sample: MetricsSample) -> tuple[int, int, int, int]:
+    return (sample.net_rx_bytes, sample.net_tx_bytes, sample.disk_read_bytes, sample.disk_write_bytes)
 
 
 def _check_sample(sample: MetricsSample) -> None:
@@ -319,8 +331,7 @@ class BackendContract:
     @pytest.mark.asyncio
     async def test_forced_stop_stops(self, backend: Backend, running_vm: str, timeouts: ContractTimeouts) -> None:
         info = await asyncio.wait_for(backend.perform(running_vm, Action.STOP, force=True), timeouts.action)
-        assert info.status is VMStatus.STOPPED
-        assert (await backend.get(running_vm)).status is VMStatus.STOPPED
+        await _assert_stopped(backend, info)
 
     @pytest.mark.asyncio
     async def test_start_moves_last_state_change_forward(
@@ -330,6 +341,52 @@ class BackendContract:
         after = await self.perform(backend, stopped_vm, Action.START, timeouts)
         assert after.last_state_change >= before.last_state_change
         assert after.uptime >= 0.0
+
+    @pytest.mark.asyncio
+    async def test_a_graceful_stop_right_after_start_stops(
+        self, backend: Backend, stopped_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        # a guest still booting ignores the ACPI power button: the stop may wait for the
+        # boot (or be forced after the backend's timeout), but it ends in stopped
+        await self.perform(backend, stopped_vm, Action.START, timeouts)
+        info = await asyncio.wait_for(backend.perform(stopped_vm, Action.STOP), timeouts.boot + timeouts.action)
+        await _assert_stopped(backend, info)
+
+    # When an action is done: once it has taken effect at the hypervisor
+
+    @pytest.mark.asyncio
+    async def test_start_is_done_when_the_vm_runs_and_the_guest_boots_on(
+        self, backend: Backend, stopped_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        info = await self.perform(backend, stopped_vm, Action.START, timeouts)
+        assert info.status is VMStatus.RUNNING
+        # the console opens at once, mid-boot, and the boot goes on to getty's prompt
+        async with self.console(backend, stopped_vm) as reader:
+            await reader.send(b"\n")
+            await reader.expect(LOGIN, timeouts.boot)
+            booted = await backend.get(stopped_vm)
+        # uptime counts from the power-on: most of the boot came after start returned
+        assert info.uptime < booted.uptime / 2, (info.uptime, booted.uptime)
+
+    @pytest.mark.asyncio
+    async def test_restart_is_done_at_the_reset_and_the_guest_boots_on(
+        self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
+    ) -> None:
+        # logged in: the console is quiet at a shell prompt, nothing more on its way
+        async with self.console(backend, running_vm, (credentials, timeouts)) as reader:
+            before = await backend.get(running_vm)
+            mark = len(reader.buffer)
+            info = await self.perform(backend, running_vm, Action.RESTART, timeouts)
+            assert info.status is VMStatus.RUNNING
+            assert info.uptime < before.uptime  # a new boot
+            # the guest was reset; the new boot's login prompt is yet to come
+            since = reader.buffer[mark:]
+            assert re.search(rb"login:", since) is None, since[-400:]
+            reader.pos = mark
+            await reader.expect(LOGIN, timeouts.boot)
+            booted = await backend.get(running_vm)
+            assert not reader.eof
+        assert info.uptime < booted.uptime / 2, (info.uptime, booted.uptime)
 
     # Events
 
@@ -376,6 +433,28 @@ class BackendContract:
         assert second.net_tx_bytes >= first.net_tx_bytes
         assert second.disk_read_bytes >= first.disk_read_bytes
         assert second.disk_write_bytes >= first.disk_write_bytes
+
+    @pytest.mark.asyncio
+    async def test_counters_carry_on_across_a_restart(
+        self, backend: Backend, running_vm: str, timeouts: ContractTimeouts
+    ) -> None:
+        # a guest reboot keeps its QEMU process: the counters are cumulative since the
+        # VM was started, not since the guest booted
+        self.require(backend, Capability.METRICS)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.boot
+        before = await backend.sample(running_vm)
+        while not any(_counters(before)):  # a booted guest has read its disk at least
+            assert loop.time() < deadline, "the running VM's counters stayed at zero"
+            await asyncio.sleep(0.2)
+            before = await backend.sample(running_vm)
+        await self.perform(backend, running_vm, Action.RESTART, timeouts)
+        after = await backend.sample(running_vm)
+        await asyncio.sleep(0.3)
+        later = await backend.sample(running_vm)
+        for older, newer in ((before, after), (after, later)):
+            _check_sample(newer)
+            assert all(b >= a for a, b in zip(_counters(older), _counters(newer), strict=True)), (older, newer)
 
     @pytest.mark.asyncio
     async def test_metrics_of_a_stopped_vm_are_zero_but_memory_total(self, backend: Backend, stopped_vm: str) -> None:
