@@ -27,7 +27,7 @@ import datetime as _dt
 import itertools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.event
@@ -47,7 +47,6 @@ _PROMPT = "$ "
 _LOGIN_PROMPT = "login: "
 
 
-@events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
     group = parser.add_argument_group("vmws", "options of the vmws scenarios")
     group.add_argument("--vmws-secret", env_var="VMWS_JWT_SECRET", default="",
@@ -60,9 +59,13 @@ def _add_arguments(parser: Any) -> None:
                        help="monitoring: share of users that send commands")
 
 
+# Locust's event hooks are untyped; registered through Any
+cast(Any, events).init_command_line_parser.add_listener(_add_arguments)
+
+
 def _fire(environment: Environment, name: str, started: float, *, length: int = 0,
           exception: BaseException | None = None, elapsed_ms: float | None = None) -> None:
-    environment.events.request.fire(
+    cast(Any, environment.events).request.fire(
         request_type=REQUEST_TYPE, name=name,
         response_time=elapsed_ms if elapsed_ms is not None else (time.perf_counter() - started) * 1000.0,
         response_length=length, exception=exception, context={},
@@ -174,7 +177,7 @@ class Connection:
 
     def _dispatch(self, message: dict[str, Any], size: int) -> None:
         kind = message.get("type")
-        data = message.get("data")
+        data: Any = message.get("data")
         if kind == "console":
             if self.on_console is not None:
                 self.on_console(data["content"], message)
@@ -289,12 +292,12 @@ class VMWSUser(User):
     """A user with one vmws connection (opened by subclasses in ``on_start``)."""
 
     abstract = True
-    permissions = ("read", "control", "console")
+    permissions: tuple[str, ...] = ("read", "control", "console")
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         options = environment.parsed_options
-        self.options = options
+        self.options: Any = options
         runner = environment.runner
         worker = getattr(runner, "worker_index", 0) if runner is not None else 0
         workers = max(1, int(getattr(options, "vmws_workers", 1)))

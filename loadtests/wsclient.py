@@ -77,20 +77,21 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         arrived = time.perf_counter()
+        rest: bytes | memoryview = data
         if self._skip:
             taken = min(self._skip, len(data))
             self._skip -= taken
             self.bytes_received += taken
             if taken == len(data):
                 return
-            data = memoryview(data)[taken:]
+            rest = memoryview(data)[taken:]
         buf = self._buf
-        buf += data
+        buf += rest
         if not self._upgraded:
             end = buf.find(b"\r\n\r\n")
             if end < 0:

@@ -28,15 +28,15 @@ _KEYS = [orjson.dumps({"type": "console_input", "data": {"content": c}}) for c i
 
 class _Typing:
     def __init__(self) -> None:
-        self.sent: collections.deque[float] = collections.deque()
         self.latencies: list[float] = []
         self.recording = False
 
     def on_message(self, conn: Connection, payload: bytes, arrived: float) -> None:
         if b'"console"' not in payload[:40] or not self.sent_by(conn):
             return
-        sent = conn.user.popleft()  # type: ignore[attr-defined]
-        if self.recording:
+        # each connection's keys wait in a deque of (sent at, inside the window)
+        sent, counted = conn.user.popleft()  # type: ignore[attr-defined]
+        if counted:
             self.latencies.append(arrived - sent)
 
     @staticmethod
@@ -70,7 +70,7 @@ async def _round(server: ServerProcess, urls: list[str], rate: float, seconds: f
                 break
             while due[turn] <= now:
                 conn = conns[turn]
-                conn.user.append(time.perf_counter())  # type: ignore[attr-defined]
+                conn.user.append((time.perf_counter(), typing.recording))  # type: ignore[attr-defined]
                 conn.send_text(_KEYS[key % 26])
                 key += 1
                 due[turn] += period
@@ -80,7 +80,10 @@ async def _round(server: ServerProcess, urls: list[str], rate: float, seconds: f
             await asyncio.sleep(0.002)
         u1, t1 = server.usage(), time.perf_counter()
         typing.recording = False
-        await asyncio.sleep(0.5)
+        # late echoes still count (as late); a key is lost only if none comes in 5 s
+        drain_end = time.perf_counter() + 5.0
+        while len(typing.latencies) < sent_total and time.perf_counter() < drain_end:
+            await asyncio.sleep(0.05)
         assert u0 is not None
         lost = max(0, sent_total - len(typing.latencies))
         return percentile(typing.latencies, 99) * 1000, (u1.cpu_seconds - u0.cpu_seconds) / (t1 - t0), lost

@@ -16,7 +16,7 @@ from loadtests.users import VMWSUser
 
 class IdleWatcher(VMWSUser):
     wait_time = between(2.0, 6.0)
-    permissions = ("read",)
+    permissions: tuple[str, ...] = ("read",)
 
     def on_start(self) -> None:
         self.connect("monitor")

@@ -17,7 +17,7 @@ from loadtests.users import VMWSUser
 
 class Watcher(VMWSUser):
     wait_time = between(5.0, 10.0)
-    permissions = ("read",)
+    permissions: tuple[str, ...] = ("read",)
 
     def on_start(self) -> None:
         if self._is_operator():
