@@ -23,6 +23,12 @@ that provides these fixtures:
     login prompt, ``console`` for a command's answer. A QEMU guest under software
     emulation wants ``boot`` of 60 s or more; the simulator, sped up, a few seconds.
 
+``perform`` is held to ``vmws.backend``'s rule, which real QEMU guests set: an action
+is done once it has taken effect at the hypervisor — ``start`` when the VM runs,
+``restart`` at the guest's reset — and the guest boots on to its login prompt after.
+Network and disk counters are cumulative since the VM was started: a restart keeps
+counting.
+
 Everything runs in real time on the running event loop (asyncio waits with
 timeouts, never a virtual clock), so the same tests pass against real guests. They
 assert only what a Linux serial getty shows anywhere — ``login:``, ``Password:``, a
