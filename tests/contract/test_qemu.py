@@ -23,6 +23,7 @@ from tests.contract.suite import (
     ConsoleReader,
     ContractTimeouts,
 )
+from tests.harness.daemon import libvirtd_steady
 from tests.harness.hosts import (
     LIBVIRT_GROUP,
     harness_cli,
@@ -34,6 +35,7 @@ from tests.harness.terminal import TerminalBackend
 from vmws.backend import Action, Backend, VMStatus
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.qemu, LIBVIRT_GROUP]
+__all__ = ["libvirtd_steady"]  # autouse: a libvirtd restart in another test waits for each test here
 
 URI = "qemu:///system"
 PREFIX = vm_prefix("ct")

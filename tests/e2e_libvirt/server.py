@@ -11,6 +11,7 @@ from typing import IO
 
 import pytest
 
+from tests.harness.daemon import LIBVIRTD
 from vmws.auth import mint_token
 
 __all__ = ["SECRET", "URI", "start_server", "token"]
@@ -24,7 +25,16 @@ def token(*perms: str) -> str:
 
 
 def start_server(vm_filter: str, log: Path | None = None) -> tuple[subprocess.Popen[str], str]:
-    """The server and its base URL; its log (stderr) goes to ``log`` when given."""
+    """The server and its base URL; its log (stderr) goes to ``log`` when given.
+
+    libvirtd is held steady until the server has connected to it (it refuses to start
+    without it); after that the server rides out restarts by itself.
+    """
+    with LIBVIRTD.steady():
+        return _start_server(vm_filter, log)
+
+
+def _start_server(vm_filter: str, log: Path | None) -> tuple[subprocess.Popen[str], str]:
     stderr: IO[str] | int = subprocess.DEVNULL if log is None else log.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--backend", "libvirt", "--libvirt-uri", URI,

@@ -3,9 +3,9 @@ guest's QEMU killed with ``kill -9``, while ``vmws serve --backend libvirt`` ser
 second guest throughout.
 
 Both guests boot once per module; the tests bring them back to running themselves.
-Restarting libvirtd pulls it from under every libvirt client on the host, so this
-module is in the ``libvirt`` xdist group with every other libvirt test (one worker,
-one after the other).
+Restarting libvirtd pulls it from under every libvirt client on the host, so the
+restart holds ``tests.harness.daemon.LIBVIRTD`` exclusively: other libvirt tests (the
+other xdist worker, other pytest runs) wait, and it waits for them.
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ import pytest
 
 from tests.e2e_libvirt.clients import Monitor, open_monitor, open_viewer
 from tests.e2e_libvirt.server import URI, start_server
-from tests.harness.hosts import (
-    LIBVIRT_GROUP,
+from tests.harness.daemon import (
+    LIBVIRTD,
     ensure_libvirtd,
-    harness_cli,
     kill_qemu,
-    remove_stale_test_vms,
-    require_qemu,
     start_libvirtd,
     stop_libvirtd,
+)
+from tests.harness.hosts import (
+    LIBVIRT_GROUP,
+    harness_cli,
+    remove_stale_test_vms,
+    require_qemu,
     vm_prefix,
 )
 
@@ -120,23 +123,24 @@ async def test_libvirtd_restart_watchers_see_the_outage_and_recover_and_the_cons
         ticker = (await viewer.expect(r"ticker=(\d+)", 30)).group(1)
         await viewer.expect(r"tick-2\r?\n", 30)
 
-        before = len(watcher.status_messages)
-        started = time.monotonic()
-        await asyncio.to_thread(stop_libvirtd)
-        stopped = time.monotonic()
-        outage = await watcher.status_since(before, "error", OUTAGE_SEEN)
-        seen_down = time.monotonic()
-        last_tick = max(_ticks(viewer.text))
+        async with LIBVIRTD.exclusive_async():
+            before = len(watcher.status_messages)
+            started = time.monotonic()
+            await asyncio.to_thread(stop_libvirtd)
+            stopped = time.monotonic()
+            outage = await watcher.status_since(before, "error", OUTAGE_SEEN)
+            seen_down = time.monotonic()
+            last_tick = max(_ticks(viewer.text))
 
-        # While libvirtd is away the server still serves: a new watcher of the other VM
-        # is let in and told the truth (unknown, so error), and old ones get answers.
-        newcomer, status = await open_monitor(site.url, BYSTANDER)
-        assert status["data"]["status"] == "error"
-        await newcomer.ws.close()
-        await bystander.echo()
+            # While libvirtd is away the server still serves: a new watcher of the other
+            # VM is let in and told the truth (unknown, so error); old ones get answers.
+            newcomer, status = await open_monitor(site.url, BYSTANDER)
+            assert status["data"]["status"] == "error"
+            await newcomer.ws.close()
+            await bystander.echo()
 
-        await asyncio.to_thread(start_libvirtd, URI)
-        back = time.monotonic()
+            await asyncio.to_thread(start_libvirtd, URI)
+            back = time.monotonic()
         # The same sockets, never reconnected: the real status comes back.
         await watcher.status_since(_after(watcher, outage), "running", RECOVERED)
         recovered = time.monotonic()
@@ -176,7 +180,7 @@ async def test_qemu_killed_watchers_see_error_viewers_get_eof_and_other_vms_are_
         await viewer.expect(r"login: ?$|[$#] $", BOOT)
 
         before = len(watcher.status_messages)
-        await asyncio.to_thread(kill_qemu, VICTIM)
+        await asyncio.to_thread(kill_qemu, VICTIM)  # libvirtd stays: the steady hold is enough
         await watcher.status_since(before, "error", OUTAGE_SEEN)
         await asyncio.wait_for(viewer.closed.wait(), OUTAGE_SEEN)
         last = viewer.messages[-1]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from harness.doctor import Check, report
 from tests.harness.hosts import LIBVIRT_GROUP, require_qemu
 
@@ -29,6 +31,7 @@ def test_report_names_what_is_missing_and_the_fix() -> None:
     assert report([Check("virsh", True, "x")])[1]
 
 
+@pytest.mark.libvirt
 def test_doctor_on_this_host() -> None:
     require_qemu()
     result = _harness("doctor", "--no-kvm-probe")
@@ -37,6 +40,7 @@ def test_doctor_on_this_host() -> None:
     assert "connect qemu:///system" in result.stdout
 
 
+@pytest.mark.libvirt
 def test_bad_inputs_give_messages() -> None:
     require_qemu()
     for args, fragment in [

@@ -19,14 +19,17 @@ from collections.abc import Iterator
 import pytest
 
 from tests.contract.suite import LOGIN, PROMPT, ConsoleReader
+from tests.harness.daemon import (
+    LIBVIRTD,
+    ensure_libvirtd,
+    start_libvirtd,
+    stop_libvirtd,
+)
 from tests.harness.hosts import (
     LIBVIRT_GROUP,
-    ensure_libvirtd,
     harness_cli,
     remove_stale_test_vms,
     require_qemu,
-    start_libvirtd,
-    stop_libvirtd,
     vm_prefix,
 )
 from tests.harness.terminal import QueryAnsweringStream
@@ -81,10 +84,11 @@ async def test_after_a_restart_the_console_reopens_and_the_dead_connection_is_fr
 
         old_conn = weakref.ref(backend._conn)
         old_stream = weakref.ref(console._stream)
-        seen = len(statuses)
-        await asyncio.to_thread(stop_libvirtd)
-        await _until(lambda: any(i.status is VMStatus.ERROR for i in statuses[seen:]), 30, "error reported")
-        await asyncio.to_thread(start_libvirtd, URI)
+        async with LIBVIRTD.exclusive_async():
+            seen = len(statuses)
+            await asyncio.to_thread(stop_libvirtd)
+            await _until(lambda: any(i.status is VMStatus.ERROR for i in statuses[seen:]), 30, "error reported")
+            await asyncio.to_thread(start_libvirtd, URI)
         await _until(lambda: statuses[-1].status is VMStatus.RUNNING, 60, "running again")
 
         # Re-opened without anyone writing to it (a write would have found the dead stream).
