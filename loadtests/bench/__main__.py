@@ -39,11 +39,11 @@ async def _run(names: list[str], quick: bool, out: Path) -> list[Outcome]:
         if name == "console_flood":
             outcome = await flood.run(out, rounds=3 if quick else 7, seconds=2 if quick else 4)
         elif name == "console_echo":
-            outcome = await echo.run(out, rounds=1 if quick else 3, seconds=5 if quick else 15, consoles=1000)
+            outcome = await echo.run(out, rounds=1 if quick else 5, seconds=5 if quick else 10, consoles=1000)
         elif name == "idle_10k":
             outcome = await idle.run(out, connections=10000, interval=5.0 if quick else 30.0)
         else:
-            outcome = await broadcast.run(out, rounds=1 if quick else 3, seconds=6 if quick else 15, watchers=1000)
+            outcome = await broadcast.run(out, rounds=1 if quick else 5, seconds=6 if quick else 10, watchers=1000)
         print(f"   {outcome.line()}", file=sys.stderr, flush=True)
         outcomes.append(outcome)
     return outcomes
