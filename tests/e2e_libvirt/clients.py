@@ -94,7 +94,7 @@ class Viewer:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.messages: list[dict[str, Any]] = []
-        self.text = ""
+        self._raw = ""
         self.pos = 0  # where the next expect starts searching
         self.closed = asyncio.Event()
         self._changed = asyncio.Event()
@@ -106,13 +106,18 @@ class Viewer:
                 message: dict[str, Any] = orjson.loads(raw)
                 self.messages.append(message)
                 if message["type"] == "console":
-                    self.text += message["data"]["content"].replace(CURSOR_QUERY, "")
+                    self._raw += message["data"]["content"]
                 self._changed.set()
         except ConnectionClosed:
             pass
         finally:
             self.closed.set()
             self._changed.set()
+
+    @property
+    def text(self) -> str:
+        """Everything shown so far, as a terminal shows it (the query may span two messages)."""
+        return self._raw.replace(CURSOR_QUERY, "")
 
     @property
     def close_code(self) -> int | None:
@@ -128,13 +133,14 @@ class Viewer:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    match = regex.search(self.text, self.pos)
+                    text = self.text
+                    match = regex.search(text, self.pos)
                     if match:
                         self.pos = match.end()
                         return match
                     if self.closed.is_set():
                         raise AssertionError(f"console closed ({self.ws.close_code}) before {pattern!r}; "
-                                             f"it ends with {self.text[-300:]!r}")
+                                             f"it ends with {text[-300:]!r}")
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
