@@ -30,8 +30,8 @@ _PACE_POLL = 0.002
 
 
 def _backlog(peer: Peer) -> int:
-    """Output queued for ``peer`` and not yet written; peers that do not say never pace."""
-    return int(getattr(peer, "pending_bytes", 0))
+    """Output queued for ``peer`` and not yet written to its socket."""
+    return peer.pending_bytes
 
 
 class ConsoleChannel:

@@ -13,6 +13,10 @@ class Peer(Protocol):
     # Loop time of the last frame (message or pong) received from this peer.
     last_seen: float
 
+    @property
+    def pending_bytes(self) -> int:
+        """Output queued for this peer and not yet written to its socket."""
+
     def send(self, text: str, *, droppable: bool = False) -> None:
         """Queue ``text`` without waiting. ``droppable`` messages (metrics) are skipped
         while the peer is behind; past its bound a peer is closed as too slow."""

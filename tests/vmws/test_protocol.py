@@ -100,3 +100,14 @@ def test_response_error_console_messages() -> None:
     assert error["data"] == {"code": "INVALID_COMMAND", "message": "bad", "requestId": "r3"}
     console = orjson.loads(protocol.console_message("hi", 0.0, offset=10))
     assert console["data"] == {"content": "hi", "eof": False, "offset": 10}
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["y\n" * 40_000, "line\r\n" * 9000 + "tail \"quoted\" \\ \x1b[31mred\x1b[0m é€😀 \x00\x7f", "\n" * 5000],
+)
+def test_dense_console_output_fast_path_gives_the_same_bytes(content: str) -> None:
+    fast = protocol.console_message(content, 1684845296.0, offset=7)
+    plain = protocol.encode("console", {"content": content, "eof": False, "offset": 7}, 1684845296.0)
+    assert orjson.loads(fast) == orjson.loads(plain)
+    assert orjson.loads(fast)["data"]["content"] == content
