@@ -144,3 +144,25 @@ def test_short_secrets_and_unknown_algorithms_refused_at_start() -> None:
         TokenVerifier(secret=SECRET, algorithm="HS512")
     with pytest.raises(ValueError, match="public key"):
         TokenVerifier(algorithm="RS256")
+
+
+def test_jwks_file_picks_the_key_by_kid_and_never_by_the_token() -> None:
+    first, second = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    keys = []
+    for kid, key in (("k1", first), ("k2", second)):
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        keys.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+    verifier = TokenVerifier(algorithm="RS256", jwks=json.dumps({"keys": keys}))
+    for kid, key in (("k1", first), ("k2", second)):
+        signed = jwt.encode(good_claims(), key, algorithm="RS256", headers={"kid": kid})
+        assert verifier.verify(signed).sub == "alice"
+    # Signed by k2's private key but claiming to be k1: k1's public key refuses it.
+    wrong = jwt.encode(good_claims(), second, algorithm="RS256", headers={"kid": "k1"})
+    assert "signature" in rejected(verifier, wrong)
+    unknown = jwt.encode(good_claims(), first, algorithm="RS256", headers={"kid": "k9"})
+    assert "kid" in rejected(verifier, unknown)
+    # A key URL in the token is never fetched: without a configured kid it is refused.
+    remote = jwt.encode(good_claims(), first, algorithm="RS256", headers={"jku": "http://127.0.0.1:1/keys"})
+    assert "kid" in rejected(verifier, remote)
+    with pytest.raises(ValueError, match="JWKS"):
+        TokenVerifier(algorithm="RS256", jwks='{"keys": "nope"}')
