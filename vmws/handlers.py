@@ -22,7 +22,7 @@ import tornado.websocket
 from tornado.websocket import _WebSocketParams
 
 from vmws import protocol
-from vmws.auth import Permission, Principal
+from vmws.auth import CLOSE_UNAUTHENTICATED, Permission, Principal
 from vmws.limits import TokenBucket
 from vmws.tickets import TICKET_PREFIX, Authenticator
 from vmws.wsprotocol import StrictWebSocketProtocol
@@ -38,7 +38,6 @@ log = logging.getLogger("vmws.handlers")
 CLOSE_NOT_FOUND = 4004
 CLOSE_TOO_SLOW = 4008
 CLOSE_NOT_RUNNING = 4009
-CLOSE_TOKEN_EXPIRED = 4001
 CLOSE_TOO_MANY = 4029
 # Close code for each error that ends a connection while it is being set up.
 CLOSE_CODES: dict[type[VMWSError], int] = {VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING}
@@ -175,7 +174,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     def _expired(self) -> None:
         self.send(protocol.error_message("AUTH_ERROR", "token has expired", self.hub.now()))
-        self.close(CLOSE_TOKEN_EXPIRED, "token has expired")
+        self.close(CLOSE_UNAUTHENTICATED, "token has expired")
 
     async def backend_check(self, name: str) -> None:
         """Raise the backend error that refuses this connection, if any."""
@@ -416,7 +415,7 @@ class VMListHandler(_APIHandler):
             principal.require(Permission.READ)
             vms = await self.hub.backend.list()
         except AuthError as exc:
-            status = 401 if exc.close_code == 4001 else 403
+            status = 401 if exc.close_code == CLOSE_UNAUTHENTICATED else 403
             self._error(status, exc)
             return
         except VMWSError as exc:

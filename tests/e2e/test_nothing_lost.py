@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 
 import pytest
 
@@ -87,8 +88,7 @@ async def test_slow_viewer_is_cut_off_without_slowing_others() -> None:
         # The slow viewer completes the handshake and then never reads.
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=1024)
         sock = writer.get_extra_info("socket")
-        import socket as _socket
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         writer.write(
             f"GET /ws/vms/web-4/console?token={token()} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
