@@ -15,6 +15,12 @@ While a command runs — a flood (``yes``, ``seq``, ``cat`` of a big log) pulled
 ``pump``, a ``sleep``, or ``yes > /dev/null`` busy until interrupted — the console
 stops reading input (type-ahead waits); when it ends, the prompt comes back and
 waiting input is read. What the logged-in user is doing lives in a ``Session``.
+
+Input is bounded as a tty's line discipline bounds it: ``MAX_INPUT`` (4 KiB, Linux's
+``N_TTY_BUF_SIZE``) holds the line being edited (Enter always fits) and, separately,
+the type-ahead waiting while a command runs; what arrives beyond that is dropped
+unechoed, as a UART drops bytes nobody reads. ^C is acted on as it arrives even
+then, as ISIG characters are.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from simulator.fleet import Personality
 from simulator.floods import Flood
 from simulator.session import Session, Step
 
-__all__ = ["ConsoleHost", "ConsoleState", "Console"]
+__all__ = ["ConsoleHost", "ConsoleState", "Console", "MAX_INPUT"]
+
+MAX_INPUT = 4096  # bytes of unread input a tty holds (N_TTY_BUF_SIZE); the rest is dropped
 
 _CTRL_C = 0x03
 _CTRL_D = 0x04
@@ -174,7 +182,9 @@ class Console:
         if self.state is ConsoleState.BOOTING:
             return
         self._pending += data
-        self._drain()
+        self._drain()  # acts on ^C wherever it is, so dropping the excess below loses no signal
+        if len(self._pending) > MAX_INPUT:
+            del self._pending[MAX_INPUT:]  # type-ahead beyond the tty's buffer: dropped
         self._flush()
 
     def pump(self, max_bytes: int) -> int:
@@ -284,6 +294,8 @@ class Console:
             self._type(data)
 
     def _type(self, data: bytes) -> None:
+        if len(self._line) + len(data) >= MAX_INPUT:
+            return  # the line is full: dropped unechoed, leaving room for Enter
         self._line += data
         if self.state not in (ConsoleState.PASSWORD, ConsoleState.SECRET):
             self._out += data

@@ -95,7 +95,7 @@ class Simulator:
         return add_listener(self._listeners, listener)
 
     def open_console(self, name: str, on_ready: Callable[[], None]) -> ConsoleTap:
-        """A new reader of the VM's console; ``VMNotRunning`` unless running or paused."""
+        """A new reader of the VM's console; ``VMNotRunning`` unless it is running."""
         return self._machine(name).open_console(on_ready)
 
     def type(self, name: str, data: bytes) -> None:

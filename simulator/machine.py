@@ -46,7 +46,7 @@ from simulator.bootlog import (
     stop_job_line,
     systemd_time,
 )
-from simulator.console import Console
+from simulator.console import MAX_INPUT, Console
 from simulator.eventlog import Category
 from simulator.faults import DEFAULT_RATES, Burst, BurstKind, Faults
 from simulator.fleet import VMSpec
@@ -737,7 +737,10 @@ class Machine:
     # Console plumbing (ConsoleHost for the Console, and the taps)
 
     def open_console(self, on_ready: Callable[[], None]) -> ConsoleTap:
-        if self.status not in (VMStatus.RUNNING, VMStatus.PAUSED):
+        """A new reader; ``VMNotRunning`` unless the VM runs. Readers attached before a
+        pause stay (the console is frozen, not gone), but a paused VM takes no new one
+        (docs/protocol.md: 4009)."""
+        if self.status is not VMStatus.RUNNING:
             raise VMNotRunning(f"VM {self.name!r} is {self.status.value}: its console is not available")
         tap = ConsoleTap(self, on_ready)
         if self.phase is Phase.IDLE:
@@ -754,9 +757,12 @@ class Machine:
 
     def console_input(self, data: bytes) -> None:
         if self.status is VMStatus.PAUSED:
+            # the frozen guest reads nothing: a tty's worth is held, the rest dropped
             if self._held_input is None:
                 self._held_input = bytearray()
-            self._held_input += data
+            room = MAX_INPUT - len(self._held_input)
+            if room > 0:
+                self._held_input += data[:room]
         elif self.status is VMStatus.RUNNING:
             self.console.feed(data)
 

@@ -163,4 +163,5 @@ class Backend(ABC):
 
     @abstractmethod
     async def open_console(self, name: str) -> ConsoleStream:
-        """Open the VM's console; ``VMNotRunning`` unless it is running or paused."""
+        """Open the VM's console; ``VMNotRunning`` unless it is running (a paused VM takes
+        no new reader; one attached before the pause stays)."""

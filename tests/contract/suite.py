@@ -492,6 +492,22 @@ class BackendContract:
         with pytest.raises(VMNotRunning):
             await backend.open_console(running_vm)
 
+    # Console of a paused VM (docs/protocol.md: a new viewer gets 4009, those attached stay)
+
+    @pytest.mark.asyncio
+    async def test_console_of_a_paused_vm_is_refused_but_an_attached_reader_stays(
+        self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts
+    ) -> None:
+        self.require(backend, Capability.CONSOLE, Capability.PAUSE)
+        async with self.console(backend, running_vm, (credentials, timeouts)) as reader:
+            await self.perform(backend, running_vm, Action.PAUSE, timeouts)
+            with pytest.raises(VMNotRunning):
+                await backend.open_console(running_vm)
+            assert not reader.eof
+            await self.perform(backend, running_vm, Action.RESUME, timeouts)
+            assert (await self.run(reader, "echo after-pause", timeouts)).strip() == b"after-pause"
+            assert not reader.eof
+
     @pytest.mark.asyncio
     async def test_console_login_and_commands(
         self, backend: Backend, running_vm: str, credentials: tuple[str, str], timeouts: ContractTimeouts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.console import Console, ConsoleState
+from simulator.console import MAX_INPUT, Console, ConsoleState
 from simulator.fleet import Personality
 from tests.simulator.consolehost import RecordingHost, logged_in, run
 
@@ -190,6 +190,41 @@ def test_ctrl_c_in_the_same_write_as_the_flood(console: Console, host: Recording
     logged_in(console, host)
     console.feed(b"yes\n\x03")
     assert host.take() == b"yes\r\n^C\r\nadmin@vm-a:~$ "
+
+
+def test_type_ahead_during_a_command_is_bounded_like_a_tty(console: Console, host: RecordingHost) -> None:
+    logged_in(console, host)
+    run(console, host, b"sleep 60")
+    for _ in range(1000):  # 1 MiB typed while the command runs
+        console.feed(b"y" * 1024)
+    assert len(console._pending) == MAX_INPUT
+    console.feed(b"\x03")  # ^C still acts, with the buffer full
+    assert host.take() == b"^C\r\nadmin@vm-a:~$ "
+    assert console._pending == b""
+
+
+def test_type_ahead_beyond_the_buffer_is_dropped_and_the_rest_runs(console: Console, host: RecordingHost) -> None:
+    logged_in(console, host)
+    run(console, host, b"sleep 5")
+    console.feed(b"echo kept\n" + b"z" * (2 * MAX_INPUT) + b"\necho lost\n")
+    host.clock.advance(6)
+    out = host.take()
+    assert out.startswith(b"admin@vm-a:~$ echo kept\r\nkept\r\nadmin@vm-a:~$ zzz")
+    assert b"lost" not in out  # beyond the 4 KiB type-ahead, Enter included
+    assert out.count(b"z") == MAX_INPUT - len(b"echo kept\n")
+
+
+def test_a_line_stops_growing_at_the_tty_limit_and_enter_still_ends_it(
+    console: Console, host: RecordingHost
+) -> None:
+    logged_in(console, host)
+    console.feed(b"echo " + b"w" * (3 * MAX_INPUT))
+    echoed = host.take()
+    assert len(echoed) == MAX_INPUT - 1  # what the line holds is echoed, the rest is not
+    console.feed(b"\n")
+    out = host.take()
+    assert out.startswith(b"\r\n" + b"w" * (MAX_INPUT - 1 - len(b"echo ")) + b"\r\n")
+    assert out.endswith(b"admin@vm-a:~$ ")
 
 
 def test_reset_forgets_everything(console: Console, host: RecordingHost) -> None:

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 
+from simulator.console import MAX_INPUT
 from simulator.fleet import FleetSpec, Timings, VMSpec
 from simulator.machine import CHUNK, TAP_LIMIT, Guest, Outcome
 from tests.simulator.fleetrun import Run, drain
@@ -296,12 +297,43 @@ def test_a_failing_listener_does_not_stop_the_others() -> None:
     assert len(later) == 1
 
 
-def test_console_refused_unless_running_or_paused() -> None:
+def test_console_refused_unless_running() -> None:
     run = Run()
-    for name in ("off-a", "saved-a", "broken-a"):
-        with pytest.raises(VMNotRunning):
+    for name in ("off-a", "paused-a", "saved-a", "broken-a"):
+        with pytest.raises(VMNotRunning, match=r"is (stopped|paused|suspended|error)"):
             run.tap(name)
+    run.perform("paused-a", Action.RESUME)
     assert run.tap("paused-a").read() == b"\r\nUbuntu 22.04.4 LTS paused-a ttyS0\r\n\r\npaused-a login: "
+
+
+def test_a_pause_refuses_new_readers_but_keeps_those_attached() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    drain(tap)
+    run.perform("run-a", Action.PAUSE)
+    with pytest.raises(VMNotRunning, match="paused"):
+        run.tap("run-a")
+    assert not tap.eof
+    tap.write(b"admin\n")
+    run.perform("run-a", Action.RESUME)
+    assert drain(tap) == b"admin\r\nPassword: "
+
+
+def test_input_held_while_paused_is_bounded_like_a_tty() -> None:
+    run = Run()
+    tap = run.tap("run-a")
+    tap.write(b"admin\nadmin\n")
+    drain(tap)
+    run.perform("run-a", Action.PAUSE)
+    for _ in range(1000):  # 1 MiB typed at a frozen guest
+        tap.write(b"x" * 1024)
+    held = run.sim.machine("run-a")._held_input
+    assert held is not None and len(held) == MAX_INPUT
+    run.perform("run-a", Action.RESUME)
+    echoed = drain(tap)
+    assert echoed == b"x" * (MAX_INPUT - 1)  # the line keeps room for Enter
+    tap.write(b"\x03")
+    assert drain(tap) == b"^C\r\nadmin@run-a:~$ "  # the console still answers
 
 
 def test_several_taps_each_see_everything() -> None:
