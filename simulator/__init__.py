@@ -2,7 +2,7 @@
 scenario files, a timeline of scripted faults and lazily computed metrics.
 
 Pure (sans-I/O): it imports no asyncio, tornado or libvirt, reads time only from the
-``vmws.clock.Clock`` it is handed and randomness only from a seeded generator.
+``simulator.clock.Clock`` it is handed and randomness only from a seeded generator.
 ``vmws.backends.simulator.SimulatorBackend`` adapts it to the async Backend seam;
 ``python -m simulator`` checks and fast-forwards scenarios. See ``simulator/README.md``
 and ``docs/simulator.md``.

@@ -24,7 +24,7 @@ from simulator.fleet import FleetSpec
 from simulator.scenario import ScenarioError, load_scenario, parse_duration
 from simulator.transcript import Transcript
 from vmws.backend import VMStatus
-from vmws.clock import VirtualClock
+from simulator.clock import VirtualClock
 
 __all__ = ["main"]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from simulator.engine import Simulator
 from simulator.scenario import load_scenario
-from vmws.clock import VirtualClock
+from simulator.clock import VirtualClock
 
 __all__ = ["run_bench", "machine_description", "ServeFigures", "Serving", "serving", "measure_serve", "write_fleet",
            "SECRET"]

@@ -20,7 +20,7 @@ from simulator.listeners import add_listener
 from simulator.machine import ConsoleTap, Done, Machine, Outcome
 from simulator.timeline import Timeline
 from vmws.backend import Action, MetricsSample, StatusListener, VMInfo
-from vmws.clock import Clock
+from simulator.clock import Clock
 from vmws.errors import BackendError, VMNotFound
 
 __all__ = ["Simulator"]

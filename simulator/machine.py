@@ -59,7 +59,7 @@ from simulator.metrics import (
     sample_metrics,
 )
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
-from vmws.clock import Clock
+from simulator.clock import Clock
 from vmws.errors import BackendError, CommandFailed, VMNotRunning
 
 __all__ = ["Phase", "Guest", "Machine", "ConsoleTap", "Done", "Outcome", "Record", "CHUNK", "TAP_LIMIT"]

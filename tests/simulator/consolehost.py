@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from simulator.console import Console
 from simulator.fleet import Personality
-from vmws.clock import VirtualClock
+from simulator.clock import VirtualClock
 
 
 class RecordingHost:

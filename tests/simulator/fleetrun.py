@@ -6,7 +6,7 @@ from simulator.engine import Simulator
 from simulator.fleet import FleetSpec, VMSpec
 from simulator.machine import ConsoleTap, Outcome
 from vmws.backend import Action, VMInfo, VMStatus
-from vmws.clock import VirtualClock
+from simulator.clock import VirtualClock
 
 
 def small_fleet() -> FleetSpec:

@@ -1,5 +1,5 @@
 """Same scenario, seed and inputs at the same virtual times → byte-identical event log
-and console transcripts (DESIGN.md, Determinism)."""
+and console transcripts (docs/simulator.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from simulator.machine import Outcome
 from simulator.scenario import load_scenario
 from simulator.transcript import Transcript
 from vmws.backend import Action
-from vmws.clock import VirtualClock
+from simulator.clock import VirtualClock
 
 WATCHED = ("web-001", "web-002", "web-003", "web-004", "web-007", "db-1")
 # (virtual seconds, VM, keys typed or an action)

@@ -11,7 +11,7 @@ from simulator.fleet import FleetSpec, Timings, VMSpec
 from simulator.machine import CHUNK, TAP_LIMIT, Guest, Outcome
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
-from vmws.clock import VIRTUAL_EPOCH
+from simulator.clock import VIRTUAL_EPOCH
 from vmws.errors import VMNotFound, VMNotRunning
 
 

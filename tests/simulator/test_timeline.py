@@ -11,7 +11,7 @@ from simulator.scenario import load_scenario, parse_scenario
 from simulator.transcript import Transcript
 from tests.simulator.fleetrun import Run
 from vmws.backend import VMStatus
-from vmws.clock import VirtualClock
+from simulator.clock import VirtualClock
 
 FLEET = '[[vm]]\nname = "web-{01..10}"\n'
 

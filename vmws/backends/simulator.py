@@ -29,7 +29,7 @@ from vmws.backend import (
     StatusListener,
     VMInfo,
 )
-from vmws.clock import Clock, LoopClock
+from simulator.clock import Clock, LoopClock
 
 __all__ = ["SimulatorBackend", "SimulatorConsoleStream"]
 

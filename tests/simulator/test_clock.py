@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmws.clock import VIRTUAL_EPOCH, VirtualClock
+from simulator.clock import VIRTUAL_EPOCH, VirtualClock
 
 
 def test_virtual_clock_runs_timers_in_order_within_the_window() -> None:

@@ -1,4 +1,4 @@
-"""Clocks handed to the simulator (DESIGN.md, Determinism).
+"""Clocks handed to the simulator: its only source of time, so runs are deterministic.
 
 The simulator never reads the wall clock: it asks a ``Clock`` for the time and for
 timers. ``vmws serve`` hands it a ``LoopClock`` (the asyncio loop's clock, optionally
