@@ -18,25 +18,19 @@ import collections
 import sys
 from collections.abc import Sequence
 
+from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.eventlog import Entry, format_elapsed
 from simulator.fleet import FleetSpec
-from simulator.scenario import ScenarioError, load_scenario, parse_duration
+from simulator.scenario import ScenarioError, load_scenario
 from simulator.transcript import Transcript
 from vmws.backend import VMStatus
-from simulator.clock import VirtualClock
+from vmws.durations import duration_argument
 
 __all__ = ["main"]
 
 _TRANSCRIPT_LIMIT = 1 << 20  # bytes of console output kept per VM for --console
 _READS_PER_STEP = 4  # a flood is read this many chunks per clock step, not forever
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"duration {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     run = sub.add_parser("run", help="play a scenario on a virtual clock and print what happens")
     run.add_argument("file", metavar="FILE")
-    run.add_argument("--until", type=_duration, default=600.0, help="simulated time to run (default 10m)")
+    run.add_argument("--until", type=duration_argument, default=600.0, help="simulated time to run (default 10m)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--console", action="append", default=[], metavar="VM",
                      help="print what this VM's console showed (repeatable)")

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.scenario import load_scenario
-from simulator.clock import VirtualClock
 
 __all__ = ["run_bench", "machine_description", "ServeFigures", "Serving", "serving", "measure_serve", "write_fleet",
            "SECRET"]

@@ -14,13 +14,13 @@ import logging
 import random
 from collections.abc import Callable
 
+from simulator.clock import Clock
 from simulator.eventlog import Category, EventLog
 from simulator.fleet import FleetSpec, demo_fleet
 from simulator.listeners import add_listener
 from simulator.machine import ConsoleTap, Done, Machine, Outcome
 from simulator.timeline import Timeline
 from vmws.backend import Action, MetricsSample, StatusListener, VMInfo
-from simulator.clock import Clock
 from vmws.errors import BackendError, VMNotFound
 
 __all__ = ["Simulator"]

@@ -46,6 +46,7 @@ from simulator.bootlog import (
     stop_job_line,
     systemd_time,
 )
+from simulator.clock import Clock
 from simulator.console import MAX_INPUT, Console
 from simulator.eventlog import Category
 from simulator.faults import DEFAULT_RATES, Burst, BurstKind, Faults
@@ -59,7 +60,6 @@ from simulator.metrics import (
     sample_metrics,
 )
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
-from simulator.clock import Clock
 from vmws.errors import BackendError, CommandFailed, VMNotRunning
 
 __all__ = ["Phase", "Guest", "Machine", "ConsoleTap", "Done", "Outcome", "Record", "CHUNK", "TAP_LIMIT"]

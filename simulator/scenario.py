@@ -44,13 +44,13 @@ from simulator.fleet import (
 )
 from simulator.personalities import ALIASES, BUILTIN, builtin
 from vmws.backend import Action, VMStatus
+from vmws.durations import parse_duration
 
 __all__ = [
     "ScenarioError",
     "MAX_VMS",
     "parse_scenario",
     "load_scenario",
-    "parse_duration",
     "parse_rate",
     "expand_braces",
 ]
@@ -99,31 +99,8 @@ class ScenarioError(ValueError):
 
 # Values: durations, rates, name ranges
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)")
-_DURATION_FULL = re.compile(r"^\s*(?:(?:\d+(?:\.\d*)?|\.\d+)\s*(?:ms|s|m|h|d)\s*)+$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*(?:/s)?\s*$")
 _RATE_UNITS = {None: 1, "B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
-
-
-def parse_duration(value: Any) -> float:
-    """``90``, ``1.5``, ``"90s"``, ``"500ms"``, ``"10m"``, ``"1h30m"``, ``"2d"`` → seconds."""
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        if _DURATION_FULL.match(value):
-            seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(value))
-        else:
-            try:
-                seconds = float(value)  # a bare number in a string: seconds
-            except ValueError:
-                pass
-    if seconds is None:
-        raise ValueError(f"must be a duration such as 90, \"90s\", \"10m\" or \"1h30m\", got {_show(value)}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"must be a duration of zero or more seconds, got {_show(value)}")
-    return seconds
 
 
 def parse_rate(value: Any) -> float:

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -21,22 +20,11 @@ from vmws import __version__
 from vmws.auth import generate_secret, mint_token
 from vmws.backends import BACKENDS, load_backend_class
 from vmws.config import Config
+from vmws.durations import duration_argument
 
-__all__ = ["main", "parse_duration"]
+__all__ = ["main"]
 
 log = logging.getLogger("vmws")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``1h``, ``2d`` → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 90s, 15m, 1h, 2d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
 
 def _env(name: str, default: Any = None) -> Any:
     return os.environ.get("VMWS_" + name.upper().replace("-", "_"), default)
@@ -96,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--vm", action="append", default=None,
         help="glob of VM names the token may reach (repeatable; default all)",
     )
-    token.add_argument("--ttl", type=parse_duration, default=3600.0, help="lifetime, e.g. 15m, 1h (default 1h)")
+    token.add_argument(
+        "--ttl", type=duration_argument, default=3600.0, help="lifetime, e.g. 90s, 15m, 1h30m (default 1h)"
+    )
     _add(token, "jwt-secret", "HS256 secret the server uses")
 
     console = sub.add_parser(

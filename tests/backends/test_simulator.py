@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from simulator.clock import LoopClock, VirtualClock
 from simulator.scenario import parse_scenario
 from vmws.backend import Action, ConsoleStream, VMStatus
 from vmws.backends import load_backend_class
 from vmws.backends.simulator import SimulatorBackend
-from vmws.clock import LoopClock, VirtualClock
 from vmws.errors import CommandFailed, VMNotFound, VMNotRunning
 
 

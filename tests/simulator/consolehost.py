@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from simulator.clock import VirtualClock
 from simulator.console import Console
 from simulator.fleet import Personality
-from simulator.clock import VirtualClock
 
 
 class RecordingHost:

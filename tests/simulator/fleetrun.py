@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.fleet import FleetSpec, VMSpec
 from simulator.machine import ConsoleTap, Outcome
 from vmws.backend import Action, VMInfo, VMStatus
-from simulator.clock import VirtualClock
 
 
 def small_fleet() -> FleetSpec:

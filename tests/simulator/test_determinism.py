@@ -6,12 +6,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.machine import Outcome
 from simulator.scenario import load_scenario
 from simulator.transcript import Transcript
 from vmws.backend import Action
-from simulator.clock import VirtualClock
 
 WATCHED = ("web-001", "web-002", "web-003", "web-004", "web-007", "db-1")
 # (virtual seconds, VM, keys typed or an action)

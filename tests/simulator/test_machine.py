@@ -6,12 +6,12 @@ import functools
 
 import pytest
 
+from simulator.clock import VIRTUAL_EPOCH
 from simulator.console import MAX_INPUT
 from simulator.fleet import FleetSpec, Timings, VMSpec
 from simulator.machine import CHUNK, TAP_LIMIT, Guest, Outcome
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
-from simulator.clock import VIRTUAL_EPOCH
 from vmws.errors import VMNotFound, VMNotRunning
 
 

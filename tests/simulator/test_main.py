@@ -55,7 +55,7 @@ def test_run_refuses_unknown_consoles_and_bad_durations(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as info:
         main(["run", CHAOS, "--until", "soon"])
     assert info.value.code == 2
-    assert "duration must be a duration" in capsys.readouterr().err
+    assert "argument --until: must be a duration such as" in capsys.readouterr().err
 
 
 def test_the_module_runs_and_never_shows_a_traceback(tmp_path: Path) -> None:

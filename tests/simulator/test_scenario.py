@@ -16,12 +16,10 @@ from simulator.scenario import (
     ScenarioError,
     expand_braces,
     load_scenario,
-    parse_duration,
     parse_rate,
     parse_scenario,
 )
 from vmws.backend import Action, VMStatus
-
 
 def test_demo_fleet_has_the_names_others_rely_on() -> None:
     statuses = {vm.name: vm.status for vm in demo_fleet().vms}
@@ -38,13 +36,11 @@ def test_demo_fleet_has_the_names_others_rely_on() -> None:
         assert vm.personality.hostname_for(vm.name) == vm.name
     assert demo_fleet().events == ()  # nothing happens on its own
 
-
 @pytest.mark.parametrize("name", sorted(p.name for p in resources.files("simulator").joinpath("scenarios").iterdir()
                                         if p.name.endswith(".toml")))
 def test_every_shipped_scenario_parses(name: str) -> None:
     fleet = load_scenario(Path(str(resources.files("simulator").joinpath("scenarios", name))))
     assert fleet.vms and fleet.name
-
 
 def test_a_phase_one_file_takes_defaults(tmp_path: Path) -> None:
     path = tmp_path / "fleet.toml"
@@ -54,7 +50,6 @@ def test_a_phase_one_file_takes_defaults(tmp_path: Path) -> None:
     assert (a.name, a.status, a.memory_mib, a.vcpus, a.profile.name) == ("a", VMStatus.RUNNING, 2048, 2, "idle")
     assert (b.name, b.status, b.memory_mib, b.vcpus) == ("b", VMStatus.STOPPED, 512, 1)
     assert a.personality is b.personality  # defaults are shared, not copied per VM
-
 
 def test_templates_ranges_and_shared_values() -> None:
     fleet = parse_scenario(
@@ -82,7 +77,6 @@ def test_templates_ranges_and_shared_values() -> None:
     assert all(vm.timings is first.timings and vm.personality is first.personality for vm in webs)
     assert [vm.name for vm in fleet.vms[500:]] == ["rack1-a", "rack1-b", "rack2-a", "rack2-b"]
 
-
 def test_personalities_builtin_and_custom() -> None:
     fleet = parse_scenario(
         """
@@ -109,7 +103,6 @@ def test_personalities_builtin_and_custom() -> None:
     assert files["/opt/app/VERSION"] == "4.2\n" and "/etc/debian_version" in files  # base files kept
     assert alpine is ALPINE and alpine.init is Init.OPENRC
 
-
 def test_profiles_override_their_kind() -> None:
     fleet = parse_scenario(
         """
@@ -133,7 +126,6 @@ def test_profiles_override_their_kind() -> None:
     busy, batch = fleet.vms[0].profile, fleet.vms[1].profile
     assert (busy.kind, busy.cpu, busy.net, busy.memory) == (ProfileKind.WEB, 60.0, 2 * 2**20, PROFILES["web"].memory)
     assert (batch.kind, batch.period, batch.burst) == (ProfileKind.BATCH, 1800.0, PROFILES["batch"].burst)
-
 
 def test_timeline_events() -> None:
     fleet = parse_scenario(
@@ -188,11 +180,9 @@ def test_timeline_events() -> None:
     assert stop.kind.action is Action.STOP and stop.force and stop.vms == ("web-002", "web-003")
     assert typed.text == "admin\n"
 
-
 def test_names_any_printable_name_without_a_slash() -> None:
     fleet = parse_scenario('[[vm]]\nname = "<&> \\"quoted\\""\n')
     assert fleet.vms[0].name == '<&> "quoted"'
-
 
 @pytest.mark.parametrize(
     ("text", "line", "message"),
@@ -260,7 +250,6 @@ def test_bad_scenarios_name_the_line_and_field(text: str, line: int | None, mess
     assert str(error).startswith(f"fleet.toml:{line}: " if line else "fleet.toml: ")
     assert message in str(error)
 
-
 def test_unreadable_and_binary_files_are_scenario_errors(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read scenario file"):
         load_scenario(tmp_path / "missing.toml")
@@ -269,28 +258,11 @@ def test_unreadable_and_binary_files_are_scenario_errors(tmp_path: Path) -> None
     with pytest.raises(ScenarioError, match="not UTF-8"):
         load_scenario(binary)
 
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("500ms", 0.5), ("10m", 600.0), ("1h30m", 5400.0), ("2d", 172800.0),
-     ("1m 5s", 65.0), ("12", 12.0)],
-)
-def test_durations(value: object, seconds: float) -> None:
-    assert parse_duration(value) == seconds
-
-
-@pytest.mark.parametrize("value", ["soon", "-5s", -1, True, "5 parsecs", "", None])
-def test_bad_durations(value: object) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(value)
-
-
 @pytest.mark.parametrize(
     ("value", "rate"), [(1000, 1000.0), ("50MiB/s", 50 * 2**20), ("10MB/s", 10e6), ("512KiB", 512 * 1024.0)]
 )
 def test_rates(value: object, rate: float) -> None:
     assert parse_rate(value) == rate
-
 
 def test_brace_expansion() -> None:
     assert expand_braces("web-{001..003}") == ["web-001", "web-002", "web-003"]
@@ -301,12 +273,10 @@ def test_brace_expansion() -> None:
     with pytest.raises(ValueError, match=str(MAX_VMS)):
         expand_braces("{1..400}-{1..400}")
 
-
 _CHAOS = resources.files("simulator").joinpath("scenarios", "chaos.toml").read_text("utf-8").splitlines()
 _ASSIGNMENTS = [i for i, line in enumerate(_CHAOS) if " = " in line and not line.startswith("#")]
 _VALUES = ["5", "-1", "0", "true", "1e999", "nan", '"x"', '""', '"90s"', '"-5s"', "[]", "[1, 2]", "{}",
            '{ a = 1 }', '"web-*"', '"web-{1..}"', '"{1..2}"', "[{ name = 1 }]", '"\\u0000"', "2024-01-01"]
-
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(_ASSIGNMENTS), st.sampled_from(_VALUES)), min_size=1, max_size=4))

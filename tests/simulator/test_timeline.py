@@ -6,12 +6,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.scenario import load_scenario, parse_scenario
 from simulator.transcript import Transcript
 from tests.simulator.fleetrun import Run
 from vmws.backend import VMStatus
-from simulator.clock import VirtualClock
 
 FLEET = '[[vm]]\nname = "web-{01..10}"\n'
 

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from simulator.clock import Clock, LoopClock
 from simulator.engine import Simulator
 from simulator.eventlog import Category, Entry
 from simulator.fleet import FleetSpec, demo_fleet
@@ -29,7 +30,6 @@ from vmws.backend import (
     StatusListener,
     VMInfo,
 )
-from simulator.clock import Clock, LoopClock
 
 __all__ = ["SimulatorBackend", "SimulatorConsoleStream"]
 
