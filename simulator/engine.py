@@ -18,7 +18,8 @@ from simulator.clock import Clock
 from simulator.eventlog import Category, EventLog
 from simulator.fleet import FleetSpec, demo_fleet
 from simulator.listeners import add_listener
-from simulator.machine import ConsoleTap, Done, Machine, Outcome
+from simulator.machine import Done, Machine, Outcome
+from simulator.taps import ConsoleTap
 from simulator.timeline import Timeline
 from vmws.backend import Action, MetricsSample, StatusListener, VMInfo
 from vmws.errors import BackendError, VMNotFound

@@ -1,4 +1,5 @@
-"""One simulated VM: its status, its transitions in clock time, its faults, its console readers.
+"""One simulated VM: its status, its transitions in clock time, its faults (its console
+readers are in ``simulator.taps``).
 
 Transitions follow the action table in ``vmws.backend`` and take clock time (jittered
 by the seeded generator). Actions on one machine run one at a time: one asked for
@@ -59,13 +60,12 @@ from simulator.metrics import (
     noise,
     sample_metrics,
 )
+from simulator.taps import ConsoleReaders, ConsoleTap
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
 from vmws.errors import BackendError, CommandFailed, VMNotRunning
 
-__all__ = ["Phase", "Guest", "Machine", "ConsoleTap", "Done", "Outcome", "Record", "CHUNK", "TAP_LIMIT"]
+__all__ = ["Phase", "Guest", "Machine", "Done", "Outcome", "Record"]
 
-CHUNK = 64 * 1024  # the most flood output one read produces
-TAP_LIMIT = 4 * CHUNK  # a flood waits while any reader has this much unread
 _STUCK_LINE_EVERY = 10.0  # clock seconds between "A start job is running" lines
 _STOP_LINE_EVERY = 5.0
 
@@ -129,65 +129,10 @@ class _Job:
     dones: list[Done]
 
 
-class ConsoleTap:
-    """One reader of a VM's serial console (sans-I/O; the backend adapter awaits it).
-
-    ``read`` returns what is buffered (topping it up from a running flood, at most
-    ``CHUNK`` at a time), ``b""`` when there is nothing yet; ``eof`` tells the two
-    apart. ``on_ready`` is called whenever a ``read`` may have something new.
-    """
-
-    __slots__ = ("_machine", "_on_ready", "_buf", "eof")
-
-    def __init__(self, machine: Machine, on_ready: Callable[[], None]) -> None:
-        self._machine = machine
-        self._on_ready = on_ready
-        self._buf = bytearray()
-        self.eof = False
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def read(self) -> bytes:
-        machine = self._machine
-        if not self.eof and len(self._buf) < CHUNK and machine.can_pump():
-            machine.console.pump(CHUNK - len(self._buf))
-        data = bytes(self._buf)
-        self._buf.clear()
-        if data and machine.pumping:
-            machine.wake_taps()  # a flood held back by this reader's backlog may go on
-        return data
-
-    def write(self, data: bytes) -> None:
-        """Type into the console; input after eof is dropped, as on a closed line."""
-        if not self.eof and data:
-            self._machine.console_input(data)
-
-    def close(self) -> None:
-        if not self.eof:
-            self._machine.detach(self)
-            self._end()
-        self._buf.clear()
-
-    # Called by the machine
-
-    def _push(self, data: bytes) -> None:
-        self._buf += data
-        self._on_ready()
-
-    def _end(self) -> None:
-        self.eof = True
-        self._on_ready()
-
-    def _wake(self) -> None:
-        self._on_ready()
-
-
 class Machine:
     __slots__ = (
         "spec", "name", "hostname", "status", "last_state_change", "phase", "model", "_clock", "_rng", "_salt",
-        "_notify", "_record", "_console", "_taps", "_deferred", "_held_input", "_boot_started", "_boot_duration",
+        "_notify", "_record", "_console", "_readers", "_deferred", "_held_input", "_boot_started", "_boot_duration",
         "_booted_at", "_saved_uptime", "_run_acc", "_run_since", "_epoch", "_current", "_queue", "_faults",
         "_disk_written", "_boots", "_guest", "_when_up", "_carried",
     )  # fmt: skip
@@ -212,7 +157,7 @@ class Machine:
         self.model = MetricsModel(salt, spec.name, spec.profile, spec.vcpus, spec.memory_mib * 1024 * 1024)
         self.phase = Phase.IDLE
         self._console: Console | None = None
-        self._taps: tuple[ConsoleTap, ...] = ()
+        self._readers: ConsoleReaders | None = None  # made when the first reader attaches
         self._deferred: list[Callable[[], None]] | None = None  # console timers due while frozen
         self._held_input: bytearray | None = None  # typed while paused
         self._boot_started = 0.0
@@ -734,7 +679,7 @@ class Machine:
         if self._record is not None:
             self._record(self.name, category, text)
 
-    # Console plumbing (ConsoleHost for the Console, and the taps)
+    # Console plumbing (ConsoleHost for the Console, ConsoleSource for the readers)
 
     def open_console(self, on_ready: Callable[[], None]) -> ConsoleTap:
         """A new reader; ``VMNotRunning`` unless the VM runs. Readers attached before a
@@ -742,18 +687,13 @@ class Machine:
         (docs/protocol.md: 4009)."""
         if self.status is not VMStatus.RUNNING:
             raise VMNotRunning(f"VM {self.name!r} is {self.status.value}: its console is not available")
-        tap = ConsoleTap(self, on_ready)
-        if self.phase is Phase.IDLE:
-            screen = self.console.screen()
-            if screen:
-                tap._push(screen)
-        self._taps = (*self._taps, tap)
-        return tap
+        if self._readers is None:
+            self._readers = ConsoleReaders(self)
+        return self._readers.attach(on_ready, self.console.screen() if self.phase is Phase.IDLE else b"")
 
-    def detach(self, tap: ConsoleTap) -> None:
-        if tap in self._taps:
-            self._taps = tuple(t for t in self._taps if t is not tap)
-            self.wake_taps()  # its backlog no longer holds a flood back
+    @property
+    def readers(self) -> tuple[ConsoleTap, ...]:
+        return self._readers.taps if self._readers is not None else ()
 
     def console_input(self, data: bytes) -> None:
         if self.status is VMStatus.PAUSED:
@@ -771,25 +711,22 @@ class Machine:
         return self._console is not None and self._console.pumping
 
     def can_pump(self) -> bool:
-        return (
-            self.pumping
-            and self.status is VMStatus.RUNNING
-            and self.phase is Phase.IDLE
-            and all(t.buffered < TAP_LIMIT for t in self._taps)
-        )
+        return self.pumping and self.status is VMStatus.RUNNING and self.phase is Phase.IDLE
+
+    def pump(self, max_bytes: int) -> None:
+        self.console.pump(max_bytes)
 
     def wake_taps(self) -> None:
-        for tap in self._taps:
-            tap._wake()
+        if self._readers is not None:
+            self._readers.wake()
 
     def _end_taps(self) -> None:
-        taps, self._taps = self._taps, ()
-        for tap in taps:
-            tap._end()
+        if self._readers is not None:
+            self._readers.end()
 
     def emit(self, data: bytes) -> None:
-        for tap in self._taps:
-            tap._push(data)
+        if self._readers is not None:
+            self._readers.push(data)
 
     def later(self, delay: float, callback: Callable[[], None]) -> None:
         """A console timer: held while the guest is frozen, dropped if it powers off."""

@@ -5,7 +5,7 @@ compare transcripts byte for byte."""
 from __future__ import annotations
 
 from simulator.engine import Simulator
-from simulator.machine import ConsoleTap
+from simulator.taps import ConsoleTap
 from vmws.backend import VMInfo, VMStatus
 from vmws.errors import VMNotRunning
 

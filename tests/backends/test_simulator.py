@@ -185,7 +185,7 @@ async def test_a_yes_flood_comes_in_bounded_chunks_without_starving_the_loop() -
     beside.cancel()
     assert total > 5_000_000
     assert ticks >= 50  # the flood yielded to other tasks
-    tap_buffer = backend.simulator.machine("web-3")._taps[0].buffered
+    tap_buffer = backend.simulator.machine("web-3").readers[0].buffered
     assert tap_buffer == 0  # produced only as read: nothing piles up
     await stream.write(b"\x03")
     tail = await read_until(stream, b"web-3:~$ ")

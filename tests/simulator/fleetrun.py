@@ -5,7 +5,8 @@ from __future__ import annotations
 from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.fleet import FleetSpec, VMSpec
-from simulator.machine import ConsoleTap, Outcome
+from simulator.machine import Outcome
+from simulator.taps import ConsoleTap
 from vmws.backend import Action, VMInfo, VMStatus
 
 

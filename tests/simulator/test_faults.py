@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.machine import ConsoleTap
 from simulator.scenario import parse_scenario
+from simulator.taps import ConsoleTap
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.errors import CommandFailed, VMNotRunning

@@ -9,7 +9,8 @@ import pytest
 from simulator.clock import VIRTUAL_EPOCH
 from simulator.console import MAX_INPUT
 from simulator.fleet import FleetSpec, Timings, VMSpec
-from simulator.machine import CHUNK, TAP_LIMIT, Guest, Outcome
+from simulator.machine import Guest, Outcome
+from simulator.taps import CHUNK, TAP_LIMIT
 from tests.simulator.fleetrun import Run, drain
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.errors import VMNotFound, VMNotRunning

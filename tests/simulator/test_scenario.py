@@ -21,6 +21,7 @@ from simulator.scenario import (
 )
 from vmws.backend import Action, VMStatus
 
+
 def test_demo_fleet_has_the_names_others_rely_on() -> None:
     statuses = {vm.name: vm.status for vm in demo_fleet().vms}
     assert len(statuses) == 10

@@ -19,8 +19,9 @@ from simulator.clock import Clock, LoopClock
 from simulator.engine import Simulator
 from simulator.eventlog import Category, Entry
 from simulator.fleet import FleetSpec, demo_fleet
-from simulator.machine import ConsoleTap, Outcome
+from simulator.machine import Outcome
 from simulator.scenario import load_scenario
+from simulator.taps import ConsoleTap
 from vmws.backend import (
     Action,
     Backend,
