@@ -11,7 +11,7 @@ and ``docs/simulator.md``.
 from __future__ import annotations
 
 from simulator.engine import Simulator
-from simulator.fleet import FleetSpec, VMSpec, demo_fleet
-from simulator.scenario import ScenarioError, load_scenario, parse_scenario
+from simulator.fleet import FleetSpec, VMSpec
+from simulator.scenario import ScenarioError, demo_fleet, load_scenario, parse_scenario
 
 __all__ = ["Simulator", "FleetSpec", "VMSpec", "ScenarioError", "demo_fleet", "load_scenario", "parse_scenario"]

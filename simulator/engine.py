@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from simulator.clock import Clock
 from simulator.eventlog import Category, EventLog
-from simulator.fleet import FleetSpec, demo_fleet
+from simulator.fleet import FleetSpec
 from simulator.listeners import add_listener
 from simulator.machine import Done, Machine, Outcome
+from simulator.scenario import demo_fleet
 from simulator.taps import ConsoleTap
 from simulator.timeline import Timeline
 from vmws.backend import Action, MetricsSample, StatusListener, VMInfo

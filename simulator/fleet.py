@@ -1,7 +1,7 @@
 """Fleet descriptions: the values a simulation starts from.
 
-A ``FleetSpec`` is what a scenario file (``simulator/scenario.py`` parses them; the
-format is documented in ``docs/simulator.md``) or the built-in demo fleet describes:
+A ``FleetSpec`` is what a scenario file (``simulator/scenario.py`` parses them, and
+the built-in demo fleet; the format is documented in ``docs/simulator.md``) describes:
 the VMs with their personality (what the guest OS looks like from its console),
 timings, metrics profile and initial status, and a timeline of scripted events.
 Everything here is a frozen value; VMs made from one template share the same
@@ -11,10 +11,8 @@ personality, timings and profile objects, which keeps 10,000 of them cheap.
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 from vmws.backend import Action, VMStatus
 
@@ -30,7 +28,6 @@ __all__ = [
     "TimelineEvent",
     "VMSpec",
     "FleetSpec",
-    "demo_fleet",
     "valid_name",
 ]
 
@@ -263,12 +260,3 @@ class FleetSpec:
     events: tuple[TimelineEvent, ...] = ()
     name: str = ""
     description: str = ""
-
-
-@functools.cache
-def demo_fleet() -> FleetSpec:
-    """The built-in demo fleet (``simulator/scenarios/demo.toml``); parsed once, it is immutable."""
-    from simulator.scenario import parse_scenario  # the parser builds on these types
-
-    text = resources.files("simulator").joinpath("scenarios/demo.toml").read_text("utf-8")
-    return parse_scenario(text, "demo.toml")

@@ -19,6 +19,7 @@ the text for the table header and the field's key (only when there is an error).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 import math
 import os
@@ -26,6 +27,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
+from importlib import resources
 from typing import Any
 
 from simulator import fleet as _fleet
@@ -48,6 +50,7 @@ from vmws.durations import parse_duration
 
 __all__ = [
     "ScenarioError",
+    "demo_fleet",
     "MAX_VMS",
     "parse_scenario",
     "load_scenario",
@@ -581,6 +584,13 @@ def _positive_duration(value: Any) -> float:
 def parse_scenario(text: str, source: str = "<scenario>") -> FleetSpec:
     """Parse scenario TOML text; a ``ScenarioError`` names ``source``, the line and the field."""
     return _Parser(text, source).parse()
+
+
+@functools.cache
+def demo_fleet() -> FleetSpec:
+    """The built-in demo fleet (``simulator/scenarios/demo.toml``); parsed once, it is immutable."""
+    text = resources.files("simulator").joinpath("scenarios/demo.toml").read_text("utf-8")
+    return parse_scenario(text, "demo.toml")
 
 
 def load_scenario(path: str | os.PathLike[str]) -> FleetSpec:

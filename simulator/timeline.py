@@ -12,21 +12,37 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from simulator.eventlog import Category
+from simulator.clock import Clock
+from simulator.eventlog import Category, EventLog
 from simulator.faults import BurstKind
 from simulator.fleet import EventKind, TimelineEvent
-from simulator.machine import Outcome
+from simulator.machine import Done, Machine, Outcome
+from vmws.backend import Action
 
-if TYPE_CHECKING:
-    from simulator.engine import Simulator
+__all__ = ["Fleet", "Timeline"]
 
-__all__ = ["Timeline"]
+
+class Fleet(Protocol):
+    """What the timeline acts on (the engine's ``Simulator``): named here so the timeline
+    does not import the engine that owns it."""
+
+    clock: Clock
+    events: EventLog
+
+    @property
+    def halted(self) -> bool: ...
+
+    def machine(self, name: str) -> Machine: ...
+
+    def perform(self, name: str, action: Action, *, force: bool = False, done: Done) -> None: ...
+
+    def type(self, name: str, data: bytes) -> None: ...
 
 
 class Timeline:
-    def __init__(self, sim: Simulator, events: tuple[TimelineEvent, ...], rng: random.Random) -> None:
+    def __init__(self, sim: Fleet, events: tuple[TimelineEvent, ...], rng: random.Random) -> None:
         self._sim = sim
         self._rng = rng
         self.events = events

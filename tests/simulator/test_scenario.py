@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.fleet import PROFILES, EventKind, Init, ProfileKind, demo_fleet
+from simulator.fleet import PROFILES, EventKind, Init, ProfileKind
 from simulator.personalities import ALPINE, DEBIAN
 from simulator.scenario import (
     MAX_VMS,
     ScenarioError,
+    demo_fleet,
     expand_braces,
     load_scenario,
     parse_rate,

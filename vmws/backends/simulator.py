@@ -18,9 +18,9 @@ from collections.abc import Callable
 from simulator.clock import Clock, LoopClock
 from simulator.engine import Simulator
 from simulator.eventlog import Category, Entry
-from simulator.fleet import FleetSpec, demo_fleet
+from simulator.fleet import FleetSpec
 from simulator.machine import Outcome
-from simulator.scenario import load_scenario
+from simulator.scenario import demo_fleet, load_scenario
 from simulator.taps import ConsoleTap
 from vmws.backend import (
     Action,
