@@ -15,6 +15,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 from typing import IO
 
@@ -41,8 +42,12 @@ def _open(url: str) -> http.client.HTTPResponse:
         response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}", url=url,
-                            status=exc.code) from None
+        # The standard phrase, not the server's: its reason text is not ours to print.
+        try:
+            phrase = HTTPStatus(exc.code).phrase
+        except ValueError:
+            phrase = "error"
+        raise DownloadError(f"cannot download {url}: HTTP {exc.code} {phrase}", url=url, status=exc.code) from None
     except (OSError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         raise DownloadError(f"cannot download {url}: {reason}; check the network", url=url) from None

@@ -22,12 +22,16 @@ __all__ = ["ReleaseServer", "Signer"]
 class ReleaseServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.errors: dict[str, tuple[int, str]] = {}  # path -> (status, reason phrase)
         self.requests: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 server.requests.append(self.path)
+                if self.path in server.errors:
+                    self.send_error(*server.errors[self.path])
+                    return
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)
@@ -41,7 +45,8 @@ class ReleaseServer:
                 pass  # keep test output clean
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll so that shutdown() returns at once rather than after up to 0.5 s.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
 
     @property

@@ -212,6 +212,14 @@ def test_missing_image_names_the_url_and_the_status(tmp_path: Path, server: Rele
     assert cache_files(tmp_path / "cache") == []
 
 
+def test_server_reason_phrase_is_not_echoed(tmp_path: Path, server: ReleaseServer, signer: Signer) -> None:
+    publish(server, signer)
+    server.errors[f"{RELEASE}/SHA256SUMS"] = (503, "\x1b[2J\x1b[31mowned")
+    with pytest.raises(ImageError) as raised:
+        download(manifest(tmp_path, signer), cache=tmp_path / "cache")
+    assert str(raised.value) == f"cannot download {server.base}{RELEASE}/SHA256SUMS: HTTP 503 Service Unavailable"
+
+
 def test_oversized_image_is_refused(tmp_path: Path, server: ReleaseServer, signer: Signer) -> None:
     big = b"\0" * (3 << 20)  # size_mib = 1: at most 2 MiB are accepted
     publish(server, signer, image=big, listed=big)
