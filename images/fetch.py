@@ -115,10 +115,10 @@ def stream_to_file(url: str, directory: Path, *, algorithms: tuple[str, ...], li
         if length is not None and length > limit:
             raise DownloadError(f"{url} is {length} bytes, more than the {limit} expected at most", url=url)
         bar = Progress(label, length, progress or sys.stderr)
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{label}.", suffix=".part", delete=False)
-        partial = Path(handle.name)
+        descriptor, name = tempfile.mkstemp(dir=directory, prefix=f".{label}.", suffix=".part")
+        partial = Path(name)
         try:
-            with handle:
+            with open(descriptor, "wb") as handle:
                 done = 0
                 while chunk := response.read(_CHUNK):
                     done += len(chunk)

@@ -27,7 +27,7 @@ class ReleaseServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 if self.path in server.errors:
                     self.send_error(*server.errors[self.path])
@@ -92,5 +92,5 @@ class Signer:
 
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True,
-                       timeout=30)
+                       timeout=30, check=False)
         shutil.rmtree(self.home, ignore_errors=True)
