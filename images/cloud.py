@@ -1,10 +1,14 @@
 """Real cloud images for the nightly KVM job: manifest, verified download, overlays, seeds.
 
 - ``MANIFEST``: the entries of ``cloud.toml`` (Ubuntu 22.04 and 24.04, Debian 12),
-  each a dated release file with a pinned checksum.
-- ``download``: streams into the image cache with a progress bar on stderr, hashing as
-  it goes; a checksum mismatch deletes the file and raises. Cached files are named
-  after their checksum, so a re-pinned entry never reuses a stale download.
+  each one file of a dated release directory.
+- ``download``: verifies the file against the checksum file the distribution publishes
+  beside it (``SHA256SUMS``/``SHA512SUMS``), and that file against its signature with
+  ``gpgv`` and a packaged keyring where the entry names one (Ubuntu); an optional pinned
+  digest in the entry must match too. The image streams into a temporary file in the
+  cache with a progress bar on stderr, hashing as it goes, and is renamed into place
+  only once it matched, so a cached file is always a verified one. ``VMWS_CLOUD_MIRROR``
+  points every release URL at another server (a mirror, or a test's).
 - ``make_overlay``: a qcow2 overlay per VM on the shared, read-only base image.
 - ``make_seed``: a cloud-init NoCloud seed (ISO 9660, volume ``cidata``) setting the
   hostname and the ``admin`` login.
@@ -15,23 +19,25 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
-import sys
 import tomllib
-import urllib.request
-from collections.abc import Callable
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from images.cache import cache_root, ensure_free_space
-from images.errors import ImageError
+from images.errors import DownloadError, ImageError
+from images.fetch import check_url, fetch_bytes, stream_to_file
 from images.passwords import sha512_crypt
+from images.release import ALGORITHMS, algorithm_of, expected_digest, verify_signature
 
 __all__ = [
     "CloudImage",
     "MANIFEST",
+    "MIRROR_ENV",
     "load_manifest",
     "download",
     "make_overlay",
@@ -41,119 +47,139 @@ __all__ = [
 ]
 
 MANIFEST_FILE = Path(__file__).with_name("cloud.toml")
-_CHUNK = 1 << 20
+MIRROR_ENV = "VMWS_CLOUD_MIRROR"
+_SUMS_LIMIT = 1 << 20  # a release's checksum file lists a few dozen files
+_SIGNATURE_LIMIT = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)
 class CloudImage:
     name: str
     title: str
-    url: str
-    algorithm: str  # "sha256" or "sha512"
-    checksum: str
+    release_url: str  # the dated release directory, no trailing slash
+    file: str
+    sums: str  # "SHA256SUMS" or "SHA512SUMS", beside the file
+    signature: str | None  # detached signature of ``sums``, when the distribution signs it
+    keyring: Path | None  # the packaged keyring that verifies ``signature``
+    keyring_package: str | None
+    pin_algorithm: str | None  # an optional pinned digest, checked as well
+    pin: str
     format: str
     size_mib: int
     min_memory_mib: int
 
     @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+    def url(self) -> str:
+        return f"{self.release_url}/{self.file}"
+
+    @property
+    def algorithm(self) -> str:
+        return algorithm_of(self.sums)
+
+    @property
+    def cache_stem(self) -> str:
+        """The cache name: a dated release file never changes, so its URL (and pin) is its key."""
+        key = hashlib.sha256(f"{self.url}\n{self.pin}".encode()).hexdigest()[:16]
+        return f"{self.name}-{key}"
+
+
+def _field(entry: dict[str, Any], key: str, field: str, path: Path, default: Any = None) -> Any:
+    value = entry.get(field, default)
+    if value is None:
+        raise ImageError(f"{path}: entry [{key}] has no `{field}`")
+    return value
+
+
+def _parse_entry(key: str, entry: dict[str, Any], path: Path) -> CloudImage:
+    release_url = str(_field(entry, key, "url", path)).rstrip("/")
+    check_url(release_url)
+    sums = str(_field(entry, key, "sums", path))
+    algorithm_of(sums)
+    signature = entry.get("signature") or None
+    keyring = entry.get("keyring") or None
+    if signature and not keyring:
+        raise ImageError(f"{path}: entry [{key}] names a `signature` but no `keyring` to verify it with")
+    pins = [(name, str(entry[name]).strip().lower()) for name in ALGORITHMS if str(entry.get(name, "")).strip()]
+    if len(pins) > 1:
+        raise ImageError(f"{path}: entry [{key}] pins both sha256 and sha512; keep one")
+    pin_algorithm, pin = pins[0] if pins else (None, "")
+    if pin_algorithm and (len(pin) != ALGORITHMS[pin_algorithm] or not all(c in "0123456789abcdef" for c in pin)):
+        raise ImageError(f"{path}: entry [{key}] has a malformed {pin_algorithm} pin")
+    return CloudImage(
+        name=key, title=str(_field(entry, key, "title", path)), release_url=release_url,
+        file=str(_field(entry, key, "file", path)), sums=sums, signature=str(signature) if signature else None,
+        keyring=Path(keyring) if keyring else None, keyring_package=entry.get("keyring_package") or None,
+        pin_algorithm=pin_algorithm, pin=pin, format=str(entry.get("format", "qcow2")),
+        size_mib=int(entry.get("size_mib", 1024)), min_memory_mib=int(entry.get("min_memory_mib", 1024)),
+    )
 
 
 def load_manifest(path: Path = MANIFEST_FILE) -> dict[str, CloudImage]:
-    data = tomllib.loads(path.read_text())
-    images = {}
-    for key, entry in data.items():
-        algorithm = "sha512" if "sha512" in entry else "sha256"
-        images[key] = CloudImage(
-            name=key, title=entry["title"], url=entry["url"], algorithm=algorithm,
-            checksum=str(entry.get(algorithm, "")).lower(), format=entry.get("format", "qcow2"),
-            size_mib=int(entry.get("size_mib", 1024)), min_memory_mib=int(entry.get("min_memory_mib", 1024)),
-        )
-    return images
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ImageError(f"cannot read the cloud image manifest {path}: {exc}") from None
+    return {key: _parse_entry(key, entry, path) for key, entry in data.items()}
 
 
 MANIFEST = load_manifest()
 
 
-class _Progress:
-    """A one-line progress bar on a stream (redrawn in place on a terminal)."""
-
-    def __init__(self, label: str, total: int | None, out: IO[str]) -> None:
-        self.label, self.total, self.out = label, total, out
-        self.done = 0
-        self._last = -1
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        if self.total:
-            percent = min(100, self.done * 100 // self.total)
-            if percent == self._last:
-                return
-            self._last = percent
-            bar = "#" * (percent // 4) + "." * (25 - percent // 4)
-            text = f"{self.label} [{bar}] {percent:3d}% {self.done / 2**20:.0f}/{self.total / 2**20:.0f} MiB"
-        else:
-            text = f"{self.label} {self.done / 2**20:.0f} MiB"
-        end = "\r" if self.out.isatty() else "\n"
-        if end == "\n" and self.total and self._last % 10:
-            return  # not a terminal: a line every 10 %
-        self.out.write(text + end)
-        self.out.flush()
-
-    def finish(self) -> None:
-        if self.out.isatty():
-            self.out.write("\n")
-            self.out.flush()
+def _mirrored(url: str) -> str:
+    """``url`` on the server ``$VMWS_CLOUD_MIRROR`` names (its path appended), if set."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
+    if not mirror:
+        return url
+    check_url(mirror)
+    return mirror + urllib.parse.urlsplit(url).path
 
 
-Opener = Callable[[str], Any]
+def _fetch_verified_sums(image: CloudImage) -> str:
+    """The digest of ``image.file`` per the release's checksum file, signature checked."""
+    if image.signature and image.keyring and not image.keyring.is_file():
+        package = f"apt-get install {image.keyring_package} (or run scripts/install-libvirt.sh)" \
+            if image.keyring_package else "install the package that ships it"
+        raise ImageError(f"{image.name} is verified with the keyring {image.keyring}, which is missing: {package}")
+    sums_url = _mirrored(f"{image.release_url}/{image.sums}")
+    sums = fetch_bytes(sums_url, limit=_SUMS_LIMIT)
+    if image.signature and image.keyring:
+        signature_url = _mirrored(f"{image.release_url}/{image.signature}")
+        try:
+            signature = fetch_bytes(signature_url, limit=_SIGNATURE_LIMIT)
+        except DownloadError as exc:
+            if exc.status != 404:
+                raise
+            raise ImageError(f"{signature_url} does not exist, but {image.name} expects {image.sums} to be "
+                             f"signed; refusing an unsigned checksum file") from None
+        verify_signature(sums, signature, image.keyring, data_url=sums_url, signature_url=signature_url)
+    return expected_digest(sums, image.file, image.algorithm, url=sums_url)
 
 
-def download(image: CloudImage, *, cache: Path | None = None, opener: Opener | None = None,
-             progress: IO[str] | None = None) -> Path:
+def download(image: CloudImage, *, cache: Path | None = None, progress: IO[str] | None = None) -> Path:
     """The verified local copy of ``image``, downloading it once."""
-    if len(image.checksum) not in (64, 128):
-        raise ImageError(
-            f"{image.name} has no pinned {image.algorithm} in {MANIFEST_FILE}: copy the sum of "
-            f"{image.filename} from the release's {image.algorithm.upper()}SUMS into its `{image.algorithm}` field"
-        )
     directory = (cache or cache_root()) / "cloud"
-    final = directory / f"{image.name}-{image.checksum[:16]}.{image.format}"
+    final = directory / f"{image.cache_stem}.{image.format}"
     if final.is_file():
-        return final
+        return final  # only ever renamed into place after verification
+    listed = _fetch_verified_sums(image)
+    checks = [(image.algorithm, listed, f"{image.sums} lists")]
+    if image.pin_algorithm:
+        checks.append((image.pin_algorithm, image.pin, "images/cloud.toml pins"))
+        if image.pin_algorithm == image.algorithm and image.pin != listed:
+            raise ImageError(f"the {image.pin_algorithm} pinned for {image.name} in images/cloud.toml is not the one "
+                             f"{image.sums} lists for {image.file} ({listed}); refusing the download")
     ensure_free_space(directory, image.size_mib * 2**20 * 2, f"the {image.title}")
     directory.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(final.name + ".part")
-    digest = hashlib.new(image.algorithm)
-    try:
-        response = (opener or urllib.request.urlopen)(image.url)
-    except OSError as exc:
-        raise ImageError(
-            f"cannot download {image.url}: {exc}; check the network or the URL in {MANIFEST_FILE}"
-        ) from None
-    with response:
-        length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-        bar = _Progress(image.name, int(length) if length else None, progress or sys.stderr)
-        try:
-            with open(partial, "wb") as out:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.advance(len(chunk))
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise ImageError(f"download of {image.url} failed: {exc}; free disk space or retry") from None
-        bar.finish()
-    actual = digest.hexdigest()
-    if actual != image.checksum:
+    url = _mirrored(image.url)
+    partial, actual = stream_to_file(url, directory, algorithms=tuple({name for name, _, _ in checks}),
+                                     limit=image.size_mib * 2**20 * 2, label=image.name, progress=progress)
+    failed = [f"{source} {name} {want} but the download has {actual[name]}"
+              for name, want, source in checks if actual[name] != want]
+    if failed:
         partial.unlink(missing_ok=True)
-        raise ImageError(
-            f"checksum mismatch for {image.name}: expected {image.algorithm} {image.checksum}, got {actual}; "
-            f"the download was corrupted or {image.url} changed. The file was deleted: retry, and if it "
-            f"fails again, re-check the pinned sum in {MANIFEST_FILE}"
-        )
-    partial.rename(final)
+        raise ImageError(f"checksum mismatch for {url}: {'; '.join(failed)}. The file was deleted: retry, and "
+                         f"if it fails again the mirror or the release changed")
+    os.replace(partial, final)
     return final
 
 
@@ -230,7 +256,7 @@ def prepare_cloud_guest(name: str, image_name: str, directory: Path, *, accel: A
     overlay = make_overlay(base, directory / "disk.qcow2", size_gib=10)
     seed = make_seed(directory / "seed.iso", hostname=name, password=password)
     return GuestSpec(
-        name=name, accel=accel, directory=directory, image=f"{image.name}-{image.checksum[:16]}",
+        name=name, accel=accel, directory=directory, image=image.cache_stem,
         memory_mib=max(memory_mib, image.min_memory_mib), vcpus=2,
         disks=(Disk(overlay, "qcow2"), Disk(seed, "raw", cdrom=True)),
     )

@@ -1,9 +1,10 @@
 """Nightly: each cloud image of ``images/cloud.toml`` boots under KVM and takes a login.
 
 Collected only when ``VMWS_TEST_CLOUD_IMAGES`` names the images (``tox -e kvm`` sets
-it; see conftest.py). Each image is downloaded once (verified against its pinned
-checksum), booted on a qcow2 overlay with a cloud-init seed, and logged in to through
-``vmws serve --backend libvirt`` and ``python -m harness wait-login``.
+it; see conftest.py). Each image is downloaded once (verified against its release's
+checksum file and signature, docs/libvirt.md), booted on a qcow2 overlay with a
+cloud-init seed, and logged in to through ``vmws serve --backend libvirt`` and
+``python -m harness wait-login``.
 """
 
 from __future__ import annotations
