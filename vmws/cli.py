@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "jwt-algorithm", "token algorithm", "HS256", choices=["HS256", "RS256", "ES256"])
     _add(serve, "jwt-public-key", "PEM public key file for RS256/ES256")
     _add(serve, "jwt-jwks", "JWKS file for RS256/ES256; the token's kid picks the key")
-    _add(serve, "jwt-audience", "required token audience (aud)")
+    _add(serve, "jwt-audience", "required token audience (aud); mandatory with RS256/ES256")
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument(
         "--vm", action="append", default=None,
-        help="glob of VM names the token may reach (repeatable; default all)",
+        help="glob of VM names the token may reach, or =NAME for exactly NAME (repeatable; default all)",
     )
     token.add_argument("--ttl", type=parse_duration, default=3600.0, help="lifetime, e.g. 15m, 1h (default 1h)")
     _add(token, "jwt-secret", "HS256 secret the server uses")
