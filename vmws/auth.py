@@ -105,7 +105,7 @@ def _check_secret(secret: str) -> None:
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ValueError(
             f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes (256 bits); "
-            "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            "generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
 
 
