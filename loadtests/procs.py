@@ -147,12 +147,14 @@ def start_vmws(
     """``vmws serve`` on the simulator, on an unused port of 127.0.0.1."""
     argv = [
         sys.executable, "-m", "vmws", "serve", "--host", "127.0.0.1", "--port", "0",
-        "--jwt-secret", secret, "--heartbeat-interval", f"{heartbeat_interval:g}",
+        "--heartbeat-interval", f"{heartbeat_interval:g}",
         "--metrics-interval", f"{metrics_interval:g}", "--speed", f"{speed:g}", *extra,
     ]
     if scenario is not None:
         argv += ["--scenario", os.fspath(scenario)]
-    return start_server(argv, log_path, cpu=cpu)
+    # Through the environment, never argv: argv is readable in `ps` by every user, and a
+    # secret starting with "-" reads as a flag to argparse (1 in 64 of token_urlsafe's).
+    return start_server(argv, log_path, cpu=cpu, env={"VMWS_JWT_SECRET": secret})
 
 
 def start_baseline(

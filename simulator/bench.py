@@ -39,7 +39,7 @@ from simulator.scenario import load_scenario
 __all__ = ["run_bench", "machine_description", "ServeFigures", "Serving", "serving", "measure_serve", "write_fleet",
            "SECRET"]
 
-SECRET = "bench-secret-" + "x" * 32  # what `serving` passes as --jwt-secret
+SECRET = "bench-secret-" + "x" * 32  # what `serving` passes as VMWS_JWT_SECRET
 _START_TARGET = 5.0
 _BYTES_PER_VM_TARGET = 2048
 _SAMPLE_TARGET = 0.100
@@ -101,9 +101,10 @@ class Serving:
 @contextlib.contextmanager
 def serving(scenario: Path, *extra: str, timeout: float = 60.0) -> Iterator[Serving]:
     """``vmws serve --scenario`` on a free port of 127.0.0.1 until the block ends (SIGTERM)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")}
+    # The secret through the environment, never argv (visible in `ps`).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")} | {"VMWS_JWT_SECRET": SECRET}
     command = [sys.executable, "-m", "vmws", "serve", "--scenario", str(scenario), "--port", "0",
-               "--host", "127.0.0.1", "--jwt-secret", SECRET, *extra]
+               "--host", "127.0.0.1", *extra]
     began = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:

@@ -2,9 +2,19 @@
 
 Algorithms and keys come from configuration, never from the token (``alg: none``
 and HS/RS confusion are impossible by construction): HS256 with a shared secret by
-default, or RS256/ES256 with a PEM public key. Claims: ``sub`` and ``exp`` required,
-``nbf``/``iat`` honoured with a small leeway, ``permissions`` a list of ``read``,
-``control``, ``console``; optional ``vms`` a list of glob patterns the token may reach.
+default, or RS256/ES256 with a PEM public key or a JWKS file. Claims: ``sub`` and
+``exp`` required, ``nbf``/``iat`` honoured, ``permissions`` a list of ``read``,
+``control``, ``console``; optional ``vms`` a list of VM names the token may reach: glob
+patterns, or exact names when prefixed with ``=`` (``=web[1]`` is the VM ``web[1]``).
+
+One expiry rule everywhere: a token is accepted while ``now < exp + LEEWAY_SECONDS``
+(clock skew between issuer and server), at the handshake, on REST, when trading it for
+a ticket, and by an open session; the principal's ``expires_at`` is that moment, and a
+ticket never outlives it.
+
+``aud``: with RS256/ES256 the keys usually belong to an identity provider that signs
+tokens for many services, so an audience (``--jwt-audience``) is required and checked;
+an HS256 secret is vmws's own, so ``aud`` is checked only when an audience is configured.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ __all__ = [
     "mint_token",
     "generate_secret",
     "MIN_SECRET_BYTES",
+    "LEEWAY_SECONDS",
+    "EXACT_PREFIX",
     "CLOSE_UNAUTHENTICATED",
     "CLOSE_FORBIDDEN",
 ]
@@ -34,7 +46,10 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_FORBIDDEN = 4003
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
-LEEWAY_SECONDS = 30
+# Clock skew tolerated on exp/nbf/iat, the same for every credential check.
+LEEWAY_SECONDS = 10
+# A ``vms`` entry starting with this is an exact VM name, not a glob.
+EXACT_PREFIX = "="
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 
 
@@ -54,10 +69,14 @@ class Principal:
     sub: str
     permissions: frozenset[Permission]
     vms: tuple[str, ...] | None
+    # Wall-clock time (epoch seconds) from which the credential is refused: exp + leeway.
     expires_at: float
 
     def may_reach(self, vm: str) -> bool:
-        return self.vms is None or any(fnmatch.fnmatchcase(vm, p) for p in self.vms)
+        return self.vms is None or any(_vm_matches(vm, p) for p in self.vms)
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
 
     def require(self, permission: Permission, vm: str | None = None) -> None:
         """Raise ``AuthError`` (close 4003) unless allowed; checked before any VM lookup."""
@@ -70,6 +89,13 @@ class Principal:
         return [p.value for p in Permission if p in self.permissions]
 
 
+def _vm_matches(vm: str, entry: str) -> bool:
+    """``=NAME`` is NAME exactly (names may hold ``*``, ``?`` and ``[``); anything else a glob."""
+    if entry.startswith(EXACT_PREFIX):
+        return vm == entry[len(EXACT_PREFIX):]
+    return fnmatch.fnmatchcase(vm, entry)
+
+
 def generate_secret() -> str:
     # Hex, not base64url: a secret starting with "-" would read as a flag on a command line.
     return secrets.token_hex(MIN_SECRET_BYTES)
@@ -79,7 +105,7 @@ def _check_secret(secret: str) -> None:
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ValueError(
             f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes (256 bits); "
-            "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            "generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
 
 
@@ -103,6 +129,13 @@ class TokenVerifier:
             _check_secret(secret)
             self._key: Any = secret
         elif algorithm in ASYMMETRIC_ALGORITHMS:
+            if not audience:
+                # An identity provider's keys sign tokens for every service it serves:
+                # without an audience, a token minted for another service would open VMs.
+                raise ValueError(
+                    f"{algorithm} needs the audience vmws tokens are issued for (--jwt-audience); "
+                    "the provider's keys also sign tokens meant for other services"
+                )
             if jwks:
                 self._jwks = _load_jwks(jwks, algorithm)
                 self._key = None
@@ -189,10 +222,15 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     if raw_vms is not None and (
         not isinstance(raw_vms, list) or not all(isinstance(v, str) for v in raw_vms)
     ):
-        raise AuthError("token 'vms' must be a list of glob patterns")
+        raise AuthError("token 'vms' must be a list of glob patterns or '=' exact names")
     # Unknown permission names are ignored, so newer issuers can add permissions.
     perms = frozenset(_PERMISSIONS[p] for p in raw_perms if p in _PERMISSIONS)
-    return Principal(sub, perms, tuple(raw_vms) if raw_vms is not None else None, float(claims["exp"]))
+    try:  # PyJWT has checked exp is a number and not past (with the leeway); 10**400 is one
+        exp = float(claims["exp"])
+    except (OverflowError, TypeError, ValueError):
+        raise AuthError("token 'exp' is out of range") from None
+    vms = tuple(raw_vms) if raw_vms is not None else None
+    return Principal(sub, perms, vms, exp + LEEWAY_SECONDS)
 
 
 def mint_token(

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
+import tempfile
 import time
 from importlib import resources
 from typing import Any
@@ -48,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "backend", "VM source", "sim", choices=sorted(BACKENDS))
     _add(serve, "host", "address to listen on", "127.0.0.1")
     _add(serve, "port", "port to listen on (0 picks a free one)", 8080, type=int)
-    _add(serve, "jwt-secret", "HS256 secret, at least 32 bytes; generated and printed when unset")
+    _add(serve, "jwt-secret", "HS256 secret, at least 32 bytes; when unset, generated into a 0600 file whose path is printed")
     _add(serve, "jwt-algorithm", "token algorithm", "HS256", choices=["HS256", "RS256", "ES256"])
     _add(serve, "jwt-public-key", "PEM public key file for RS256/ES256")
     _add(serve, "jwt-jwks", "JWKS file for RS256/ES256; the token's kid picks the key")
-    _add(serve, "jwt-audience", "required token audience (aud)")
+    _add(serve, "jwt-audience", "required token audience (aud); mandatory with RS256/ES256")
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
@@ -82,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument(
         "--vm", action="append", default=None,
-        help="glob of VM names the token may reach (repeatable; default all)",
+        help="glob of VM names the token may reach, or =NAME for exactly NAME (repeatable; default all)",
     )
     token.add_argument(
         "--ttl", type=duration_argument, default=3600.0, help="lifetime, e.g. 90s, 15m, 1h30m (default 1h)"
@@ -172,13 +175,32 @@ def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret)
     configure_logging(config.log_format)
     backend = make_backend(config)
-    return asyncio.run(_run_server(config, backend, generated))
+    secret_file = write_secret_file(secret) if generated else None
+    try:
+        return asyncio.run(_run_server(config, backend, secret_file))
+    finally:
+        if secret_file:
+            with contextlib.suppress(OSError):
+                os.unlink(secret_file)
 
 
-def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
+def write_secret_file(secret: str) -> str:
+    """A generated secret goes to a file only its owner can read, never to the terminal
+    (scrollback, screen sharing, CI logs); the banner prints the path. Removed at exit:
+    the secret is this run's only."""
+    directory = os.environ.get("XDG_RUNTIME_DIR") or None
+    if directory and not os.path.isdir(directory):
+        directory = None
+    fd, path = tempfile.mkstemp(prefix="vmws-jwt-secret-", dir=directory)  # mode 0600
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secret + "\n")
+    return path
+
+
+def _banner(config: Config, port: int, secret_file: str | None, vms: list[Any]) -> str:
     base = f"{config.host}:{port}"
     lines = [f"vmws {__version__} serving {len(vms)} VMs from the '{config.backend}' backend on http://{base}"]
-    if generated and config.jwt_secret:
+    if secret_file and config.jwt_secret:
         token = mint_token(
             config.jwt_secret, sub="admin", permissions=["read", "control", "console"],
             now=time.time(), ttl=86400,
@@ -186,8 +208,9 @@ def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
         running = [v.name for v in vms if v.status.value == "running"]
         example = "my-vm" if "my-vm" in running else (running or [v.name for v in vms] or ["my-vm"])[0]
         lines += [
-            "No JWT secret configured: generated one for this run (mint more tokens with `vmws token`):",
-            f"  export VMWS_JWT_SECRET={config.jwt_secret}",
+            f"No JWT secret configured: generated one for this run in {secret_file} (mode 0600, removed at exit).",
+            "Mint more tokens with `vmws token` after:",
+            f"  export VMWS_JWT_SECRET=\"$(cat {shlex.quote(secret_file)})\"",
             "Token for user 'admin' with read, control and console permissions, valid 24h:",
             f"  {token}",
             "Connect:",
@@ -199,7 +222,7 @@ def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
     return "\n".join(lines)
 
 
-async def _run_server(config: Config, backend: Any, generated: bool) -> int:
+async def _run_server(config: Config, backend: Any, secret_file: str | None) -> int:
     from vmws.app import Server
 
     server = Server(config, backend)
@@ -210,7 +233,7 @@ async def _run_server(config: Config, backend: Any, generated: bool) -> int:
         await backend.close()
         return 1
     vms = await backend.list()
-    print(_banner(config, server.port, generated, vms), flush=True)
+    print(_banner(config, server.port, secret_file, vms), flush=True)
     log.info("listening on %s:%d", config.host, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,36 +1,147 @@
-"""Logging set-up: text or JSON lines, and an access log that never shows a token."""
+"""Logging set-up: text or JSON lines that never show a credential and cannot be forged.
+
+Everything is done once, in a filter on the one handler, so no call site can forget:
+
+- Credentials are redacted from the message, its arguments and exception text: query
+  parameters named ``token``, ``ticket`` or ``access_token`` however they are spelt
+  (``%74oken``, ``TOKEN`` — Tornado percent-decodes argument names), ``Bearer`` values,
+  and anything shaped like a JWT or a ticket wherever it appears (Tornado's
+  "Invalid unicode in token: b'…'" quotes the raw argument).
+- Each argument is cut to ``MAX_ARG_CHARS`` (a 60 KB VM name must not cost 60 KB of log
+  per request) and the whole message to ``MAX_MESSAGE_CHARS``.
+- Every C0 and C1 control character, DEL, U+2028/U+2029 and lone surrogates are written
+  as ``\\xNN``/``\\uNNNN`` (in both formats: JSON would escape C0 but pass C1 and DEL
+  through raw, and its encoder refuses lone surrogates), so a record is one line and no
+  escape sequence reaches whoever tails the log. A traceback keeps its lines; in text
+  format each is indented, so only a record's first line starts at column 0.
+"""
 
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 import sys
+import traceback
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
-__all__ = ["configure_logging", "redact", "log_request"]
+__all__ = ["configure_logging", "redact", "escape_controls", "log_request", "MAX_ARG_CHARS", "MAX_MESSAGE_CHARS"]
 
 log = logging.getLogger("vmws")
 access_log = logging.getLogger("vmws.access")
 
-# Query parameters whose values are credentials.
-_SECRET_PARAMS = re.compile(r"(?i)([?&](?:token|ticket|access_token)=)[^&#\s]*")
+MAX_ARG_CHARS = 300
+MAX_MESSAGE_CHARS = 4096
+REDACTED = "REDACTED"
+
+# Query parameters whose values are credentials, compared after percent-decoding and casefolding.
+_SECRET_NAMES = frozenset({"token", "ticket", "access_token"})
+# name=value pairs of a query string (or a form body) anywhere in the text.
+_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#\s?]*)=(?P<value>[^&;#\s]*)")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+# A JWT: base64url of a JSON object ('{' encodes as 'e' then one of w-z, 0-9, -, _),
+# then payload and signature segments (the signature is empty with alg none).
+_JWT = re.compile(r"e[wxyz0-9_-][A-Za-z0-9_-]{14,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_TICKET = re.compile(r"vmt_[A-Za-z0-9_-]+")
+# C0, DEL, C1, the Unicode line/paragraph separators, lone surrogates.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _secret_name(raw: str) -> bool:
+    name = unquote_to_bytes(raw.replace("+", " ")).decode("latin-1")
+    return name.strip().casefold() in _SECRET_NAMES
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    if not _secret_name(match["name"]):
+        return match[0]
+    return f"{match['lead']}{match['name']}={REDACTED}"
 
 
 def redact(text: str) -> str:
-    """``text`` with every token value replaced by ``REDACTED``."""
-    return _BEARER.sub(r"\1REDACTED", _SECRET_PARAMS.sub(r"\1REDACTED", text))
+    """``text`` with every credential replaced by ``REDACTED``."""
+    text = _PARAM.sub(_redact_param, text)
+    text = _BEARER.sub(rf"\1{REDACTED}", text)
+    text = _JWT.sub(REDACTED, text)
+    return _TICKET.sub("vmt_" + REDACTED, text)
 
 
-class _RedactingFilter(logging.Filter):
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line with nothing a terminal would act on."""
+    return _CONTROLS.sub(_escape_char, text)
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…(+{len(text) - limit} chars)"
+
+
+class _SafeArg:
+    """A log argument as ``%s`` and ``%r`` will show it: redacted and cut to size."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return _truncate(redact(_text(self._value, str)), MAX_ARG_CHARS)
+
+    def __repr__(self) -> str:
+        return _truncate(redact(_text(self._value, repr)), MAX_ARG_CHARS)
+
+
+def _text(value: object, how: Any) -> str:
+    try:
+        return str(how(value))
+    except Exception:  # a hostile __str__ must not lose the record
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _safe_args(args: Any) -> Any:
+    # Numbers stay as they are, so %d and %.2f keep working; everything else is wrapped.
+    if isinstance(args, Mapping):
+        return {k: v if isinstance(v, numbers.Number) else _SafeArg(v) for k, v in args.items()}
+    return tuple(a if isinstance(a, numbers.Number) else _SafeArg(a) for a in args)
+
+
+class _SafeRecordFilter(logging.Filter):
+    """Redacts, truncates and escapes each record in place."""
+
+    def __init__(self, indent_blocks: bool) -> None:
+        super().__init__()
+        # Text format: traceback lines indented, so only a record's first line is at column 0.
+        self._indent = "    " if indent_blocks else ""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        if record.args:
+            record.args = _safe_args(record.args)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what was meant, safely
+            message = f"{_text(record.msg, str)} {_text(record.args, repr)}"
+        record.msg, record.args = escape_controls(_truncate(redact(message), MAX_MESSAGE_CHARS)), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if record.exc_text:
+            record.exc_text = self._block(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._block(record.stack_info)
         return True
+
+    def _block(self, text: str) -> str:
+        """A multi-line text (a traceback): redacted, lines kept, each one escaped."""
+        return "\n".join(self._indent + escape_controls(line) for line in redact(text).split("\n"))
 
 
 class _JSONFormatter(logging.Formatter):
@@ -41,8 +152,12 @@ class _JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return orjson.dumps(entry).decode()
 
 
@@ -52,7 +167,7 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         handler.setFormatter(_JSONFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
+    handler.addFilter(_SafeRecordFilter(indent_blocks=fmt != "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.server import ROOT, ServeProcess, start_server
+from tests.browser.server import ROOT, SECRET, ServeProcess, start_server
 from vmws.auth import mint_token
 
 CHROMIUM = os.environ.get("VMWS_CHROMIUM", "/usr/bin/chromium")
@@ -37,13 +37,11 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-SECRET = "browser-tests-secret-at-least-32-bytes-long"
 FLEET = Path(__file__).with_name("fleet.toml")
 ARTIFACTS = ROOT / "artifacts" / "browser"
 HTML_VM = '<img src=x onerror=alert(1)>&amp;"q"'
 ALL = ("read", "control", "console")
 SERVE_ARGS = (
-    "--jwt-secret", SECRET,
     "--scenario", str(FLEET),
     "--metrics-interval", "0.5",
     "--heartbeat-interval", "1",

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServeProcess", "start_server"]
+__all__ = ["SECRET", "ServeProcess", "start_server"]
 
+SECRET = "browser-tests-secret-at-least-32-bytes-long"
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on [0-9.]+:(\d+)")
 
@@ -41,10 +42,10 @@ class ServeProcess:
                 self.process.wait(timeout=5)
 
 
-def start_server(log_path: Path, *args: str, timeout: float = 30.0) -> ServeProcess:
+def start_server(log_path: Path, *args: str, timeout: float = 30.0, secret: str = SECRET) -> ServeProcess:
     """Starts the server with ``--port 0`` and waits for the port it reports."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("VMWS_JWT_SECRET", None)  # only what the test passes
+    # The secret goes through the environment, never argv (visible in `ps`).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "VMWS_JWT_SECRET": secret}
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--host", "127.0.0.1", "--port", "0", *args],

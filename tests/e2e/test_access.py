@@ -191,7 +191,8 @@ async def test_tickets_are_single_use_and_short_lived() -> None:
 
 
 async def test_an_expiring_token_ends_the_session() -> None:
-    async with running_server() as server, client(server, "my-vm", tok=token(ttl=1.0)) as c:
+    # exp 8 s ago: within the 10 s leeway for 1-2 s more, then the session ends.
+    async with running_server() as server, client(server, "my-vm", tok=token(ttl=-8)) as c:
         assert (await c.recv())["type"] == "connection"
         error = await c.recv("error", timeout=5)
         assert error["data"] == {"code": "AUTH_ERROR", "message": "token has expired"}

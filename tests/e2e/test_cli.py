@@ -7,9 +7,11 @@ import os
 import re
 import signal
 import subprocess
+import stat
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -37,12 +39,15 @@ class Served:
         return code
 
 
-def serve(*args: str, env: dict[str, str] | None = None) -> Served:
+def serve(*args: str, secret: str | None = None) -> Served:
+    """``vmws serve``; ``secret`` goes through VMWS_JWT_SECRET (never argv), else one is generated."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")}
+    if secret is not None:
+        env["VMWS_JWT_SECRET"] = secret
     proc = subprocess.Popen(
         [*VMWS, "serve", "--port", "0", "--speed", "20", *args],
         # Logs are dropped, so a chatty server never blocks on a full pipe.
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
     assert proc.stdout is not None
     lines = []
@@ -52,10 +57,7 @@ def serve(*args: str, env: dict[str, str] | None = None) -> Served:
         if not line:
             break
         lines.append(line)
-        if "Connect:" in line or ("serving" in line and "--jwt-secret" in args):
-            if "--jwt-secret" in args:
-                break
-        if "/console?token=" in line:
+        if (secret is not None and "serving" in line) or "/console?token=" in line:
             break
     return Served(proc, "".join(lines))
 
@@ -67,8 +69,14 @@ def server() -> Iterator[Served]:
     served.stop()
 
 
+def _secret_file(banner: str) -> Path:
+    match = re.search(r'export VMWS_JWT_SECRET="\$\(cat (\S+)\)"', banner)
+    assert match, banner
+    return Path(match.group(1))
+
+
 def test_serve_prints_a_working_token_and_urls_and_shuts_down_with_1001(server: Served) -> None:
-    assert "export VMWS_JWT_SECRET=" in server.banner
+    secret_file = _secret_file(server.banner)
     urls = re.findall(r"ws://\S+", server.banner)
     assert any(u.split("?")[0].endswith("/ws/vms/batch-1") or "/ws/vms/" in u for u in urls)
     monitor = next(u for u in urls if "/console" not in u)
@@ -85,12 +93,31 @@ def test_serve_prints_a_working_token_and_urls_and_shuts_down_with_1001(server: 
     code, reason = asyncio.run(watch_then_shutdown())
     assert code == 1001 and "shutting down" in reason
     assert server.stop() == 0
+    assert not secret_file.exists()  # the secret was this run's only
+
+
+def test_a_generated_secret_is_written_to_a_private_file_not_printed(server: Served) -> None:
+    secret_file = _secret_file(server.banner)
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = secret_file.read_text().strip()
+    assert len(secret) >= 64 and secret not in server.banner
+    # The secret in the file is the one the server signs with: `vmws token` with it works.
+    tok = subprocess.run(
+        [*VMWS, "token", "--sub", "dave", "--perm", "read"], capture_output=True, text=True, check=True,
+        env={**os.environ, "VMWS_JWT_SECRET": secret},
+    ).stdout.strip()
+
+    async def first() -> dict:  # type: ignore[type-arg]
+        async with connect(f"{server.url}/ws/vms/my-vm?token={tok}") as ws:
+            return await Client(ws).recv()
+
+    assert asyncio.run(first())["data"]["user"] == "dave"
 
 
 def test_token_command_mints_tokens_the_server_accepts() -> None:
-    served = serve("--jwt-secret", SECRET)
+    served = serve(secret=SECRET)
     try:
-        assert "export VMWS_JWT_SECRET" not in served.banner  # the secret is not echoed back
+        assert "VMWS_JWT_SECRET" not in served.banner and SECRET not in served.banner
         tok = subprocess.run(
             [*VMWS, "token", "--sub", "carol", "--perm", "read", "--vm", "web-*", "--ttl", "5m"],
             env={**os.environ, "VMWS_JWT_SECRET": SECRET}, capture_output=True, text=True, check=True,
@@ -111,16 +138,18 @@ def test_token_command_mints_tokens_the_server_accepts() -> None:
 
 
 def test_bad_flags_give_a_message_not_a_traceback() -> None:
-    for args, fragment in [
-        (["serve", "--jwt-secret", "short"], "at least 32 bytes"),
-        (["serve", "--scenario", "/nonexistent.toml"], "nonexistent.toml"),
-        (["serve", "--metrics-interval", "0"], "metrics-interval must be positive"),
-        (["token", "--sub", "x"], "no secret"),
-        (["token", "--sub", "x", "--jwt-secret", SECRET, "--perm", "root"], "unknown permission"),
-        (["console", "my-vm"], "no token"),
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")}
+    for args, fragment, env in [
+        # "short" is refused, so no secret is on this command line.
+        (["serve", "--jwt-secret", "short"], "at least 32 bytes", clean),
+        (["serve", "--scenario", "/nonexistent.toml"], "nonexistent.toml", clean),
+        (["serve", "--metrics-interval", "0"], "metrics-interval must be positive", clean),
+        (["serve", "--jwt-algorithm", "RS256", "--jwt-public-key", "/dev/null"], "--jwt-audience", clean),
+        (["token", "--sub", "x"], "no secret", clean),
+        (["token", "--sub", "x", "--perm", "root"], "unknown permission", {**clean, "VMWS_JWT_SECRET": SECRET}),
+        (["console", "my-vm"], "no token", clean),
     ]:
-        result = subprocess.run([*VMWS, *args], capture_output=True, text=True, timeout=30,
-                                env={k: v for k, v in os.environ.items() if not k.startswith("VMWS_")})
+        result = subprocess.run([*VMWS, *args], capture_output=True, text=True, timeout=30, env=env)
         assert result.returncode != 0, args
         assert fragment in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
