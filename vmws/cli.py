@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "max-message-rate", "inbound messages per second per connection", 50.0, type=float)
     _add(serve, "max-connections-per-user", "open WebSocket connections per token subject", 64, type=int)
     _add(serve, "max-console-viewers", "viewers of one VM's console", 32, type=int)
+    _add(serve, "max-console-viewers-per-user", "console sockets one user may hold on one VM", 8, type=int)
+    _add(serve, "max-commands-per-user", "commands one user may have queued or running on one VM", 4, type=int)
     _add(serve, "ticket-ttl", "seconds a ticket from POST /api/tickets stays valid", 30.0, type=float)
     _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
 
@@ -150,7 +152,9 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         max_message_bytes=int(args.max_message_bytes), log_format=args.log_format,
         max_message_rate=float(args.max_message_rate),
         max_connections_per_user=int(args.max_connections_per_user),
-        max_console_viewers=int(args.max_console_viewers), ticket_ttl=float(args.ticket_ttl),
+        max_console_viewers=int(args.max_console_viewers),
+        max_console_viewers_per_user=int(args.max_console_viewers_per_user),
+        max_commands_per_user=int(args.max_commands_per_user), ticket_ttl=float(args.ticket_ttl),
     )
 
 

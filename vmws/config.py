@@ -41,6 +41,11 @@ class Config:
     max_message_rate: float = 50.0
     max_connections_per_user: int = 64
     max_console_viewers: int = 32
+    # Console sockets one user may hold on one VM (below max_console_viewers, so one user
+    # cannot take every seat).
+    max_console_viewers_per_user: int = 8
+    # Commands one user may have queued or running on one VM, the running one included.
+    max_commands_per_user: int = 4
     ticket_ttl: float = 30.0
     log_format: str = "text"
 
@@ -55,7 +60,8 @@ class Config:
             problems.append("log-format must be 'text' or 'json'")
         if (self.scrollback_bytes < 0 or self.max_message_bytes <= 0 or self.max_pending_bytes <= 0
                 or self.max_message_rate <= 0 or self.max_connections_per_user <= 0
-                or self.max_console_viewers <= 0 or self.ticket_ttl <= 0):
+                or self.max_console_viewers <= 0 or self.max_console_viewers_per_user <= 0
+                or self.max_commands_per_user <= 0 or self.ticket_ttl <= 0):
             problems.append("size limits must be positive")
         if problems:
             raise ValueError("; ".join(problems))

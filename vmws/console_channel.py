@@ -5,7 +5,9 @@ appended to the scrollback, decoded as UTF-8 incrementally (a character split ac
 reads stays whole; invalid bytes become U+FFFD), built into one message and sent to
 every viewer. Reads coalesce naturally: while a send is under way more output
 gathers in the stream, and the next read returns all of it. Input from any viewer
-goes through one queue, so it reaches the guest in arrival order, exactly once.
+goes through one queue, so it reaches the guest in arrival order, exactly once; the
+queue holds at most ``input_limit`` bytes (64 KiB) and input that does not fit is
+dropped, as a UART drops what overruns its FIFO.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from vmws.backend import ConsoleStream
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["ConsoleChannel", "CLOSE_NORMAL"]
+__all__ = ["ConsoleChannel", "CLOSE_NORMAL", "INPUT_LIMIT_BYTES"]
 
 log = logging.getLogger("vmws.console")
 CLOSE_NORMAL = 1000
 # Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
 _PACE_BYTES = 128 * 1024
 _PACE_POLL = 0.002
+# Typed input queued for the guest and not yet written to it, in bytes.
+INPUT_LIMIT_BYTES = 64 * 1024
 
 
 def _backlog(peer: Peer) -> int:
@@ -42,6 +46,7 @@ class ConsoleChannel:
         scrollback: Scrollback,
         now: Callable[[], float],
         on_finished: Callable[[ConsoleChannel], None],
+        input_limit: int = INPUT_LIMIT_BYTES,
     ) -> None:
         self.vm = vm
         self.viewers: set[Peer] = set()
@@ -51,6 +56,9 @@ class ConsoleChannel:
         self._on_finished = on_finished
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._inputs: asyncio.Queue[bytes] = asyncio.Queue()
+        self._input_limit = input_limit
+        self._input_bytes = 0  # queued or being written
+        self._input_overrun = False  # dropping since the queue last drained (logged once)
         self._reader = asyncio.create_task(self._read_loop(), name=f"console-read:{vm}")
         self._writer = asyncio.create_task(self._write_loop(), name=f"console-write:{vm}")
         self.finished = False
@@ -76,9 +84,38 @@ class ConsoleChannel:
     def remove_viewer(self, peer: Peer) -> None:
         self.viewers.discard(peer)
 
+    def viewer_count(self, user: str | None = None) -> int:
+        """How many live viewers this console has (those of ``user`` only, if given)."""
+        live = self._live_viewers()
+        return len(live) if user is None else sum(1 for peer in live if peer.user == user)
+
+    def _live_viewers(self) -> set[Peer]:
+        """The viewers, once those being closed are dropped.
+
+        A viewer being closed leaves at once, not when its socket is finally torn down:
+        until then its backlog is meaningless (it falls to nothing when the socket goes)
+        and, counted in ``_behind``, made a fast viewer's pace look kept up with, so the
+        reader raced ahead and cut the fast viewer off too.
+        """
+        closing = [peer for peer in self.viewers if peer.closing]
+        for peer in closing:
+            self.viewers.discard(peer)
+        return self.viewers
+
     def write(self, content: str) -> None:
-        if content:
-            self._inputs.put_nowait(content.encode("utf-8"))
+        if not content:
+            return
+        data = content.encode("utf-8")
+        if self._input_bytes + len(data) > self._input_limit:
+            if not self._input_overrun:
+                self._input_overrun = True
+                log.warning(
+                    "console input to %s dropped: over %d bytes queued for the guest",
+                    self.vm, self._input_limit,
+                )
+            return
+        self._input_bytes += len(data)
+        self._inputs.put_nowait(data)
 
     async def close(self) -> None:
         """Stop reading; viewers are left to the caller (server shutdown)."""
@@ -98,7 +135,7 @@ class ConsoleChannel:
                 offset = self._scrollback.end - held
                 self._scrollback.append(chunk)
                 text = self._decoder.decode(chunk)
-                if text and self.viewers:
+                if text and self._live_viewers():
                     message = protocol.console_message(text, self._now(), offset=offset)
                     for peer in list(self.viewers):
                         peer.send(message)
@@ -115,7 +152,9 @@ class ConsoleChannel:
             self._finish()
 
     def _behind(self) -> bool:
-        return bool(self.viewers) and min(_backlog(p) for p in self.viewers) > _PACE_BYTES
+        """Whether even the fastest live viewer has more than _PACE_BYTES unsent."""
+        live = self._live_viewers()
+        return bool(live) and min(_backlog(p) for p in live) > _PACE_BYTES
 
     async def _write_loop(self) -> None:
         while True:
@@ -124,6 +163,10 @@ class ConsoleChannel:
                 await self._stream.write(data)
             except Exception as exc:  # the VM went away mid-write: eof follows
                 log.info("console input to %s dropped: %s", self.vm, exc)
+            finally:
+                self._input_bytes -= len(data)
+                if not self._input_bytes:
+                    self._input_overrun = False
 
     def _finish(self) -> None:
         self.finished = True

@@ -245,7 +245,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             return
         if droppable and self._pending > _DROPPABLE_BACKLOG:
             return  # metrics are cumulative: the next one carries everything
-        size = len(text)
+        pieces = _text_frame(text)
+        size = sum(len(piece) for piece in pieces)  # bytes on the wire, not characters
         if self._pending + size > self.config.max_pending_bytes:
             log.warning(
                 "closing %s (%s) on %s: client too slow, %d bytes unsent",
@@ -262,7 +263,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         # task (py-spy, 1,000 watchers: 65% of the server in write_message, 21% of it
         # in ensure_future).
         try:
-            for piece in _text_frame(text):
+            for piece in pieces:
                 future = connection.stream.write(piece)
         except tornado.iostream.StreamClosedError:
             self._closing = True
@@ -276,8 +277,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     @property
     def pending_bytes(self) -> int:
-        """Output queued for this peer and not yet written to its socket."""
+        """Output bytes queued for this peer and not yet written to its socket."""
         return self._pending
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     def _sent(self, future: Any, size: int) -> None:
         self._pending -= size
@@ -330,11 +335,7 @@ class ConsoleSocket(_VMSocket):
         # Open (or find) the shared console before saying "connected": raises
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)
-        if len(self._channel.viewers) >= self.config.max_console_viewers:
-            raise AuthError(
-                f"too many viewers on the console of {name!r} (limit {self.config.max_console_viewers})",
-                CLOSE_TOO_MANY,
-            )
+        self.hub.admit_viewer(self._channel, self.user)
 
     def _since(self) -> int | None:
         raw = self.get_query_argument("since", None)

@@ -8,10 +8,9 @@ console output) is serialised once and handed to each recipient.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,8 +18,9 @@ from vmws import protocol
 from vmws.backend import Action, Backend, VMInfo
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
-from vmws.errors import VMWSError
-from vmws.limits import ConnectionCounter
+from vmws.errors import AuthError, VMWSError
+from vmws.keylocks import KeyedLocks
+from vmws.limits import CLOSE_TOO_MANY, ConnectionCounter
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
@@ -39,9 +39,14 @@ class Hub:
         self.peers: set[Peer] = set()
         self._watchers: dict[str, set[Peer]] = defaultdict(set)
         self._samplers: dict[str, asyncio.Task[None]] = {}
-        self._command_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Commands: one at a time per VM; how many each (VM, user) has queued or running;
+        # the tasks of each peer still waiting for their turn (dropped if it leaves).
+        self._command_locks = KeyedLocks()
+        self._outstanding: Counter[tuple[str, str]] = Counter()
+        self._waiting: dict[Peer, set[asyncio.Task[Any]]] = {}
+        self._dropping: set[asyncio.Task[Any]] = set()
         self._consoles: dict[str, ConsoleChannel] = {}
-        self._console_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._console_locks = KeyedLocks()
         self._scrollbacks: dict[str, Scrollback] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -74,6 +79,11 @@ class Hub:
 
     def unregister(self, peer: Peer) -> None:
         self.peers.discard(peer)
+        # Its commands that have not started go: nobody is there for the answer, and
+        # they would hold up everyone else's (the one running completes, logged).
+        for task in self._waiting.pop(peer, ()):
+            self._dropping.add(task)
+            task.cancel()
         for vm, watchers in list(self._watchers.items()):
             if peer in watchers:
                 self.remove_watcher(vm, peer)
@@ -133,41 +143,92 @@ class Hub:
     # Commands
 
     async def run_command(self, vm: str, command: protocol.Command, peer: Peer) -> None:
-        """Run one command (one at a time per VM, arrival order) and answer its issuer."""
+        """Run one command (one at a time per VM, arrival order) and answer its issuer.
+
+        A user has at most ``max_commands_per_user`` commands per VM queued or running;
+        the excess is refused with an ``error`` echoing its ``requestId``, so nobody is
+        ever queued behind more than that many of one user's commands.
+        """
         request_id = command.request_id or f"srv-{uuid.uuid4().hex[:12]}"
         action = command.action.value
-        # A forced stop is the way out of a graceful stop that hangs: it must not queue
-        # behind it (the backend lets it cut in, as `virsh destroy` does).
-        cuts_in = command.action is Action.STOP and command.force
-        async with contextlib.nullcontext() if cuts_in else self._command_locks[vm]:
-            task = asyncio.ensure_future(self.backend.perform(vm, command.action, force=command.force))
-            done, _ = await asyncio.wait({task}, timeout=self.config.command_timeout)
-            if not done:
-                message = protocol.response_message(
-                    request_id, False,
-                    f"Command '{action}' timed out after {self.config.command_timeout:g}s",
-                    self.now(), code="UNKNOWN_ERROR", action=action,
-                )
-                peer.send(message)
-                log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id)
-                # Keep the lock until it really ends, so commands never overlap.
-                await asyncio.wait({task})
-                return
-            try:
-                info = task.result()
-            except VMWSError as exc:
-                log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message)
-                peer.send(protocol.response_message(
-                    request_id, False, exc.message, self.now(), code=exc.code, action=action,
-                ))
-                return
-            except Exception:
-                log.exception("command %s on %s (%s) raised", action, vm, request_id)
-                peer.send(protocol.response_message(
-                    request_id, False, f"Command '{action}' failed: internal error", self.now(),
-                    code="UNKNOWN_ERROR", action=action,
-                ))
-                return
+        key = (vm, peer.user)
+        limit = self.config.max_commands_per_user
+        if self._outstanding[key] >= limit:
+            log.info("command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit)
+            peer.send(protocol.error_message(
+                "INVALID_COMMAND",
+                f"too many outstanding commands: at most {limit} per user per VM, the running one included; "
+                f"'{action}' refused",
+                self.now(), request_id=request_id,
+            ))
+            return
+        self._outstanding[key] += 1
+        try:
+            # A forced stop is the way out of a graceful stop that hangs: it must not queue
+            # behind it (the backend lets it cut in, as `virsh destroy` does).
+            if command.action is Action.STOP and command.force:
+                await self._perform(vm, command, peer, request_id)
+            else:
+                await self._run_in_turn(vm, command, peer, request_id)
+        finally:
+            self._outstanding[key] -= 1
+            if self._outstanding[key] <= 0:
+                del self._outstanding[key]
+
+    async def _run_in_turn(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.setdefault(peer, set()).add(task)
+        try:
+            async with self._command_locks.hold(vm):
+                self._forget_waiting(peer, task)  # started: it runs to the end
+                await self._perform(vm, command, peer, request_id)
+        except asyncio.CancelledError:
+            if task not in self._dropping:
+                raise
+            self._dropping.discard(task)
+            log.info("command %s on %s by %s (%s) dropped: its sender left before it started",
+                     command.action.value, vm, peer.user, request_id)
+        finally:
+            self._forget_waiting(peer, task)
+
+    def _forget_waiting(self, peer: Peer, task: asyncio.Task[Any]) -> None:
+        waiting = self._waiting.get(peer)
+        if waiting is not None:
+            waiting.discard(task)
+            if not waiting:
+                del self._waiting[peer]
+
+    async def _perform(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> None:
+        action = command.action.value
+        task = asyncio.ensure_future(self.backend.perform(vm, command.action, force=command.force))
+        done, _ = await asyncio.wait({task}, timeout=self.config.command_timeout)
+        if not done:
+            message = protocol.response_message(
+                request_id, False,
+                f"Command '{action}' timed out after {self.config.command_timeout:g}s",
+                self.now(), code="UNKNOWN_ERROR", action=action,
+            )
+            peer.send(message)
+            log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id)
+            # Keep the turn until it really ends, so commands never overlap.
+            await asyncio.wait({task})
+            return
+        try:
+            info = task.result()
+        except VMWSError as exc:
+            log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message)
+            peer.send(protocol.response_message(
+                request_id, False, exc.message, self.now(), code=exc.code, action=action,
+            ))
+            return
+        except Exception:
+            log.exception("command %s on %s (%s) raised", action, vm, request_id)
+            peer.send(protocol.response_message(
+                request_id, False, f"Command '{action}' failed: internal error", self.now(),
+                code="UNKNOWN_ERROR", action=action,
+            ))
+            return
         log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value)
         peer.send(protocol.response_message(
             request_id, True, f"Command '{action}' completed successfully", self.now(),
@@ -178,7 +239,13 @@ class Hub:
 
     async def console(self, vm: str) -> ConsoleChannel:
         """The VM's shared console channel, opened on first use (raises backend errors)."""
-        async with self._console_locks[vm]:
+        channel = self._consoles.get(vm)
+        if channel is not None and not channel.finished:
+            return channel
+        # Look the VM up before keeping anything under its name: a refused name leaves
+        # no lock behind (2,000 long names once kept 40 MiB for good).
+        await self.backend.get(vm)
+        async with self._console_locks.hold(vm):
             channel = self._consoles.get(vm)
             if channel is None or channel.finished:
                 stream = await self.backend.open_console(vm)
@@ -186,6 +253,21 @@ class Hub:
                 channel = ConsoleChannel(vm, stream, scrollback, self.now, self._console_finished)
                 self._consoles[vm] = channel
             return channel
+
+    def admit_viewer(self, channel: ConsoleChannel, user: str) -> None:
+        """Raise the ``AuthError`` (close 4029) that keeps ``user`` off ``channel``, if any.
+
+        The per-user cap is below the console's, so one user cannot take every seat.
+        """
+        if channel.viewer_count() >= self.config.max_console_viewers:
+            raise AuthError(
+                f"too many viewers on this console (limit {self.config.max_console_viewers})", CLOSE_TOO_MANY,
+            )
+        per_user = self.config.max_console_viewers_per_user
+        if channel.viewer_count(user) >= per_user:
+            raise AuthError(
+                f"too many console viewers for this user on this VM (limit {per_user} per user)", CLOSE_TOO_MANY,
+            )
 
     def remove_viewer(self, vm: str, peer: Peer) -> None:
         channel = self._consoles.get(vm)

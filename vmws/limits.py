@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["TokenBucket", "ConnectionCounter"]
+__all__ = ["TokenBucket", "ConnectionCounter", "CLOSE_TOO_MANY"]
+
+# Close code of a connection refused because a limit is reached (its `error` names it).
+CLOSE_TOO_MANY = 4029
 
 
 class TokenBucket:

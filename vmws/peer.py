@@ -15,7 +15,13 @@ class Peer(Protocol):
 
     @property
     def pending_bytes(self) -> int:
-        """Output queued for this peer and not yet written to its socket."""
+        """Output bytes (as framed on the wire) queued for this peer and not yet written
+        to its socket."""
+
+    @property
+    def closing(self) -> bool:
+        """True from the moment the peer is being closed (by either side): it takes no
+        more output, and the hub and its console channels stop counting it."""
 
     def send(self, text: str, *, droppable: bool = False) -> None:
         """Queue ``text`` without waiting. ``droppable`` messages (metrics) are skipped

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 
 import pytest
 
-from tests.e2e.client import Client, client, running_server, token
+from tests.e2e.client import Client, client, running_server
 from tests.e2e.test_console import login
+from tests.e2e.test_limits_console import stalled_viewer
 
 pytestmark = pytest.mark.asyncio
 
@@ -86,14 +86,7 @@ async def test_slow_viewer_is_cut_off_without_slowing_others() -> None:
     bound = 256 * 1024
     async with running_server(max_pending_bytes=bound, scrollback_bytes=4096) as server:
         # The slow viewer completes the handshake and then never reads.
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=1024)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        writer.write(
-            f"GET /ws/vms/web-4/console?token={token()} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        await writer.drain()
+        _, writer = await stalled_viewer(server.port, "web-4")
         async with client(server, "web-4", console=True) as fast:
             await login(fast, "web-4")
             viewers = lambda: [p for p in server.hub.peers if getattr(p, "vm", "") == "web-4"]  # noqa: E731
