@@ -15,10 +15,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from vmws import protocol
-from vmws.backend import Action, Backend, VMInfo
+from vmws.backend import Action, Backend, VMInfo, VMStatus
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
-from vmws.errors import AuthError, VMWSError
+from vmws.errors import AuthError, VMNotRunning, VMWSError
 from vmws.keylocks import KeyedLocks
 from vmws.limits import CLOSE_TOO_MANY, ConnectionCounter
 from vmws.peer import Peer
@@ -241,6 +241,11 @@ class Hub:
         """The VM's shared console channel, opened on first use (raises backend errors)."""
         channel = self._consoles.get(vm)
         if channel is not None and not channel.finished:
+            # An open channel outlives a pause (its viewers stay), but a paused VM takes
+            # no new reader, as the backends refuse a new stream then.
+            info = await self.backend.get(vm)
+            if info.status is VMStatus.PAUSED:
+                raise VMNotRunning(f"VM {vm!r} is paused: its console takes no new viewers until it resumes")
             return channel
         # Look the VM up before keeping anything under its name: a refused name leaves
         # no lock behind (2,000 long names once kept 40 MiB for good).

@@ -41,3 +41,19 @@ async def test_input_typed_at_a_paused_vm_is_bounded_and_the_viewer_stays() -> N
         assert seen.count("x") == MAX_INPUT - 1  # the line holds 4 KiB less room for Enter
         await viewer.send("console_input", {"content": "echo still-here\n"})
         await viewer.read_console_until("echo still-here\r\nstill-here\r\nadmin@web-3:~$ ")
+
+
+async def test_a_second_viewer_of_a_console_already_open_is_refused_while_paused() -> None:
+    # The hub keeps one channel per VM: a new viewer must be refused even though the
+    # channel (opened before the pause) exists, while the attached viewer stays.
+    async with running_server() as server, client(server, "web-4", console=True) as first, \
+            client(server, "web-4") as monitor:
+        await first.recv("connection")
+        assert (await monitor.command("pause", "p"))["success"] is True
+        async with client(server, "web-4", console=True) as second:
+            error = await second.recv()
+            assert error["type"] == "error" and error["data"]["code"] == "VM_NOT_RUNNING"
+            assert (await second.closed())[0] == 4009
+        assert (await monitor.command("resume", "r"))["success"] is True
+        await first.send("console_input", {"content": "\n"})
+        await first.read_console_until("login: ")
