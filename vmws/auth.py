@@ -149,6 +149,8 @@ class TokenVerifier:
             raise AuthError("token signature is invalid") from None
         except jwt.PyJWTError:
             raise AuthError("token is malformed or invalid") from None
+        except OverflowError:  # "exp": 1e400 reads as infinity, which PyJWT's int() refuses
+            raise AuthError("token has a time claim out of range") from None
         return _principal_from(claims)
 
     def _key_for(self, token: str) -> Any:
@@ -182,6 +184,10 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:
         raise AuthError("token 'sub' must be a non-empty string")
+    try:
+        sub.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON) could be sent nowhere
+        raise AuthError("token 'sub' is not valid Unicode text") from None
     raw_perms = claims.get("permissions", [])
     if not isinstance(raw_perms, list) or not all(isinstance(p, str) for p in raw_perms):
         raise AuthError("token 'permissions' must be a list of strings")
@@ -192,7 +198,11 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         raise AuthError("token 'vms' must be a list of glob patterns")
     # Unknown permission names are ignored, so newer issuers can add permissions.
     perms = frozenset(_PERMISSIONS[p] for p in raw_perms if p in _PERMISSIONS)
-    return Principal(sub, perms, tuple(raw_vms) if raw_vms is not None else None, float(claims["exp"]))
+    try:
+        expires_at = float(claims["exp"])
+    except OverflowError:  # a signed "exp" of 10**400
+        raise AuthError("token 'exp' is out of range") from None
+    return Principal(sub, perms, tuple(raw_vms) if raw_vms is not None else None, expires_at)
 
 
 def mint_token(
