@@ -215,6 +215,10 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:
         raise AuthError("token 'sub' must be a non-empty string")
+    try:
+        sub.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON) could be sent nowhere
+        raise AuthError("token 'sub' is not valid Unicode text") from None
     raw_perms = claims.get("permissions", [])
     if not isinstance(raw_perms, list) or not all(isinstance(p, str) for p in raw_perms):
         raise AuthError("token 'permissions' must be a list of strings")

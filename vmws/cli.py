@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
     _add(serve, "heartbeat-interval", "seconds between heartbeats", 30.0, type=float)
     _add(serve, "command-timeout", "seconds a command may take before it fails", 300.0, type=float)
+    _add(serve, "header-timeout", "seconds a new connection has to send its request line and headers", 10.0,
+         type=float)
+    _add(serve, "idle-timeout", "seconds a kept-alive HTTP connection may wait for its next request", 30.0,
+         type=float)
     _add(serve, "scenario", "simulator fleet/scenario file (TOML); default: the demo fleet")
     _add(serve, "speed", "simulated clock speed-up factor", 1.0, type=float)
     _add(serve, "seed", "simulator random seed", 0, type=int)
@@ -149,6 +153,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, allowed_origins=origins,
         metrics_interval=float(args.metrics_interval), heartbeat_interval=float(args.heartbeat_interval),
         command_timeout=float(args.command_timeout), scrollback_bytes=int(args.scrollback_bytes),
+        header_timeout=float(args.header_timeout), idle_timeout=float(args.idle_timeout),
         max_message_bytes=int(args.max_message_bytes), log_format=args.log_format,
         max_message_rate=float(args.max_message_rate),
         max_connections_per_user=int(args.max_connections_per_user),

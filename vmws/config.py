@@ -32,6 +32,12 @@ class Config:
     metrics_interval: float = 2.0
     heartbeat_interval: float = 30.0
     command_timeout: float = 300.0
+    # Slowloris: the request line and headers of a connection's first request must all
+    # arrive within header_timeout of the connection opening (a trickle of header lines
+    # does not extend it); a kept-alive connection must bring its next request, headers
+    # included, within idle_timeout of the previous response, or it is closed.
+    header_timeout: float = 10.0
+    idle_timeout: float = 30.0
     # Limits
     scrollback_bytes: int = 64 * 1024
     max_message_bytes: int = 64 * 1024
@@ -53,7 +59,8 @@ class Config:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is out of range 0–65535")
-        for name in ("metrics_interval", "heartbeat_interval", "command_timeout", "speed"):
+        for name in ("metrics_interval", "heartbeat_interval", "command_timeout", "header_timeout", "idle_timeout",
+                     "speed"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.replace('_', '-')} must be positive")
         if self.log_format not in ("text", "json"):

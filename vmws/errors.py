@@ -9,6 +9,7 @@
         ├── VMNotRunning         VM_NOT_RUNNING (close 4009 on the console endpoint)
         ├── CommandFailed        UNKNOWN_ERROR  the action ran and failed (fault, guest refused)
         ├── CommandTimeout       UNKNOWN_ERROR  the action did not finish in time
+        ├── NoConsole            UNKNOWN_ERROR  the backend has no consoles (close 4005)
         └── BackendUnavailable   UNKNOWN_ERROR  hypervisor unreachable (libvirtd down)
 
 Backends raise only these; a libvirt exception never leaves ``harness/``.
@@ -26,6 +27,7 @@ __all__ = [
     "VMNotRunning",
     "CommandFailed",
     "CommandTimeout",
+    "NoConsole",
     "BackendUnavailable",
 ]
 
@@ -80,6 +82,10 @@ class CommandFailed(BackendError):
 
 class CommandTimeout(BackendError):
     """The action did not complete within its deadline."""
+
+
+class NoConsole(BackendError):
+    """The backend cannot open consoles at all (libvirt's ``test:///`` driver, for one)."""
 
 
 class BackendUnavailable(BackendError):

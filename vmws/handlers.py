@@ -3,13 +3,17 @@
 The upgrade is accepted first and checked after, so a browser can read why it was
 refused: bad token → ``AUTH_ERROR`` + close 4001; missing permission or VM outside the
 token's ``vms`` → ``AUTH_ERROR`` + 4003 (before lookup, so existence does not leak);
-unknown VM → ``VM_NOT_FOUND`` + 4004; console of a VM not running → ``VM_NOT_RUNNING`` + 4009.
+unknown VM → ``VM_NOT_FOUND`` + 4004; console of a VM not running → ``VM_NOT_RUNNING`` + 4009;
+console on a backend without consoles → 4005. Whatever ``open()`` took (a connection slot,
+a place in the hub) is given back on every path, and every refusal ends with a close frame
+whose reason is a fixed phrase (never raw input, always within a close frame's 123 bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import struct
 import uuid
 from typing import Any
@@ -22,25 +26,50 @@ import tornado.websocket
 from tornado.websocket import _WebSocketParams
 
 from vmws import protocol
-from vmws.auth import CLOSE_UNAUTHENTICATED, Permission, Principal
+from vmws.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Permission, Principal
+from vmws.backend import Capability
 from vmws.limits import TokenBucket
 from vmws.tickets import TICKET_PREFIX, Authenticator
 from vmws.wsprotocol import StrictWebSocketProtocol
 from vmws.config import Config
-from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMNotRunning, VMWSError
+from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
 from vmws.logs import redact
 
-__all__ = ["MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "TicketHandler", "CLOSE_CODES"]
+__all__ = [
+    "MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "TicketHandler", "CLOSE_CODES",
+    "MAX_NAME_BYTES", "fit_close_reason",
+]
 
 log = logging.getLogger("vmws.handlers")
 
+CLOSE_INVALID = 1008
+CLOSE_INTERNAL = 1011
 CLOSE_NOT_FOUND = 4004
+CLOSE_NO_CONSOLE = 4005
 CLOSE_TOO_SLOW = 4008
 CLOSE_NOT_RUNNING = 4009
 CLOSE_TOO_MANY = 4029
-# Close code for each error that ends a connection while it is being set up.
-CLOSE_CODES: dict[type[VMWSError], int] = {VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING}
+# Close code for each error that ends a connection while it is being set up
+# (AuthError carries its own, 4001 / 4003 / 4029).
+CLOSE_CODES: dict[type[VMWSError], int] = {
+    VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING, NoConsole: CLOSE_NO_CONSOLE,
+    InvalidCommand: CLOSE_INVALID,
+}
+# The close reason of each refusal: a fixed phrase, so no name, subject or token is ever
+# quoted in it (the `error` message before the close frame carries the detail).
+_CLOSE_REASONS = {
+    CLOSE_UNAUTHENTICATED: "not authenticated", CLOSE_FORBIDDEN: "forbidden", CLOSE_NOT_FOUND: "no such VM",
+    CLOSE_NO_CONSOLE: "this server's backend has no consoles", CLOSE_NOT_RUNNING: "VM is not running",
+    CLOSE_TOO_MANY: "too many connections", CLOSE_INVALID: "invalid request", CLOSE_INTERNAL: "internal error",
+}
+# RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
+MAX_CLOSE_REASON_BYTES = 123
+# No VM has a longer name (libvirt's limit is lower still); longer ones are not looked up.
+MAX_NAME_BYTES = 255
+# `?since=`: ASCII digits only (str.isdigit() also takes "²" and "٣"), and few enough
+# that int() never meets its 4,300-digit limit.
+_OFFSET = re.compile(r"[0-9]{1,19}")
 # Metrics and heartbeats are skipped for a peer with this much output unsent.
 _DROPPABLE_BACKLOG = 256 * 1024
 
@@ -51,8 +80,41 @@ def bearer_token(request: Any) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
+def fit_close_reason(reason: str) -> str:
+    """``reason`` cut to the 123 UTF-8 bytes a close frame holds, never inside a character."""
+    return reason.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class UndecodableQuery(AuthError):
+    """A query argument whose percent-encoded bytes are not UTF-8: no credential can be read
+    from such a URL (HTTP 400, or close 4001 after the upgrade)."""
+
+    def __init__(self) -> None:
+        super().__init__("the URL's query string is not valid UTF-8 once percent-decoded")
+
+
+def query_argument(request: Any, name: str, *, strip: bool = True) -> str | None:
+    """The last value of query argument ``name``, or None; ``UndecodableQuery`` if any
+    argument of the URL is not UTF-8. Tornado's own getter raises with the raw value
+    (a ticket, say) in its message, which then reaches the log."""
+    arguments: dict[str, list[bytes]] = request.query_arguments
+    decoded: dict[str, str] = {}
+    for key, values in arguments.items():
+        for value in values:
+            try:
+                decoded[key] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UndecodableQuery() from None
+    found = decoded.get(name)
+    return found.strip() if found is not None and strip else found
+
+
 def log_exception_redacted(handler: tornado.web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:
     """Tornado's own version prints the request URI, token included."""
+    if isinstance(value, tornado.web.HTTPError):
+        # A refusal (405, a path that is not UTF-8): the access log line is the one line
+        # it gets. Tornado's message for it may quote the raw input.
+        return
     log.error("uncaught error on %s %s", handler.request.method, redact(handler.request.uri or ""),
               exc_info=(typ, value, tb))
 
@@ -112,7 +174,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._expiry: asyncio.TimerHandle | None = None
         self._rate = TokenBucket(config.max_message_rate, 2 * config.max_message_rate, self.last_seen)
         self._rate_warned_at = float("-inf")
-        self._counted = False
+        self._counted = False  # holds a slot of hub.user_connections
+        self._in_hub = False  # registered with the hub (maybe watching or viewing)
+        self._opened = False  # got through open(): its close is logged
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log_exception_redacted(self, typ, value, tb)
@@ -136,37 +200,80 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.vm = name
         self.set_nodelay(True)
         try:
-            principal = self.auth.authenticate(self.get_query_argument("token", None) or bearer_token(self.request))
-            self.user = principal.sub
-            principal.require(self.permission, name)
-            if not self.hub.user_connections.acquire(principal.sub):
-                raise AuthError(
-                    f"too many connections for user {principal.sub!r} "
-                    f"(limit {self.config.max_connections_per_user})", CLOSE_TOO_MANY,
-                )
-            self._counted = True
-            self.principal = principal
-            await self.backend_check(name)
-            self.hub.register(self)
-            self._schedule_expiry(principal)
-            self.send(protocol.connection_message(
-                vm=name, session_id=self.session_id, user=principal.sub,
-                permissions=principal.permission_names(),
-                heartbeat_interval=self.config.heartbeat_interval,
-                metrics_interval=self.config.metrics_interval,
-                now=self.hub.now(), extra=self.connection_extra(),
-            ))
-            await self.join_hub(name)
-            log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
-        except AuthError as exc:
-            self._refuse(exc, exc.close_code)
+            await self._admit(name)
+        except _ClientGone:
+            self._release()  # it left while we were waiting on the backend
         except VMWSError as exc:
-            self._refuse(exc, CLOSE_CODES.get(type(exc), 1011))
+            self._release()
+            code = exc.close_code if isinstance(exc, AuthError) else CLOSE_CODES.get(type(exc), CLOSE_INTERNAL)
+            self._refuse(exc, code)
+        except Exception:
+            # A bug, not the client's doing: logged with its traceback, and the client
+            # still gets a close frame rather than a dropped connection.
+            log.exception("%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+            self._release()
+            self._refuse(VMWSError("internal error while opening the connection"), CLOSE_INTERNAL)
+        else:
+            self._opened = True
+            log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+
+    async def _admit(self, name: str) -> None:
+        """Every step of setting up a connection; each raises to refuse it. What a step
+        takes is recorded (``_counted``, ``_in_hub``, ``_expiry``) for ``_release``."""
+        self.read_query()
+        principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+        self.user = principal.sub
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise VMNotFound(f"no VM has a name longer than {MAX_NAME_BYTES} bytes")
+        principal.require(self.permission, name)
+        if not self.hub.user_connections.acquire(principal.sub):
+            raise AuthError(
+                f"too many connections for this user (limit {self.config.max_connections_per_user})", CLOSE_TOO_MANY,
+            )
+        self._counted = True
+        self.principal = principal
+        await self.backend_check(name)
+        self._check_still_here()
+        self._in_hub = True
+        self.hub.register(self)
+        self._schedule_expiry(principal)
+        self.send(protocol.connection_message(
+            vm=name, session_id=self.session_id, user=principal.sub,
+            permissions=principal.permission_names(),
+            heartbeat_interval=self.config.heartbeat_interval,
+            metrics_interval=self.config.metrics_interval,
+            now=self.hub.now(), extra=self.connection_extra(),
+        ))
+        await self.join_hub(name)
+        self._check_still_here()
+
+    def _check_still_here(self) -> None:
+        if self._closing or self.ws_connection is None:
+            raise _ClientGone()
+
+    def _release(self) -> None:
+        """Give back whatever ``open()`` took; safe to call more than once."""
+        self.principal = None  # messages arriving from now on are ignored
+        if self._expiry:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._counted:
+            self._counted = False
+            self.hub.user_connections.release(self.user)
+        if self._in_hub:
+            self._in_hub = False
+            self.leave_hub()
+            self.hub.unregister(self)
 
     def _refuse(self, exc: VMWSError, code: int) -> None:
         log.info("%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message)
-        self.send(protocol.error_message(exc.code, exc.message, self.hub.now()))
-        self.close(code, exc.message[:120])
+        reason = _CLOSE_REASONS.get(code, "connection refused")
+        try:
+            message = protocol.error_message(exc.code, exc.message, self.hub.now())
+        except orjson.JSONEncodeError:  # the message quotes text that is not valid Unicode
+            message = protocol.error_message(exc.code, reason, self.hub.now())
+        self.send(message)
+        self.close(code, reason)
 
     def _schedule_expiry(self, principal: Principal) -> None:
         delay = principal.expires_at - self.hub.now()
@@ -175,6 +282,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _expired(self) -> None:
         self.send(protocol.error_message("AUTH_ERROR", "token has expired", self.hub.now()))
         self.close(CLOSE_UNAUTHENTICATED, "token has expired")
+
+    def read_query(self) -> None:
+        """Read the endpoint's own query arguments; raise to refuse the connection."""
+        query_argument(self.request, "token")  # UndecodableQuery before anything else
 
     async def backend_check(self, name: str) -> None:
         """Raise the backend error that refuses this connection, if any."""
@@ -202,7 +313,13 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self.send(protocol.error_message(exc.code, exc.message, self.hub.now(), request_id=exc.request_id))
             return
         if isinstance(parsed, protocol.Heartbeat):
-            self.send(protocol.heartbeat_message(parsed.data, self.hub.now()))
+            try:
+                echo = protocol.heartbeat_message(parsed.data, self.hub.now())
+            except orjson.JSONEncodeError:  # nested over 255 levels: orjson will not write it
+                echo = protocol.error_message(
+                    "INVALID_COMMAND", "heartbeat 'data' is nested too deeply to echo", self.hub.now(),
+                )
+            self.send(echo)
         else:
             self.handle(parsed)
 
@@ -225,14 +342,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._closing = True
-        if self._expiry:
-            self._expiry.cancel()
-        if self._counted:
-            self._counted = False
-            self.hub.user_connections.release(self.user)
-        if self.principal is not None:
-            self.leave_hub()
-            self.hub.unregister(self)
+        self._release()
+        if self._opened:
+            self._opened = False
             log.info(
                 "%s closed vm=%s user=%s session=%s code=%s",
                 self.endpoint.value, self.vm, self.user, self.session_id, self.close_code,
@@ -299,7 +411,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if self._closing:
             return
         self._closing = True
-        super().close(code, reason)
+        super().close(code, None if reason is None else fit_close_reason(reason))
+
+
+class _ClientGone(Exception):
+    """The client went away while ``open()`` waited."""
 
 
 class MonitorSocket(_VMSocket):
@@ -332,26 +448,19 @@ class ConsoleSocket(_VMSocket):
     permission = Permission.CONSOLE
 
     async def backend_check(self, name: str) -> None:
+        if Capability.CONSOLE not in self.hub.backend.capabilities:
+            await self.hub.backend.get(name)  # an unknown VM is still VM_NOT_FOUND
+            raise NoConsole("this server's backend has no consoles (it cannot open a VM's serial console)")
         # Open (or find) the shared console before saying "connected": raises
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)
         self.hub.admit_viewer(self._channel, self.user)
 
-    def _since(self) -> int | None:
-        raw = self.get_query_argument("since", None)
-        if raw is None:
-            return None
-        if not raw.isdigit():
-            raise InvalidCommand("'since' must be a byte offset (a whole number)")
-        return int(raw)
-
-    async def open(self, name: str) -> None:
-        try:
-            self._since_offset = self._since()
-        except InvalidCommand as exc:
-            self._refuse(exc, 1008)
-            return
-        await super().open(name)
+    def read_query(self) -> None:
+        raw = query_argument(self.request, "since", strip=False)
+        if raw is not None and not _OFFSET.fullmatch(raw):
+            raise InvalidCommand("'since' must be a byte offset: a whole number of at most 19 digits 0-9")
+        self._since_offset = None if raw is None else int(raw)
 
     async def join_hub(self, name: str) -> None:
         self._channel.add_viewer(self, self._since_offset)
@@ -384,6 +493,11 @@ class _APIHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log_exception_redacted(self, typ, value, tb)
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Tornado's own errors (405, ...) as JSON like ours, without a traceback."""
+        code = "INVALID_COMMAND" if status_code < 500 else "UNKNOWN_ERROR"
+        self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
+
     def _error(self, status: int, exc: VMWSError) -> None:
         self.set_status(status)
         if status == 401:
@@ -412,9 +526,12 @@ class VMListHandler(_APIHandler):
 
     async def get(self) -> None:
         try:
-            principal = self.auth.authenticate(self.get_query_argument("token", None) or bearer_token(self.request))
+            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
             principal.require(Permission.READ)
             vms = await self.hub.backend.list()
+        except UndecodableQuery as exc:
+            self._error(400, exc)
+            return
         except AuthError as exc:
             status = 401 if exc.close_code == CLOSE_UNAUTHENTICATED else 403
             self._error(status, exc)

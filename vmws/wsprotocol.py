@@ -1,4 +1,4 @@
-"""Tornado's RFC 6455 implementation, stricter about close frames.
+"""Tornado's RFC 6455 implementation, stricter about close frames, masking and UTF-8.
 
 Tornado echoes whatever close code a peer sends, including codes RFC 6455 §7.4 forbids
 on the wire (0, 999, 1004–1006, 1015, 1016–2999) and one-byte close payloads, and it
@@ -7,6 +7,11 @@ does not check that the close reason is UTF-8. The Autobahn cases 7.3.2, 7.5.1 a
 1007 (invalid payload). This subclass checks the close frame first and otherwise
 leaves everything to Tornado (``_handle_message`` is Tornado's private hook; the
 Autobahn test in tests/e2e/test_autobahn.py guards it across upgrades).
+
+Tornado also drops the TCP connection without a close frame on a text message that is
+not UTF-8 (RFC 6455 §8.1 asks for 1007), and accepts unmasked client frames, which
+§5.1 says a server must fail (1002). Both now get their close frame. Whether a frame
+was masked is read from ``_frame_mask``, which Tornado sets only for masked frames.
 """
 
 from __future__ import annotations
@@ -28,14 +33,34 @@ def valid_close_code(code: int) -> bool:
 
 
 class StrictWebSocketProtocol(WebSocketProtocol13):
+    async def _receive_frame(self) -> None:
+        self._frame_mask = None  # Tornado sets it again if this frame is masked
+        await super()._receive_frame()
+        # A fragment that does not end its message is buffered without _handle_message.
+        if self._frame_mask is None and not self.client_terminated and not self.is_closing():
+            self._fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+
     def _handle_message(self, opcode: int, data: bytes) -> Any:
-        if opcode == 0x8 and not self.client_terminated:
-            problem = _close_frame_problem(data)
-            if problem is not None:
-                self.client_terminated = True
-                self.close(*problem)
-                return None
+        if self.client_terminated:
+            return None
+        if self._frame_mask is None:
+            self._fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+            return None
+        problem = _close_frame_problem(data) if opcode == 0x8 else None
+        if opcode == 0x1 and not self._frame_compressed:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                problem = CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8"
+        if problem is not None:
+            self._fail(*problem)
+            return None
         return super()._handle_message(opcode, data)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): a close frame, then the TCP connection goes."""
+        self.client_terminated = True
+        self.close(code, reason)
 
 
 def _close_frame_problem(data: bytes) -> tuple[int, str] | None:
