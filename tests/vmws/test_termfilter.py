@@ -163,6 +163,46 @@ def test_random_streams_split_anywhere_never_start_a_string(text: str, cuts: lis
     assert pyte_titles(out) == []
 
 
+MODE_DEFAULTS = {"?1": "l", "?7": "h", "?25": "h", "?47": "l", "?1047": "l", "?1049": "l",
+                 "?1000": "l", "?1002": "l", "?1003": "l", "?1006": "l", "?2004": "l", "4": "l"}
+mode_streams = st.lists(st.sampled_from(
+    [f"\x1b[{m}{v}" for m in MODE_DEFAULTS for v in "hl"]
+    + ["\x1b[1;31m", "\x1b[0m", "\x1b[m", "\x1b=", "\x1b>", "\x1b(0", "\x1b(B", "\x0e", "\x0f", "text",
+       "\x1b]0;\x1b[?25l", "\x1bP\x18", "\x1b", "\x9b?2004h", "\x1b[?1000;1006h", "\x1bc"]), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=mode_streams)
+def test_after_the_reset_every_tracked_mode_is_back_to_default(parts: list[str]) -> None:
+    f = TerminalFilter()
+    out = "".join(f.feed(p) for p in parts)
+    reset = f.reset_sequence()
+    ref = parse(out + reset)
+    assert ref.strings == [] and {e[0] for e in parse(reset).events} <= {"csi", "esc", "execute"}
+    modes: dict[str, str] = {}
+    sgr, keypad, g0, shifted = "", False, "B", False
+    for event in ref.events:
+        if event[0] == "csi" and event[2] in "hl":
+            private = event[1].startswith("?")
+            for number in event[1].lstrip("?").split(";"):
+                mode = ("?" if private else "") + number
+                # 47, 1047 and 1049 are one screen: any of them, reset, leaves it.
+                for alt in (["?47", "?1047", "?1049"] if mode in ("?47", "?1047", "?1049") else [mode]):
+                    modes[alt] = event[2]
+        elif event[0] == "csi" and event[2] == "m":
+            sgr = event[1]
+        elif event[0] == "esc" and event[3] in ("\x1b=", "\x1b>"):
+            keypad = event[3] == "\x1b="
+        elif event[0] == "esc" and event[3].startswith("\x1b("):
+            g0 = event[2]
+        elif event[0] == "esc" and event[3] == "\x1bc":
+            modes, sgr, keypad, g0, shifted = {}, "", False, "B", False
+        elif event[0] == "execute" and event[1] in "\x0e\x0f":
+            shifted = event[1] == "\x0e"
+    assert all(modes.get(m, d) == d for m, d in MODE_DEFAULTS.items()), (modes, reset)
+    assert sgr in ("", "0") and not keypad and g0 == "B" and not shifted
+
+
 def test_reset_undoes_what_the_guest_switched_on_with_csi_and_esc_only() -> None:
     f = TerminalFilter()
     f.feed("\x1b[?1049h\x1b[?25l\x1b[?1000;1006h\x1b[?2004h\x1b[?1h\x1b=\x1b[1;31m"
@@ -195,4 +235,4 @@ def test_modes_in_dropped_strings_are_not_reset_and_split_ones_are() -> None:
 
 def test_bench_reports_a_rate() -> None:
     rates = bench(0.05)
-    assert set(rates) == {"console", "hostile"} and all(r > 0 for r in rates.values())
+    assert set(rates) == {"plain", "coloured", "hostile"} and all(r > 0 for r in rates.values())
