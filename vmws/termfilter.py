@@ -145,16 +145,14 @@ class TerminalFilter:
             return
         state = self.state
         if state == _GROUND:
-            if ch == "\x0e" or ch == "\x0f":
-                self._shifted_out = ch == "\x0e"
-            out.append(ch)
+            self._execute(ch, out)
         elif state == _OSC_STRING:
             if ch == _BEL:  # xterm's OSC terminator
                 self.state = _GROUND
         elif state == _STRING:
             pass  # DCS, SOS, PM, APC: everything up to ST, CAN, SUB or ESC is dropped
         elif code < 0x20:
-            out.append(ch)  # C0 inside a sequence: executed, the sequence goes on
+            self._execute(ch, out)  # C0 inside a sequence: executed, the sequence goes on
         elif code == 0x7F or code > 0x9F:
             pass  # ignored inside a sequence
         elif state == _ESCAPE:
@@ -169,6 +167,11 @@ class TerminalFilter:
                 self._hold(ch)
             else:
                 self._dispatch(ch, out)
+
+    def _execute(self, ch: str, out: list[str]) -> None:
+        if ch == "\x0e" or ch == "\x0f":  # SO / SI: G1 / G0 charset
+            self._shifted_out = ch == "\x0e"
+        out.append(ch)
 
     def _escape(self, ch: str, out: list[str]) -> None:
         if ch == "[":
