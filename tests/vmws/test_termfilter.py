@@ -33,10 +33,10 @@ ATTACKS = {
 }
 
 
-def run(chunks: list[str]) -> tuple[str, list[str]]:
+def run(chunks: list[str]) -> str:
+    """What one filter writes for these reads, concatenated."""
     f = TerminalFilter()
-    outs = [f.feed(c) for c in chunks]
-    return "".join(outs), outs
+    return "".join(f.feed(c) for c in chunks)
 
 
 def shown(events: list[Event]) -> list[Event]:
@@ -67,10 +67,10 @@ def pyte_titles(text: str) -> list[str]:
 def test_attack_yields_no_control_string_at_any_split(name: str) -> None:
     attack = ATTACKS[name]
     assert parse(attack).strings, "the attack itself starts a string in a terminal"
-    whole, _ = run([attack])
+    whole = run([attack])
     for cut in range(len(attack) + 1):
         for cut2 in range(cut, len(attack) + 1):
-            out, _ = run([attack[:cut], attack[cut:cut2], attack[cut2:]])
+            out = run([attack[:cut], attack[cut:cut2], attack[cut2:]])
             assert out == whole, (cut, cut2)
     ref = parse(whole)
     assert ref.strings == [] and ref.state == "ground"
@@ -79,10 +79,10 @@ def test_attack_yields_no_control_string_at_any_split(name: str) -> None:
 
 
 def test_literal_outputs() -> None:
-    assert run([ATTACKS["esc-then-osc"]])[0] == OSC52  # shown as text, as a terminal shows it
-    assert run([ATTACKS["esc-nul-osc"]])[0] == "\x00"  # the NUL is executed; no title
-    assert run(["\x1b", "\x1b]0;x\x07", OSC52])[0] == OSC52  # ESC at the end of a read
-    assert run(["\x1b\x1b", "]0;x\x07]52", ";c;aGk=\x07"])[0] == OSC52
+    assert run([ATTACKS["esc-then-osc"]]) == OSC52  # shown as text, as a terminal shows it
+    assert run([ATTACKS["esc-nul-osc"]]) == "\x00"  # the NUL is executed; no title
+    assert run(["\x1b", "\x1b]0;x\x07", OSC52]) == OSC52  # ESC at the end of a read
+    assert run(["\x1b\x1b", "]0;x\x07]52", ";c;aGk=\x07"]) == OSC52
 
 
 def test_pyte_sees_the_title_in_the_attack_and_none_after_the_filter() -> None:
@@ -91,7 +91,7 @@ def test_pyte_sees_the_title_in_the_attack_and_none_after_the_filter() -> None:
     assert pyte_titles("\x1b]2;TITLE\x07") == ["TITLE"]
     assert pyte_titles("\x9d2;TITLE\x9c") == ["TITLE"]
     for attack in ATTACKS.values():
-        assert pyte_titles(run([attack])[0]) == []
+        assert pyte_titles(run([attack])) == []
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_pyte_sees_the_title_in_the_attack_and_none_after_the_filter() -> None:
     ],
 )
 def test_filter_behaves_as_a_terminal_reads(chunks: list[str], expected: str) -> None:
-    out, _ = run(chunks)
+    out = run(chunks)
     assert out == expected
     whole = "".join(chunks)
     assert shown(parse(out).events) == shown(parse(whole).events)
@@ -133,10 +133,10 @@ def test_filter_behaves_as_a_terminal_reads(chunks: list[str], expected: str) ->
 
 def test_overlong_sequences_are_dropped_and_the_filter_recovers() -> None:
     long_csi = "\x1b[" + "1;" * MAX_SEQUENCE + "m"
-    out, _ = run(["a", long_csi[:100], long_csi[100:], "b\x1b[1mc"])
+    out = run(["a", long_csi[:100], long_csi[100:], "b\x1b[1mc"])
     assert out == "ab\x1b[1mc"
     fits = "\x1b[" + "1" * (MAX_SEQUENCE - 3) + "m"
-    assert run([fits])[0] == fits and run([fits[:5], fits[5:]])[0] == fits
+    assert run([fits]) == fits and run([fits[:5], fits[5:]]) == fits
 
 
 # Characters that matter to the parser, heavily weighted, plus any code point now and then.
@@ -156,8 +156,8 @@ def test_random_streams_split_anywhere_never_start_a_string(text: str, cuts: lis
         terminal.feed(f.feed(chunk))
         assert terminal.state == "ground"  # what was written never leaves a sequence open
     assert terminal.strings == []
-    out, _ = run(chunks)
-    assert out == run([text])[0]  # where reads are split changes nothing
+    out = run(chunks)
+    assert out == run([text])  # where reads are split changes nothing
     # Nothing a terminal would print, execute or dispatch is lost or added.
     assert shown(parse(out).events) == shown(parse(text).events)
     assert pyte_titles(out) == []
