@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         "console", help="attach to a VM's serial console",
         description=(
             "Attach the terminal to a VM's shared serial console, like virsh console. "
-            "The token comes from VMWS_TOKEN or --token-file, never the command line."
+            "The token comes from VMWS_TOKEN or --token-file, never the command line. "
+            "Control strings in guest output (titles, clipboard writes: OSC, DCS, SOS, PM, APC) "
+            "never reach this terminal, be stdout a tty or a pipe; on detach, the modes the "
+            "guest switched on (alternate screen, mouse, bracketed paste...) are switched off."
         ),
     )
     console.add_argument("name", help="VM name")

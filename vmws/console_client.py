@@ -1,7 +1,9 @@
 """``vmws console NAME``: attach this terminal to a VM's shared console, like virsh console.
 
 Raw tty mode while attached (restored on every exit path), the escape key (``^]``)
-detaches, guest output is filtered so it cannot reprogram this terminal. Works with
+detaches. Guest output goes through ``TerminalFilter`` whatever stdout is (a tty or a
+pipe), so it cannot retitle this terminal, write its clipboard or send it any other
+control string; on detach the modes the guest switched on are switched off. Works with
 a non-tty stdin too (pipes, pexpect): input is forwarded as it comes and, when it
 ends, output is shown for ``--linger`` seconds before detaching.
 """
@@ -103,7 +105,10 @@ async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, l
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, session.done.set)
-        code = await session.run(stdin)
+        try:
+            code = await session.run(stdin)
+        finally:
+            session.undo_terminal_changes()
     if session.message:
         print(("\n" if is_tty else "") + session.message, file=sys.stderr, flush=True)
     return code
@@ -131,6 +136,17 @@ class _Session:
         self.conn.close()
         await asyncio.gather(reader, input_task, return_exceptions=True)
         return self.exit_code
+
+    def undo_terminal_changes(self) -> None:
+        """On detach, switch off what the guest switched on (alternate screen, mouse
+        reporting, bracketed paste, hidden cursor, colours...), with CSI/ESC sequences
+        only, as users of ``virsh console`` expect. Written to pipes too: the filter
+        forwarded the sequences there, so whatever shows the pipe needs the reset too."""
+        reset = self._filter.reset_sequence()
+        if reset:
+            with contextlib.suppress(OSError):  # a closed pipe: nobody left to reset
+                self._out.write(reset.encode())
+                self._out.flush()
 
     async def _read_server(self) -> None:
         try:
