@@ -63,7 +63,7 @@ def test_the_file_is_well_formed() -> None:
     assert len({e["name"] for e in entries}) == len(entries)
     for entry in entries:
         assert set(entry) == {"code", "name", "by", "meaning"}
-        assert entry["by"] in ("server", "client")
+        assert entry["by"] in ("server", "client", "local")
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", entry["name"])
         assert 1000 <= entry["code"] <= 4999 and entry["meaning"]
 

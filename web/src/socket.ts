@@ -82,7 +82,7 @@ export const RECONNECT_DELAY_MS = 5_000;
 export const STALE_TIMEOUT_MS = 60_000;
 
 const FATAL_CLOSE: Record<number, ErrorCode> = {
-  [CloseCode.BAD_TOKEN]: "AUTH_ERROR",
+  [CloseCode.UNAUTHENTICATED]: "AUTH_ERROR",
   [CloseCode.FORBIDDEN]: "AUTH_ERROR",
   [CloseCode.VM_NOT_FOUND]: "VM_NOT_FOUND",
   [CloseCode.VM_NOT_RUNNING]: "VM_NOT_RUNNING",
@@ -152,14 +152,14 @@ export class ManagedSocket {
     this.disposed = true;
     this.attempt += 1;
     this.clearTimers();
-    this.drop(CloseCode.NORMAL, "client closed");
+    this.drop(CloseCode.NORMAL_CLOSURE, "client closed");
     this.setState("closed", null);
   }
 
   // Lifecycle
 
   private connect(): void {
-    this.drop(CloseCode.NORMAL, "reconnecting");
+    this.drop(CloseCode.NORMAL_CLOSURE, "reconnecting");
     this.info = null;
     this.handshakeError = null;
     const attempt = ++this.attempt;
@@ -218,7 +218,8 @@ export class ManagedSocket {
         if (this.state === "connecting") this.handshakeError = message.data;
         break;
       case "heartbeat": {
-        const sentAt = message.data[HEARTBEAT_KEY];
+        const data = message.data;
+        const sentAt = typeof data === "object" && data !== null ? (data as Record<string, unknown>)[HEARTBEAT_KEY] : undefined;
         if (typeof sentAt === "number") {
           this.events.onLatency?.(Math.max(0, this.opts.now() - sentAt));
           return; // our own echo: nothing for the owner
@@ -240,12 +241,12 @@ export class ManagedSocket {
       this.setState("failed", told ?? { code: fatal ?? "UNKNOWN_ERROR", message: reason || `closed (${code})` });
       return;
     }
-    if (code === CloseCode.NORMAL && !this.opts.reconnectOnNormalClose) {
+    if (code === CloseCode.NORMAL_CLOSURE && !this.opts.reconnectOnNormalClose) {
       this.setState("closed", null);
       return;
     }
     const error: WireError | null =
-      code === CloseCode.NORMAL ? null : told ?? { code: "UNKNOWN_ERROR", message: describeClose(code, reason) };
+      code === CloseCode.NORMAL_CLOSURE ? null : told ?? { code: "UNKNOWN_ERROR", message: describeClose(code, reason) };
     this.scheduleReconnect(this.opts.reconnectDelayMs, error);
   }
 
@@ -284,7 +285,7 @@ export class ManagedSocket {
     this.staleTimer = setTimeout(() => {
       this.staleTimer = null;
       // The link is silent: the spec says reconnect now (the wait already happened).
-      this.drop(4000, "no heartbeat");
+      this.drop(CloseCode.CLIENT_STALE, "no heartbeat");
       this.connect();
     }, this.staleTimeout());
   }
@@ -324,6 +325,6 @@ export class ManagedSocket {
 
 function describeClose(code: number, reason: string): string {
   if (code === CloseCode.GOING_AWAY) return reason || "server going away";
-  if (code === 1006) return "connection lost";
+  if (code === CloseCode.ABNORMAL_CLOSURE) return "connection lost";
   return reason ? `${reason} (${code})` : `connection closed (${code})`;
 }
