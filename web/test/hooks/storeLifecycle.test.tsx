@@ -40,29 +40,20 @@ afterEach(() => {
 const strict = ({ children }: { children: ReactNode }) => <StrictMode>{children}</StrictMode>;
 
 describe("stores created in render", () => {
-  it("useVMWebSocket's first render reads connecting, never closed", () => {
+  it.each([
+    ["useVMWebSocket", useVMWebSocket],
+    ["useVMConsole", useVMConsole],
+  ] as const)("%s's first render reads connecting, never closed", (_, hook) => {
     const fakes = fakeSockets();
     const seen: string[] = [];
     renderHook(() => {
-      const vm = useVMWebSocket("my-vm", { url: "ws://h", token: "t", tickets: false, createSocket: fakes.factory });
-      seen.push(vm.connection);
-      return vm;
+      const handle = hook("my-vm", { url: "ws://h", token: "t", tickets: false, createSocket: fakes.factory });
+      seen.push(handle.connection);
+      return handle;
     });
     expect(seen[0]).toBe("connecting");
     expect(seen).not.toContain("closed");
     expect(fakes.sockets).toHaveLength(1);
-  });
-
-  it("useVMConsole's first render reads connecting, never closed", () => {
-    const fakes = fakeSockets();
-    const seen: string[] = [];
-    renderHook(() => {
-      const c = useVMConsole("my-vm", { url: "ws://h", token: "t", tickets: false, createSocket: fakes.factory });
-      seen.push(c.connection);
-      return c;
-    });
-    expect(seen[0]).toBe("connecting");
-    expect(seen).not.toContain("closed");
   });
 
   it("under StrictMode one socket stays open and works", () => {
