@@ -134,7 +134,7 @@ def test_vm_named_with_html_characters_renders_as_text(ui: UI) -> None:
 
 def test_a_read_only_token_cannot_press_the_buttons(ui: UI) -> None:
     ui.open_vm("ro-1", permissions=("read",))
-    for action in ("start", "stop", "force-off", "restart", "suspend", "resume"):
+    for action in ("start", "stop", "force-off", "restart", "suspend", "pause", "resume"):
         button = ui.page.get_by_test_id(f"action-{action}")
         assert button.is_disabled()
         assert button.get_attribute("title") == "This token lacks the control permission"

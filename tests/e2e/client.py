@@ -1,6 +1,9 @@
 """Helpers for end-to-end tests: a real vmws server on an unused port, a real client.
 
-The client is the third-party ``websockets`` library, as a dashboard would use.
+The client is the third-party ``websockets`` library, as a dashboard would use. Every
+message it receives, and every message it sends, is checked against the published schema
+(docs/schema/vmws-protocol.schema.json): a message the docs do not describe fails the
+test that saw it. A test that sends a bad message on purpose says so (``malformed=True``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from vmws.app import Server
 from vmws.auth import mint_token
 from vmws.backends.simulator import SimulatorBackend
 from vmws.config import Config
+from tests.schema.protocol_schema import SchemaViolation, check_received, check_sent
 
 SECRET = "e2e-secret-that-is-at-least-32-bytes-long"
 ALL = ["read", "control", "console"]
@@ -45,19 +49,36 @@ class Client:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        # The schema differs per endpoint; the path says which this is.
+        self.endpoint = "console" if ws.request is not None and ws.request.path.split("?")[0].endswith("/console") \
+            else "monitor"
+
+    def _checked(self, frame: str | bytes) -> dict[str, Any]:
+        """A received frame, parsed and checked against the schema."""
+        assert isinstance(frame, str), f"the server sent a binary frame: {frame[:100]!r}"
+        message: dict[str, Any] = orjson.loads(frame)
+        check_received(message, self.endpoint)
+        return message
 
     async def recv(self, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-        """The next message, or the next of ``kind`` (others are skipped)."""
+        """The next message, or the next of ``kind`` (others are skipped, after their check)."""
         async with asyncio.timeout(timeout):
             while True:
-                message: dict[str, Any] = orjson.loads(await self.ws.recv())
+                message = self._checked(await self.ws.recv())
                 if kind is None or message["type"] == kind:
                     return message
 
-    async def send(self, kind: str, data: Any = None) -> None:
+    async def send(self, kind: str, data: Any = None, *, malformed: bool = False) -> None:
+        """Send one message; it must match the schema, or not at all when ``malformed``."""
         body: dict[str, Any] = {"type": kind, "timestamp": "2023-05-23T12:34:56Z"}
         if data is not None:
             body["data"] = data
+        if malformed:
+            with contextlib.suppress(SchemaViolation):
+                check_sent(body, self.endpoint)
+                raise AssertionError(f"sent as malformed, but the schema accepts it: {body!r}")
+        else:
+            check_sent(body, self.endpoint)
         await self.ws.send(orjson.dumps(body).decode())
 
     async def command(self, action: str, request_id: str, **extra: Any) -> dict[str, Any]:
@@ -82,7 +103,7 @@ class Client:
         with contextlib.suppress(websockets.ConnectionClosed):
             async with asyncio.timeout(timeout):
                 while True:
-                    await self.ws.recv()
+                    self._checked(await self.ws.recv())
         return self.ws.close_code, self.ws.close_reason
 
 

@@ -66,7 +66,7 @@ async def test_console_refusals() -> None:
             assert (await c.closed())[0] == 4004
         async with client(server, "my-vm", console=True) as c:
             await c.recv("connection")
-            await c.send("command", {"action": "stop", "requestId": "x"})
+            await c.send("command", {"action": "stop", "requestId": "x"}, malformed=True)
             error = (await c.recv("error"))["data"]
             assert error["code"] == "INVALID_COMMAND" and error["requestId"] == "x"
 

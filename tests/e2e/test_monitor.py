@@ -125,10 +125,10 @@ async def test_malformed_input_gets_invalid_command_and_connection_stays() -> No
         await c.recv("status")
         await c.ws.send("{not json")
         assert (await c.recv("error"))["data"]["code"] == "INVALID_COMMAND"
-        await c.send("command", {"action": "fly", "requestId": "r7"})
+        await c.send("command", {"action": "fly", "requestId": "r7"}, malformed=True)
         error = (await c.recv("error"))["data"]
         assert error["code"] == "INVALID_COMMAND" and error["requestId"] == "r7" and "fly" in error["message"]
-        await c.send("console_input", {"content": "ls\n"})
+        await c.send("console_input", {"content": "ls\n"}, malformed=True)
         assert (await c.recv("error"))["data"]["code"] == "INVALID_COMMAND"
         await c.ws.send(b"\x00\x01")
         assert (await c.recv("error"))["data"]["code"] == "INVALID_COMMAND"

@@ -2,7 +2,7 @@
 // keep the long-lived token out of WebSocket URLs.
 
 import { VM_STATUSES, type VMStatus } from "./protocol";
-import { ConnectError } from "./socket";
+import { ConnectError, ServerBusyError } from "./socket";
 
 export interface VMSummary {
   readonly name: string;
@@ -68,9 +68,19 @@ export async function fetchTicket(token: string, base = ""): Promise<string | nu
     const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
     throw new ConnectError("AUTH_ERROR", typeof message === "string" ? message : "the token was refused");
   }
+  if (response.status === 429 || response.status === 503) {
+    // Too many outstanding tickets, or vmws overloaded: the socket retries with backoff.
+    throw new ServerBusyError(`POST /api/tickets answered ${response.status}; retrying`, retryAfterMs(response));
+  }
   const ticket = (body as { ticket?: unknown } | null)?.ticket;
   if (!response.ok || typeof ticket !== "string") {
     throw new ConnectError("UNKNOWN_ERROR", `POST /api/tickets answered ${response.status}`);
   }
   return ticket;
+}
+
+/** Retry-After in ms when given as seconds (the HTTP-date form is not used by vmws). */
+function retryAfterMs(response: Response): number | null {
+  const value = response.headers.get("Retry-After");
+  return value !== null && /^[0-9]{1,6}$/.test(value.trim()) ? Number(value.trim()) * 1000 : null;
 }

@@ -33,7 +33,8 @@ export class ConsoleSession {
   private readonly socket: ManagedSocket;
   private readonly stateListeners = new Set<() => void>();
   private readonly outputListeners = new Set<ConsoleListener>();
-  private snapshot: ConsoleSnapshot = { connection: "closed", info: null, eof: false, error: null };
+  // A session exists to be started: until then it reads "connecting" (see VMMonitor).
+  private snapshot: ConsoleSnapshot = { connection: "connecting", info: null, eof: false, error: null };
   private backlog: ConsoleEvent[] = [];
   private backlogChars = 0;
 
@@ -69,6 +70,11 @@ export class ConsoleSession {
 
   start(): void {
     this.socket.start();
+  }
+
+  /** Closes the connection; `start()` may open it again. */
+  stop(): void {
+    this.socket.stop();
   }
 
   dispose(): void {

@@ -77,8 +77,10 @@ export class VMMonitor {
 
   constructor(options: MonitorOptions) {
     this.commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+    // A monitor exists to be started: until then it reads "connecting", so a page
+    // rendered before the start effect runs does not flash "closed".
     this.snapshot = {
-      connection: "closed",
+      connection: "connecting",
       info: null,
       status: null,
       history: MetricsHistory.empty(options.historySize ?? HISTORY_SIZE),
@@ -103,6 +105,12 @@ export class VMMonitor {
 
   start(): void {
     this.socket.start();
+  }
+
+  /** Closes the connection; `start()` may open it again (React runs effects twice in StrictMode). */
+  stop(): void {
+    this.socket.stop();
+    this.rejectAll("DISCONNECTED", "monitor closed");
   }
 
   dispose(): void {

@@ -1,98 +1,54 @@
 // The vmws wire protocol as the browser sees it: message shapes, codes, and the
 // pure functions that build and parse frames. No sockets, no React: everything else
-// in the UI goes through these types (spec: shared/spec/websocket-api.md).
+// in the UI goes through these types. The contract is docs/websocket-api.md; the
+// types and close codes come from protocol.generated.ts, generated from the published
+// schema (docs/schema/), so they cannot drift from it.
 
-export const VM_STATUSES = ["running", "stopped", "paused", "suspended", "error"] as const;
-export type VMStatus = (typeof VM_STATUSES)[number];
+import type {
+  ConsoleClientMessage,
+  ConsoleServerMessage,
+  ErrorCode as KnownErrorCode,
+  MonitorClientMessage,
+  MonitorServerMessage,
+} from "./protocol.generated";
 
-export const ACTIONS = ["start", "stop", "restart", "suspend", "resume"] as const;
-export type Action = (typeof ACTIONS)[number];
-
-export type Permission = "read" | "control" | "console";
+export { ACTIONS, CloseCode, ERROR_CODES, PERMISSIONS, VM_STATUSES } from "./protocol.generated";
+export type {
+  Action,
+  ClientHeartbeatMessage,
+  CommandData,
+  CommandMessage,
+  ConnectionData,
+  ConnectionMessage,
+  ConsoleClientMessage,
+  ConsoleData,
+  ConsoleInputData,
+  ConsoleInputMessage,
+  ConsoleMessage,
+  ConsoleServerMessage,
+  ErrorData,
+  ErrorMessage,
+  HeartbeatData,
+  HeartbeatTick,
+  MetricsData,
+  MetricsMessage,
+  MonitorClientMessage,
+  MonitorServerMessage,
+  Permission,
+  ResponseData,
+  ResponseMessage,
+  ServerHeartbeatMessage,
+  StatusData,
+  StatusMessage,
+  VMStatus,
+} from "./protocol.generated";
+import { VM_STATUSES } from "./protocol.generated";
 
 /** Wire error codes; the server may add more, so any string is accepted too. */
-export type ErrorCode =
-  | "AUTH_ERROR"
-  | "VM_NOT_FOUND"
-  | "VM_NOT_RUNNING"
-  | "INVALID_COMMAND"
-  | "UNKNOWN_ERROR"
-  | (string & {});
+export type ErrorCode = KnownErrorCode | (string & {});
 
-/** WebSocket close codes the server uses (DESIGN.md, "Connection"). */
-export const CloseCode = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  BAD_TOKEN: 4001,
-  FORBIDDEN: 4003,
-  VM_NOT_FOUND: 4004,
-  VM_NOT_RUNNING: 4009,
-} as const;
-
-export interface ConnectionData {
-  status: "connected";
-  vm: string;
-  sessionId: string;
-  user: string;
-  permissions: Permission[];
-  /** Seconds between the server's heartbeats. */
-  heartbeatInterval: number;
-  /** Seconds between metrics messages. */
-  metricsInterval: number;
-}
-
-export interface StatusData {
-  status: VMStatus;
-  lastStateChange: string;
-  uptime: number;
-}
-
-export interface MetricsData {
-  cpu: { utilization: number };
-  memory: { used: number; total: number };
-  network: { rxBytes: number; txBytes: number };
-  disk: { readBytes: number; writeBytes: number };
-}
-
-export interface ResponseData {
-  requestId: string;
-  success: boolean;
-  message: string;
-  code?: ErrorCode;
-}
-
-export interface ConsoleData {
-  content: string;
-  eof: boolean;
-}
-
-export interface ErrorData {
-  code: ErrorCode;
-  message: string;
-  requestId?: string;
-}
-
-export type HeartbeatData = Record<string, unknown>;
-
-interface Envelope<T extends string, D> {
-  type: T;
-  timestamp: string;
-  data: D;
-}
-
-export type ServerMessage =
-  | Envelope<"connection", ConnectionData>
-  | Envelope<"status", StatusData>
-  | Envelope<"metrics", MetricsData>
-  | Envelope<"response", ResponseData>
-  | Envelope<"console", ConsoleData>
-  | Envelope<"error", ErrorData>
-  | Envelope<"heartbeat", HeartbeatData>;
-
-export type ClientMessage =
-  | Envelope<"command", { action: Action; requestId: string; force?: boolean }>
-  | Envelope<"console_input", { content: string }>
-  | Envelope<"heartbeat", HeartbeatData>;
+export type ServerMessage = MonitorServerMessage | ConsoleServerMessage;
+export type ClientMessage = MonitorClientMessage | ConsoleClientMessage;
 
 type ClientData<T extends ClientMessage["type"]> = Extract<ClientMessage, { type: T }>["data"];
 

@@ -59,6 +59,34 @@ export class ConnectError extends Error implements WireError {
   }
 }
 
+/**
+ * The server is refusing for now (a ticket request answered 429 or 503): retried
+ * with exponential backoff and jitter, so that many pages refused together do not
+ * come back together. `retryAfterMs` is the server's Retry-After, when it sent one.
+ */
+export class ServerBusyError extends ConnectError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super("UNKNOWN_ERROR", message);
+    this.name = "ServerBusyError";
+  }
+}
+
+/** Longest wait between two tries after ServerBusyError refusals. */
+export const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * The wait before the next try after `failures` refusals in a row: "equal jitter"
+ * backoff, a random point in [ceiling / 2, ceiling] with ceiling = base * 2^failures,
+ * never above `maxMs`.
+ */
+export function backoffDelay(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(failures, 30));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
 export interface ManagedSocketOptions {
   url: string | UrlProvider;
   createSocket?: SocketFactory;
@@ -70,6 +98,10 @@ export interface ManagedSocketOptions {
   reconnectOnNormalClose?: boolean;
   /** Clock for heartbeat round trips, in ms. */
   now?: () => number;
+  /** Cap of the backoff after the server refuses for now (ServerBusyError); default 60 s. */
+  maxBackoffMs?: number;
+  /** Jitter source in [0, 1) (tests fix it). */
+  random?: () => number;
 }
 
 export interface ManagedSocketEvents {
@@ -82,7 +114,7 @@ export const RECONNECT_DELAY_MS = 5_000;
 export const STALE_TIMEOUT_MS = 60_000;
 
 const FATAL_CLOSE: Record<number, ErrorCode> = {
-  [CloseCode.BAD_TOKEN]: "AUTH_ERROR",
+  [CloseCode.UNAUTHENTICATED]: "AUTH_ERROR",
   [CloseCode.FORBIDDEN]: "AUTH_ERROR",
   [CloseCode.VM_NOT_FOUND]: "VM_NOT_FOUND",
   [CloseCode.VM_NOT_RUNNING]: "VM_NOT_RUNNING",
@@ -103,6 +135,8 @@ export class ManagedSocket {
   private staleTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private heartbeatSeq = 0;
+  // ServerBusyError refusals in a row: the exponent of the backoff.
+  private busyRefusals = 0;
   // Bumped by every connect and by dispose: a URL that resolves late for an
   // attempt that is no longer current is dropped.
   private attempt = 0;
@@ -120,6 +154,8 @@ export class ManagedSocket {
       staleTimeoutMs: options.staleTimeoutMs ?? STALE_TIMEOUT_MS,
       reconnectOnNormalClose: options.reconnectOnNormalClose ?? true,
       now: options.now ?? (() => Date.now()),
+      maxBackoffMs: options.maxBackoffMs ?? MAX_BACKOFF_MS,
+      random: options.random ?? Math.random,
     };
   }
 
@@ -146,20 +182,27 @@ export class ManagedSocket {
     return true;
   }
 
+  /** Closes without retrying; `start()` may open it again. */
+  stop(): void {
+    if (this.disposed) return;
+    this.attempt += 1;
+    this.busyRefusals = 0;
+    this.clearTimers();
+    this.drop(CloseCode.NORMAL_CLOSURE, "client closed");
+    this.setState("closed", null);
+  }
+
   /** Closes for good: no retry; a last `closed` state event, then silence. */
   dispose(): void {
     if (this.disposed) return;
+    this.stop();
     this.disposed = true;
-    this.attempt += 1;
-    this.clearTimers();
-    this.drop(CloseCode.NORMAL, "client closed");
-    this.setState("closed", null);
   }
 
   // Lifecycle
 
   private connect(): void {
-    this.drop(CloseCode.NORMAL, "reconnecting");
+    this.drop(CloseCode.NORMAL_CLOSURE, "reconnecting");
     this.info = null;
     this.handshakeError = null;
     const attempt = ++this.attempt;
@@ -173,14 +216,17 @@ export class ManagedSocket {
     }
     url().then(
       (resolved) => {
-        if (attempt === this.attempt) this.open(resolved);
+        if (attempt !== this.attempt) return;
+        this.busyRefusals = 0;
+        this.open(resolved);
       },
       (err: unknown) => {
         if (attempt !== this.attempt) return;
         this.clearStaleTimer();
         const error: WireError =
           err instanceof ConnectError ? err : { code: "UNKNOWN_ERROR", message: err instanceof Error ? err.message : String(err) };
-        if (FATAL_CODES.has(error.code)) this.setState("failed", error);
+        if (err instanceof ServerBusyError) this.scheduleReconnect(this.busyDelay(err), error);
+        else if (FATAL_CODES.has(error.code)) this.setState("failed", error);
         else this.scheduleReconnect(this.opts.reconnectDelayMs, error);
       },
     );
@@ -218,7 +264,8 @@ export class ManagedSocket {
         if (this.state === "connecting") this.handshakeError = message.data;
         break;
       case "heartbeat": {
-        const sentAt = message.data[HEARTBEAT_KEY];
+        const data = message.data;
+        const sentAt = typeof data === "object" && data !== null ? (data as Record<string, unknown>)[HEARTBEAT_KEY] : undefined;
         if (typeof sentAt === "number") {
           this.events.onLatency?.(Math.max(0, this.opts.now() - sentAt));
           return; // our own echo: nothing for the owner
@@ -240,13 +287,20 @@ export class ManagedSocket {
       this.setState("failed", told ?? { code: fatal ?? "UNKNOWN_ERROR", message: reason || `closed (${code})` });
       return;
     }
-    if (code === CloseCode.NORMAL && !this.opts.reconnectOnNormalClose) {
+    if (code === CloseCode.NORMAL_CLOSURE && !this.opts.reconnectOnNormalClose) {
       this.setState("closed", null);
       return;
     }
     const error: WireError | null =
-      code === CloseCode.NORMAL ? null : told ?? { code: "UNKNOWN_ERROR", message: describeClose(code, reason) };
+      code === CloseCode.NORMAL_CLOSURE ? null : told ?? { code: "UNKNOWN_ERROR", message: describeClose(code, reason) };
     this.scheduleReconnect(this.opts.reconnectDelayMs, error);
+  }
+
+  /** The wait after a ServerBusyError: backoff, or the server's Retry-After if longer (both capped). */
+  private busyDelay(err: ServerBusyError): number {
+    const backoff = backoffDelay(this.busyRefusals, this.opts.reconnectDelayMs, this.opts.maxBackoffMs, this.opts.random);
+    this.busyRefusals += 1;
+    return Math.min(this.opts.maxBackoffMs, Math.max(backoff, err.retryAfterMs ?? 0));
   }
 
   private scheduleReconnect(delayMs: number, error: WireError | null): void {
@@ -284,7 +338,7 @@ export class ManagedSocket {
     this.staleTimer = setTimeout(() => {
       this.staleTimer = null;
       // The link is silent: the spec says reconnect now (the wait already happened).
-      this.drop(4000, "no heartbeat");
+      this.drop(CloseCode.CLIENT_STALE, "no heartbeat");
       this.connect();
     }, this.staleTimeout());
   }
@@ -324,6 +378,6 @@ export class ManagedSocket {
 
 function describeClose(code: number, reason: string): string {
   if (code === CloseCode.GOING_AWAY) return reason || "server going away";
-  if (code === 1006) return "connection lost";
+  if (code === CloseCode.ABNORMAL_CLOSURE) return "connection lost";
   return reason ? `${reason} (${code})` : `connection closed (${code})`;
 }

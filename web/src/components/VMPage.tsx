@@ -15,6 +15,7 @@ const BUTTONS: readonly { action: Action; label: string; force?: boolean }[] = [
   { action: "stop", label: "Force off", force: true },
   { action: "restart", label: "Restart" },
   { action: "suspend", label: "Suspend" },
+  { action: "pause", label: "Pause" },
   { action: "resume", label: "Resume" },
 ];
 

@@ -1,11 +1,14 @@
 // useVMConsole: a VM's serial console as a stream for a terminal (subscribe to
 // output events), send(input), eof and error state, and reconnection (spec,
-// "Frontend Integration"). The rules live in ConsoleSession and ManagedSocket.
+// "Frontend Integration"). The rules live in ConsoleSession and ManagedSocket; the
+// session is created in render and started in an effect (useStore), so the first
+// render already says "connecting" and VMConsole never flashes "Reconnect".
 
-import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
+import { useCallback } from "react";
 import { ConsoleSession, type ConsoleListener, type ConsoleSnapshot } from "../consoleSession";
 import { defaultSocketBase, ticketedSocketUrl, vmSocketUrl } from "../endpoints";
 import type { SocketFactory } from "../socket";
+import { useStore } from "./useStore";
 
 export interface UseVMConsoleOptions {
   /** `ws(s)://host[:port]`; default: this page's origin. */
@@ -32,30 +35,20 @@ export interface VMConsoleHandle extends ConsoleSnapshot {
 }
 
 const IDLE: ConsoleSnapshot = { connection: "closed", info: null, eof: false, error: null };
-const idleSubscribe = (): (() => void) => () => undefined;
-const idleSnapshot = (): ConsoleSnapshot => IDLE;
 
 export function useVMConsole(name: string, options: UseVMConsoleOptions): VMConsoleHandle {
   const { token, enabled = true, reconnectDelayMs, staleTimeoutMs, createSocket } = options;
   const tickets = options.tickets ?? true;
   const base = options.url ?? defaultSocketBase();
-  const [session, setSession] = useState<ConsoleSession | null>(null);
 
-  useEffect(() => {
-    if (!token || !enabled) {
-      setSession(null);
-      return;
-    }
-    const url = tickets ? ticketedSocketUrl(base, name, token, "console") : vmSocketUrl(base, name, token, "console");
-    const s = new ConsoleSession({ url, reconnectDelayMs, staleTimeoutMs, createSocket });
-    s.start();
-    setSession(s);
-    return () => s.dispose();
-  }, [base, name, token, enabled, tickets, reconnectDelayMs, staleTimeoutMs, createSocket]);
-
-  const snapshot = useSyncExternalStore(
-    session?.subscribe ?? idleSubscribe,
-    session?.getSnapshot ?? idleSnapshot,
+  const { store: session, snapshot } = useStore(
+    [base, name, token, enabled, tickets, reconnectDelayMs, staleTimeoutMs, createSocket],
+    () => {
+      if (!token || !enabled) return null;
+      const url = tickets ? ticketedSocketUrl(base, name, token, "console") : vmSocketUrl(base, name, token, "console");
+      return new ConsoleSession({ url, reconnectDelayMs, staleTimeoutMs, createSocket });
+    },
+    IDLE,
   );
 
   const subscribe = useCallback(

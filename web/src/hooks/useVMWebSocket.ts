@@ -1,14 +1,16 @@
 // useVMWebSocket: one VM's live status, metrics history and connection, and
 // sendCommand(action) settled by the matching `response` (spec, "Frontend
 // Integration"). The rules live in VMMonitor; this hook only ties its lifetime to
-// the component and its state to React.
+// the component (useStore: created in render, started in an effect) and its state
+// to React.
 
-import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
+import { useCallback } from "react";
 import { defaultSocketBase, ticketedSocketUrl, vmSocketUrl } from "../endpoints";
 import { CommandError, VMMonitor, type CommandOptions, type CommandResult, type MonitorSnapshot } from "../monitor";
 import type { Action, Permission } from "../protocol";
 import { MetricsHistory, type MetricsPoint } from "../rates";
 import type { SocketFactory } from "../socket";
+import { useStore } from "./useStore";
 
 export interface UseVMWebSocketOptions {
   /** `ws(s)://host[:port]`; default: this page's origin. */
@@ -39,30 +41,20 @@ const IDLE: MonitorSnapshot = {
   lastError: null,
   latencyMs: null,
 };
-const idleSubscribe = (): (() => void) => () => undefined;
-const idleSnapshot = (): MonitorSnapshot => IDLE;
 
 export function useVMWebSocket(name: string, options: UseVMWebSocketOptions): VMWebSocket {
   const { token, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket } = options;
   const tickets = options.tickets ?? true;
   const base = options.url ?? defaultSocketBase();
-  const [monitor, setMonitor] = useState<VMMonitor | null>(null);
 
-  useEffect(() => {
-    if (!token) {
-      setMonitor(null);
-      return;
-    }
-    const url = tickets ? ticketedSocketUrl(base, name, token, "monitor") : vmSocketUrl(base, name, token, "monitor");
-    const m = new VMMonitor({ url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket });
-    m.start();
-    setMonitor(m);
-    return () => m.dispose();
-  }, [base, name, token, tickets, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket]);
-
-  const snapshot = useSyncExternalStore(
-    monitor?.subscribe ?? idleSubscribe,
-    monitor?.getSnapshot ?? idleSnapshot,
+  const { store: monitor, snapshot } = useStore(
+    [base, name, token, tickets, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket],
+    () => {
+      if (!token) return null;
+      const url = tickets ? ticketedSocketUrl(base, name, token, "monitor") : vmSocketUrl(base, name, token, "monitor");
+      return new VMMonitor({ url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket });
+    },
+    IDLE,
   );
 
   const sendCommand = useCallback(

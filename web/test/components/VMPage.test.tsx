@@ -52,7 +52,7 @@ describe("VMPage", () => {
       sockets[0]!.connect({ permissions: ["read"] });
       sockets[0]!.receive("status", { status: "running", lastStateChange: "", uptime: 1 });
     });
-    for (const name of ["Start", "Stop", "Force off", "Restart", "Suspend", "Resume"]) {
+    for (const name of ["Start", "Stop", "Force off", "Restart", "Suspend", "Pause", "Resume"]) {
       expect(button(name).disabled).toBe(true);
       expect(button(name).title).toMatch(/control permission/);
     }
