@@ -14,7 +14,7 @@ export const CloseCode = {
   ABNORMAL_CLOSURE: 1006,
   /** server: a text frame that is not valid UTF-8 */
   INVALID_DATA: 1007,
-  /** server: a console request whose ?since= is not a byte offset (after an INVALID_COMMAND error) */
+  /** server: a console request whose ?since= is not a byte offset, or any other malformed request (after an INVALID_COMMAND error) */
   POLICY_VIOLATION: 1008,
   /** server: an inbound message over --max-message-bytes (64 KiB) */
   MESSAGE_TOO_BIG: 1009,
@@ -28,13 +28,15 @@ export const CloseCode = {
   FORBIDDEN: 4003,
   /** server: no such VM (VM_NOT_FOUND) */
   VM_NOT_FOUND: 4004,
+  /** server: console requested on a backend without the console capability, e.g. libvirt's test:/// driver (UNKNOWN_ERROR) */
+  NO_CONSOLE: 4005,
   /** server: the client left over 4 MiB of output unread while another viewer kept up */
   TOO_SLOW: 4008,
   /** server: console of a VM that is not running (VM_NOT_RUNNING) */
   VM_NOT_RUNNING: 4009,
   /** server: no frame or pong for two heartbeat intervals */
   HEARTBEAT_TIMEOUT: 4010,
-  /** server: too many connections for the user, or too many viewers on the console (AUTH_ERROR) */
+  /** server: too many connections for the user, too many viewers on the console, or too many console sockets of one user on one VM (AUTH_ERROR) */
   TOO_MANY: 4029,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

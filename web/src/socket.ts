@@ -118,6 +118,8 @@ const FATAL_CLOSE: Record<number, ErrorCode> = {
   [CloseCode.FORBIDDEN]: "AUTH_ERROR",
   [CloseCode.VM_NOT_FOUND]: "VM_NOT_FOUND",
   [CloseCode.VM_NOT_RUNNING]: "VM_NOT_RUNNING",
+  // The backend has no consoles at all: retrying cannot help.
+  [CloseCode.NO_CONSOLE]: "UNKNOWN_ERROR",
 };
 const FATAL_CODES: ReadonlySet<ErrorCode> = new Set(["AUTH_ERROR", "VM_NOT_FOUND", "VM_NOT_RUNNING"]);
 

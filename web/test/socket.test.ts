@@ -115,6 +115,7 @@ describe("stopping instead of looping", () => {
     [4003, "AUTH_ERROR"],
     [4004, "VM_NOT_FOUND"],
     [4009, "VM_NOT_RUNNING"],
+    [4005, "UNKNOWN_ERROR"],
   ])("close code %i fails for good with %s", (code, errorCode) => {
     const { fakes, states, socket } = setup();
     fakes.last().open();
