@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import fnmatch
 import functools
 import gc
@@ -244,8 +245,12 @@ class LibvirtBackend(Backend):
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
         vm = await self._known(name)
+        # A forced stop is the way out of a graceful stop the guest ignores (that one
+        # holds the lock for up to ``stop_timeout``): like `virsh destroy`, it cuts in.
+        # The graceful stop then sees the VM stopped and returns too.
+        cuts_in = action is Action.STOP and force
         lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
+        async with contextlib.nullcontext() if cuts_in else lock:
             await self._refresh(name)
             handler = getattr(self, f"_do_{action.value}")
             await handler(vm, force)
@@ -265,8 +270,10 @@ class LibvirtBackend(Backend):
         vm = await self._known(name)
         if Capability.CONSOLE not in self.capabilities:
             raise CommandFailed(f"the libvirt driver at {self.uri} has no consoles")
-        if vm.status not in _LIVE:
-            raise VMNotRunning(f"VM {name!r} is not running")
+        if vm.status is not VMStatus.RUNNING:
+            # A paused guest's console would take no input: refused, as docs/protocol.md
+            # says; viewers already attached stay (``_open_stream`` re-opens while paused).
+            raise VMNotRunning(f"VM {name!r} is {vm.status.value}, not running")
         old = self._consoles.pop(name, None)
         if old is not None:
             await old.close()
@@ -367,7 +374,12 @@ class LibvirtBackend(Backend):
         """
         deadline = self._loop.time() + timeout
         while True:
-            await self._call(request, name=vm.name, what=what)
+            try:
+                await self._call(request, name=vm.name, what=what)
+            except VMNotRunning:
+                # A forced stop cut in between two presses: the domain is gone already.
+                await self._refresh(vm.name)
+                return done(vm)
             left = deadline - self._loop.time()
             if await self._wait(vm, done, min(left, _REPRESS_AFTER)):
                 return True

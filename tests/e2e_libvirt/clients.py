@@ -177,6 +177,11 @@ class Viewer:
         end = (await self.expect(re.escape(marker) + r"E\r*\n", timeout)).start()
         return self.text[start:end].replace("\r\n", "\n")
 
+    async def stop_reading(self) -> None:
+        """Read nothing more: the client library's queue fills, then TCP's, as with a stalled viewer."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
     async def aclose(self) -> None:
         await self.ws.close()
         self._task.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -38,8 +39,9 @@ def _start_server(vm_filter: str, log: Path | None) -> tuple[subprocess.Popen[st
     stderr: IO[str] | int = subprocess.DEVNULL if log is None else log.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--backend", "libvirt", "--libvirt-uri", URI,
-         "--vm-filter", vm_filter, "--port", "0", "--jwt-secret", SECRET, "--metrics-interval", "0.5"],
+         "--vm-filter", vm_filter, "--port", "0", "--metrics-interval", "0.5"],
         stdout=subprocess.PIPE, stderr=stderr, text=True,
+        env={**os.environ, "VMWS_JWT_SECRET": SECRET},  # never on argv: `ps` shows that to everyone
     )
     if not isinstance(stderr, int):
         stderr.close()  # the server holds its own copy
