@@ -70,7 +70,7 @@ async def _bring(backend: Backend, name: str, status: VMStatus) -> str:
 class TestQemuContract(BackendContract):
     @pytest_asyncio.fixture
     async def backend(self, guests: None) -> AsyncIterator[Backend]:
-        from harness.backend import LibvirtBackend
+        from vmws.backends.libvirt.backend import LibvirtBackend
 
         backend = LibvirtBackend(uri=URI, vm_filter=f"{PREFIX}*", stop_timeout=30.0, restart_timeout=45.0)
         await backend.start()
@@ -107,7 +107,7 @@ class TestQemuContract(BackendContract):
 
     @pytest_asyncio.fixture
     async def hung_stop_vm(self, backend: Backend, running_vm: str, credentials: tuple[str, str]) -> AsyncIterator[str]:
-        from harness.backend import LibvirtBackend
+        from vmws.backends.libvirt.backend import LibvirtBackend
 
         # The tiny guest ignores the ACPI power button that a graceful stop presses
         # while this file exists (until its next boot: /tmp is in RAM). The backend's

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from typing import Self
 
 from simulator.engine import Simulator
 from simulator.eventlog import Category, Entry
@@ -30,6 +31,7 @@ from vmws.backend import (
     VMInfo,
 )
 from vmws.clock import Clock, LoopClock
+from vmws.config import Config
 
 __all__ = ["SimulatorBackend", "SimulatorConsoleStream"]
 
@@ -96,6 +98,10 @@ class SimulatorBackend(Backend):
         self._sim: Simulator | None = None
         if clock is not None:
             self._build(clock)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Self:
+        return cls(seed=config.seed, scenario=config.scenario, speed=config.speed)
 
     def _build(self, clock: Clock) -> None:
         self._sim = Simulator(clock, self._fleet, seed=self._seed)
