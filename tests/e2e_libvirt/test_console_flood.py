@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e_libvirt.clients import Viewer, open_viewer
-from tests.e2e_libvirt.server import URI, start_server
+from tests.e2e_libvirt.server import URI, start_server, stop_server
 from tests.harness.hosts import (
     LIBVIRT_GROUP,
     harness_cli,
@@ -65,14 +63,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         yield Served(url, name, proc.pid, log)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        stop_server(proc)
         harness_cli("down", name, "--uri", URI)
 
 
