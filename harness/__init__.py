@@ -1,5 +1,7 @@
-"""Real VMs through libvirt: the ``LibvirtBackend``, guest boot helpers, the harness CLI.
+"""Test guests for the libvirt backend: build and boot them, log in, check the host.
 
-libvirt-python is imported only inside this package (and only by the modules that
-need it), so ``vmws`` runs without it unless ``--backend libvirt`` is asked for.
+``guest`` and ``domain`` define and boot tiny (or cloud) QEMU guests, ``login`` waits for
+their getty, ``doctor`` says what this host lacks, ``accel`` picks KVM or TCG, ``cli`` is
+``python -m harness``. The production backend is ``vmws.backends.libvirt``. libvirt-python
+is imported only by the modules that need it.
 """

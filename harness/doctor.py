@@ -44,7 +44,7 @@ def _connection(uri: str) -> Check:
     except ImportError:
         return Check("libvirt-python", False, "not importable",
                      "pip install 'vmws[libvirt]' (builds against libvirt-dev with pkg-config), or " + _SCRIPT)
-    from harness.aio import quiet_libvirt
+    from vmws.backends.libvirt.aio import quiet_libvirt
 
     quiet_libvirt()
     try:

@@ -19,9 +19,9 @@ from pathlib import Path
 import libvirt
 
 from harness.accel import resolve_accel
-from harness.aio import quiet_libvirt
+from vmws.backends.libvirt.aio import quiet_libvirt
 from harness.domain import Accel, Disk, GuestSpec, domain_xml, read_metadata
-from harness.translate import translate
+from vmws.backends.libvirt.translate import translate
 from images.cache import ensure_free_space
 from images.errors import ImageError
 from images.tiny import DEFAULT_PASSWORD, build_tiny, kernel_cmdline

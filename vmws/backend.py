@@ -28,6 +28,10 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from vmws.config import Config
 
 __all__ = [
     "VMStatus",
@@ -133,6 +137,15 @@ class Backend(ABC):
     """A source of VMs. Errors raised are those of ``vmws.errors`` only."""
 
     capabilities: frozenset[Capability] = frozenset(Capability)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Self:
+        """The backend ``vmws serve`` runs, built from the options that concern it.
+
+        Every backend named in ``vmws.backends.BACKENDS`` has one; a backend made only
+        in code (a test's fake) need not.
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be built from the server's options")
 
     async def start(self) -> None:
         """Connect to the VM source; called once, inside the running event loop."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from vmws import __version__
 from vmws.auth import generate_secret, mint_token
+from vmws.backend import Backend
 from vmws.backends import BACKENDS, load_backend_class
 from vmws.config import Config
 from vmws.durations import duration_argument
@@ -166,7 +167,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
     )
 
 
-def make_backend(config: Config) -> Any:
+def make_backend(config: Config) -> Backend:
     try:
         cls = load_backend_class(config.backend)
     except ImportError as exc:
@@ -174,9 +175,7 @@ def make_backend(config: Config) -> Any:
             f"backend {config.backend!r} cannot be loaded ({exc}); "
             "for libvirt: pip install 'vmws[libvirt]' (needs libvirt-dev and pkg-config)"
         ) from None
-    if config.backend == "libvirt":
-        return cls(uri=config.libvirt_uri, vm_filter=config.vm_filter)
-    return cls(seed=config.seed, scenario=config.scenario, speed=config.speed)
+    return cls.from_config(config)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -234,7 +233,7 @@ def _banner(config: Config, port: int, secret_file: str | None, vms: list[Any]) 
     return "\n".join(lines)
 
 
-async def _run_server(config: Config, backend: Any, secret_file: str | None) -> int:
+async def _run_server(config: Config, backend: Backend, secret_file: str | None) -> int:
     from vmws.app import Server
 
     server = Server(config, backend)

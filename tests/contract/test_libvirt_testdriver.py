@@ -50,7 +50,7 @@ class TestLibvirtTestDriverContract(BackendContract):
     @pytest_asyncio.fixture
     async def backend(self, tmp_path: Path) -> AsyncIterator[object]:
         require_libvirt()
-        from harness.backend import LibvirtBackend
+        from vmws.backends.libvirt.backend import LibvirtBackend
 
         backend = LibvirtBackend(uri=driver_uri(tmp_path), stop_timeout=5.0, restart_timeout=5.0)
         assert Capability.CONSOLE not in backend.capabilities

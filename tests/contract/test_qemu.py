@@ -70,7 +70,7 @@ async def _bring(backend: Backend, name: str, status: VMStatus) -> str:
 class TestQemuContract(BackendContract):
     @pytest_asyncio.fixture
     async def backend(self, guests: None) -> AsyncIterator[Backend]:
-        from harness.backend import LibvirtBackend
+        from vmws.backends.libvirt.backend import LibvirtBackend
 
         backend = LibvirtBackend(uri=URI, vm_filter=f"{PREFIX}*", stop_timeout=30.0, restart_timeout=45.0)
         await backend.start()
@@ -104,6 +104,20 @@ class TestQemuContract(BackendContract):
         finally:
             unsubscribe()
         return CRASHING
+
+    @pytest_asyncio.fixture
+    async def hung_stop_vm(self, backend: Backend, running_vm: str, credentials: tuple[str, str]) -> AsyncIterator[str]:
+        from vmws.backends.libvirt.backend import LibvirtBackend
+
+        # The tiny guest ignores the ACPI power button that a graceful stop presses
+        # while this file exists (until its next boot: /tmp is in RAM). The backend's
+        # stop timeout goes past TIMEOUTS.action, so only a cut-in ends the test in time.
+        async with self.console(backend, running_vm, (credentials, TIMEOUTS)) as reader:
+            await self.run(reader, "touch /tmp/vmws-ignore-power-button", TIMEOUTS)
+        assert isinstance(backend, LibvirtBackend)
+        saved, backend.stop_timeout = backend.stop_timeout, TIMEOUTS.action * 4
+        yield running_vm
+        backend.stop_timeout = saved
 
     @pytest.fixture
     def timeouts(self) -> ContractTimeouts:

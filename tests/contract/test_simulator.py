@@ -3,6 +3,7 @@ the demo fleet, and an Alpine fleet from a scenario."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -37,6 +38,15 @@ class TestSimulatorContract(BackendContract):
     @pytest.fixture
     def error_vm(self) -> str | None:
         return self.vms[2]
+
+    @pytest.fixture
+    def hung_stop_vm(self, backend: SimulatorBackend) -> str:
+        # the scripted fault "hang-on-shutdown", and a stop timeout well past timeouts.action
+        machine = backend.simulator.machine(self.vms[0])
+        timings = dataclasses.replace(machine.spec.timings, shutdown_timeout=3600.0)
+        machine.spec = dataclasses.replace(machine.spec, timings=timings)
+        machine.faults.hang_shutdown = True
+        return self.vms[0]
 
     @pytest.fixture
     def credentials(self) -> tuple[str, str]:

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.libvirt, LIBVIRT_GROUP]
 
 async def test_libvirt_test_driver_console_is_refused_with_4005(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     require_libvirt()
-    from harness.backend import LibvirtBackend
+    from vmws.backends.libvirt.backend import LibvirtBackend
 
     server = Server(Config(port=0, jwt_secret=SECRET, backend="libvirt"), LibvirtBackend(uri=driver_uri(tmp_path)))
     await server.start()

@@ -177,6 +177,15 @@ class Viewer:
         end = (await self.expect(re.escape(marker) + r"E\r*\n", timeout)).start()
         return self.text[start:end].replace("\r\n", "\n")
 
+    async def heartbeat(self) -> None:
+        """A client heartbeat: the server keeps a viewer that sends frames (reading or not)."""
+        await self.ws.send(orjson.dumps({"type": "heartbeat", "timestamp": _now(), "data": {}}).decode())
+
+    async def stop_reading(self) -> None:
+        """Read nothing more: the client library's queue fills, then TCP's, as with a stalled viewer."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
     async def aclose(self) -> None:
         await self.ws.close()
         self._task.cancel()
@@ -192,6 +201,8 @@ async def open_monitor(url: str, name: str, timeout: float = 30.0) -> tuple[Moni
     return monitor, await monitor.next("status", timeout)
 
 
-async def open_viewer(url: str, name: str) -> Viewer:
-    ws = await connect(f"{url}/ws/vms/{name}/console?token={token('console')}", max_size=2**22)
+async def open_viewer(url: str, name: str, *, keepalive: bool = True) -> Viewer:
+    """A viewer; ``keepalive=False`` for one that stops reading (its pongs would never come)."""
+    ws = await connect(f"{url}/ws/vms/{name}/console?token={token('console')}", max_size=2**22,
+                       ping_interval=20 if keepalive else None)
     return Viewer(ws)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 from tests.harness.daemon import LIBVIRTD
 from vmws.auth import mint_token
 
-__all__ = ["SECRET", "URI", "start_server", "token"]
+__all__ = ["SECRET", "URI", "start_server", "stop_server", "token"]
 
 URI = "qemu:///system"
 SECRET = "e2e-libvirt-secret-at-least-32-bytes-long"
@@ -56,3 +57,15 @@ def _start_server(vm_filter: str, log: Path | None) -> tuple[subprocess.Popen[st
             return proc, f"ws://127.0.0.1:{match.group(1)}"
     proc.kill()
     pytest.fail("vmws serve --backend libvirt did not print its banner")
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (clients get 1001), then SIGKILL if it does not go within 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    if proc.stdout:
+        proc.stdout.close()

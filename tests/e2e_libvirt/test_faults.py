@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e_libvirt.clients import Monitor, open_monitor, open_viewer
-from tests.e2e_libvirt.server import URI, start_server
+from tests.e2e_libvirt.server import URI, start_server, stop_server
 from tests.harness.daemon import (
     LIBVIRTD,
     ensure_libvirtd,
@@ -77,14 +76,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         ensure_libvirtd(URI)  # a failed restart test must not take the rest of the suite down
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            if proc.stdout:
-                proc.stdout.close()
+            stop_server(proc)
         for name in (VICTIM, BYSTANDER):
             harness_cli("down", name, "--uri", URI)
 

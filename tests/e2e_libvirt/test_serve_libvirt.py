@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.e2e_libvirt.clients import Monitor
-from tests.e2e_libvirt.server import URI, start_server, token
+from tests.e2e_libvirt.server import URI, start_server, stop_server, token
 from tests.harness.hosts import (
     LIBVIRT_GROUP,
     harness_cli,
@@ -53,13 +52,7 @@ def served() -> Iterator[Served]:
     try:
         yield Served(url, name)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if proc.stdout:
-            proc.stdout.close()
+        stop_server(proc)
         harness_cli("down", name, "--uri", URI)
 
 

@@ -73,7 +73,7 @@ def harness_cli(*args: str, timeout: float = 300.0) -> str:
     """Run ``python -m harness ARGS`` in its own process; its output, or a failure with stderr.
 
     Its own process, because libvirt binds its event loop to the first asyncio loop a
-    process registers (``harness.aio``): blocking libvirt calls from a test process that
+    process registers (``vmws.backends.libvirt.aio``): blocking libvirt calls from a test process that
     already ran a ``LibvirtBackend`` would land on a closed loop.
     """
     with LIBVIRTD.steady():

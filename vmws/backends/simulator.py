@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from typing import Self
 
 from simulator.clock import Clock, LoopClock
 from simulator.engine import Simulator
@@ -31,6 +32,7 @@ from vmws.backend import (
     StatusListener,
     VMInfo,
 )
+from vmws.config import Config
 
 __all__ = ["SimulatorBackend", "SimulatorConsoleStream"]
 
@@ -97,6 +99,10 @@ class SimulatorBackend(Backend):
         self._sim: Simulator | None = None
         if clock is not None:
             self._build(clock)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Self:
+        return cls(seed=config.seed, scenario=config.scenario, speed=config.speed)
 
     def _build(self, clock: Clock) -> None:
         self._sim = Simulator(clock, self._fleet, seed=self._seed)

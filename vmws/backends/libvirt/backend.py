@@ -6,19 +6,19 @@ How it keeps the loop free and the statuses honest:
   ``start()``, inside the running loop, before the connection opens). Lifecycle and
   reboot events arrive there; each one queues a state query, and one pump task applies
   the answers in order, so ``status`` follows events, never a polling timer.
-- Every libvirt call that talks to the daemon runs in a small thread pool: a slow
-  managed save or a hung daemon never blocks the loop.
-- When the connection drops (libvirtd restarted, keepalive timeout), every VM is
-  reported as ``error`` and a reconnect task retries with exponential backoff; once
-  back, callbacks are registered again and the real statuses are sent.
-- Only ``harness.states`` maps libvirt states to statuses; only ``harness.translate``
-  turns libvirt exceptions into ``vmws.errors``.
+- ``connection`` keeps the libvirt connection: every call that talks to the daemon
+  runs in its small thread pool (a slow managed save or a hung daemon never blocks the
+  loop), and when it drops (libvirtd restarted, keepalive timeout) it reconnects with
+  exponential backoff. Meanwhile every VM is reported as ``error``; once back, the
+  real statuses are sent.
+- Only ``states`` maps libvirt states to statuses; only ``translate`` turns libvirt
+  exceptions into ``vmws.errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
+import contextlib
 import fnmatch
 import functools
 import gc
@@ -26,16 +26,16 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import libvirt
 
-from harness.aio import ensure_event_impl
-from harness.console import LibvirtConsole
-from harness.metrics import (
+from vmws.backends.libvirt.aio import ensure_event_impl
+from vmws.backends.libvirt.connection import DomainStates, LibvirtConnection
+from vmws.backends.libvirt.console import LibvirtConsole
+from vmws.backends.libvirt.metrics import (
     Counters,
     CpuReading,
     counters_of,
@@ -43,9 +43,8 @@ from harness.metrics import (
     sample_from_stats,
     with_base,
 )
-from harness.states import DomainState, LifecycleEvent, status_of
-from harness.stats import read_stats
-from harness.translate import translate
+from vmws.backends.libvirt.states import DomainState, LifecycleEvent, status_of
+from vmws.backends.libvirt.stats import read_stats
 from vmws.backend import (
     Action,
     Backend,
@@ -56,6 +55,7 @@ from vmws.backend import (
     VMInfo,
     VMStatus,
 )
+from vmws.config import Config
 from vmws.errors import (
     BackendError,
     BackendUnavailable,
@@ -160,9 +160,11 @@ class LibvirtBackend(Backend):
         # The test driver reboots synchronously and sends no reboot event; QEMU's
         # reboot only presses the power button, and the event says when it happened.
         self._reboot_is_async = not uri.startswith("test:")
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libvirt")
-        self._conn: libvirt.virConnect | None = None
-        self._callback_ids: list[int] = []
+        self.connection = LibvirtConnection(
+            uri, serves=self._serves, read_state=self._read_state,
+            on_lifecycle=self._on_lifecycle, on_reboot=self._on_reboot,
+            on_connected=self._connected, on_lost=self._lost, reconnect_max_delay=reconnect_max_delay,
+        )
         self._vms: dict[str, _VM] = {}
         self._domains: dict[str, libvirt.virDomain] = {}
         self._listeners: list[StatusListener] = []
@@ -170,10 +172,12 @@ class LibvirtBackend(Backend):
         self._locks: dict[str, asyncio.Lock] = {}
         self._events: asyncio.Queue[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._reconnecting: asyncio.Task[None] | None = None
-        self._connected: asyncio.Event | None = None
         self._query_seq = 0
         self._closing = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> Self:
+        return cls(uri=config.libvirt_uri, vm_filter=config.vm_filter)
 
     # Lifecycle of the backend
 
@@ -181,9 +185,8 @@ class LibvirtBackend(Backend):
         self._loop = asyncio.get_running_loop()
         self._impl = ensure_event_impl()
         self._events = asyncio.Queue()
-        self._connected = asyncio.Event()
         try:
-            await self._connect()
+            await self.connection.open()
         except libvirt.libvirtError as exc:
             raise BackendUnavailable(
                 f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()} "
@@ -196,14 +199,11 @@ class LibvirtBackend(Backend):
         for console in list(self._consoles.values()):
             await console.close()
         self._consoles.clear()
-        tasks = [*self._tasks, *([self._reconnecting] if self._reconnecting else [])]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self._disconnect(conn)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._domains.clear()  # they hold the connection (see LibvirtConnection._disconnect)
+        await self.connection.close()
         # Streams and connections left from before a reconnect go now, not in a callback.
         gc.collect()
         # Let libvirt's free-callbacks run before the loop goes (libvirtaio's advice).
@@ -244,8 +244,12 @@ class LibvirtBackend(Backend):
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
         vm = await self._known(name)
+        # A forced stop is the way out of a graceful stop the guest ignores (that one
+        # holds the lock for up to ``stop_timeout``): like `virsh destroy`, it cuts in.
+        # The graceful stop then sees the VM stopped and returns too.
+        cuts_in = action is Action.STOP and force
         lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
+        async with contextlib.nullcontext() if cuts_in else lock:
             await self._refresh(name)
             handler = getattr(self, f"_do_{action.value}")
             await handler(vm, force)
@@ -265,8 +269,10 @@ class LibvirtBackend(Backend):
         vm = await self._known(name)
         if Capability.CONSOLE not in self.capabilities:
             raise CommandFailed(f"the libvirt driver at {self.uri} has no consoles")
-        if vm.status not in _LIVE:
-            raise VMNotRunning(f"VM {name!r} is not running")
+        if vm.status is not VMStatus.RUNNING:
+            # A paused guest's console would take no input: refused, as docs/protocol.md
+            # says; viewers already attached stay (``_open_stream`` re-opens while paused).
+            raise VMNotRunning(f"VM {name!r} is {vm.status.value}, not running")
         old = self._consoles.pop(name, None)
         if old is not None:
             await old.close()
@@ -367,7 +373,12 @@ class LibvirtBackend(Backend):
         """
         deadline = self._loop.time() + timeout
         while True:
-            await self._call(request, name=vm.name, what=what)
+            try:
+                await self._call(request, name=vm.name, what=what)
+            except VMNotRunning:
+                # A forced stop cut in between two presses: the domain is gone already.
+                await self._refresh(vm.name)
+                return done(vm)
             left = deadline - self._loop.time()
             if await self._wait(vm, done, min(left, _REPRESS_AFTER)):
                 return True
@@ -411,7 +422,7 @@ class LibvirtBackend(Backend):
             raise VMNotFound(f"VM {name!r} not found")
         dom = self._domains.get(name)
         if dom is None:
-            conn = self._require_conn()
+            conn = self.connection.require()
             dom = await self._call(conn.lookupByName, name, name=name, what="lookup")
             self._domains[name] = dom
         return dom
@@ -563,56 +574,17 @@ class LibvirtBackend(Backend):
 
     # Connection
 
-    def _require_conn(self) -> libvirt.virConnect:
-        if self._conn is None:
-            raise BackendUnavailable(f"libvirt at {self.uri} is unreachable; reconnecting")
-        return self._conn
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._loop.run_in_executor(self._executor, functools.partial(fn, *args))
-
     async def _call(self, fn: Callable[..., T], *args: Any, name: str | None = None, what: str = "operation") -> T:
-        """Run a blocking libvirt call off the loop, translating its errors."""
-        self._require_conn()
+        """``connection.call``; a domain libvirt no longer knows is looked up afresh next time."""
         try:
-            return await self._run(fn, *args)
-        except libvirt.libvirtError as exc:
-            error = translate(exc, name, what)
-        if isinstance(error, BackendUnavailable):
-            self._connection_lost()
-        elif isinstance(error, VMNotFound) and name is not None:
-            self._domains.pop(name, None)
-        raise error
+            return await self.connection.call(fn, *args, name=name, what=what)
+        except VMNotFound:
+            if name is not None:
+                self._domains.pop(name, None)
+            raise
 
-    def _open(self) -> tuple[libvirt.virConnect, builtins.list[int], builtins.list[tuple[str, _State]]]:
-        """Connect, subscribe, then read every domain's state (blocking: in the pool).
-
-        Subscribing first means no change between the listing and the events is lost.
-        """
-        conn = libvirt.open(self.uri)
-        try:
-            # Notice a dead daemon within ~15 s even when no call is in flight.
-            conn.setKeepAlive(5, 3)
-        except libvirt.libvirtError:
-            pass  # local drivers (test:///) have no keepalive
-        callback_ids = [
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None),
-            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None),
-        ]
-        try:
-            conn.registerCloseCallback(self._on_close, None)
-        except libvirt.libvirtError:
-            pass
-        states = [
-            (dom.name(), self._read_state(dom))
-            for dom in conn.listAllDomains(0)
-            if self._serves(dom.name())
-        ]
-        return conn, callback_ids, states
-
-    async def _connect(self) -> None:
-        conn, self._callback_ids, states = await self._run(self._open)
-        self._conn = conn
+    def _connected(self, states: DomainStates) -> None:
+        """(Re)connected: every served domain's state, as ``_read_state`` read it."""
         self._domains.clear()
         seen = set()
         for name, (state, reason, managed, memory) in states:
@@ -621,50 +593,10 @@ class LibvirtBackend(Backend):
             self._apply(name, self._query_seq, status_of(state, reason, managed_save=managed), memory, state)
         for name in set(self._vms) - seen:
             self._forget(name)
-        assert self._connected is not None
-        self._connected.set()
-        log.info("connected to %s: %d VMs", self.uri, len(self._vms))
 
-    def _disconnect(self, conn: libvirt.virConnect) -> None:
-        """Deregister and close ``conn`` so that it is freed here and now, on the loop thread.
-
-        Domain objects keep their connection alive, and some sit in reference cycles
-        (an exception's traceback holding a frame holding a domain). Were the last of
-        them collected later, inside one of libvirt's own callbacks for that same
-        connection, freeing the connection there would deadlock on its client lock.
-        So they are collected first, while nothing of libvirt's is on the stack.
-        """
+    def _lost(self) -> None:
+        """libvirt went away (the connection reconnects by itself)."""
         self._domains.clear()
-        gc.collect()
-        for cb_id in self._callback_ids:
-            try:
-                conn.domainEventDeregisterAny(cb_id)
-            except libvirt.libvirtError:
-                pass
-        self._callback_ids = []
-        try:
-            conn.unregisterCloseCallback()
-        except libvirt.libvirtError:
-            pass
-        try:
-            conn.close()
-        except libvirt.libvirtError:
-            pass
-
-    def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: Any) -> None:
-        if conn is self._conn and not self._closing:
-            log.warning("libvirt connection to %s closed (reason %d)", self.uri, reason)
-            self._connection_lost()
-
-    def _connection_lost(self) -> None:
-        if self._conn is None or self._closing:
-            return
-        conn, self._conn = self._conn, None
-        assert self._connected is not None
-        self._connected.clear()
-        self._domains.clear()
-        # Not from here: this may run inside a libvirt callback of ``conn`` itself.
-        self._loop.call_soon(self._disconnect, conn)
         now = time.time()
         for vm in self._vms.values():
             if vm.status is not VMStatus.ERROR:
@@ -675,34 +607,16 @@ class LibvirtBackend(Backend):
         # console re-opens once libvirt is back, also one nobody types into.
         for console in list(self._consoles.values()):
             console.connection_lost()
-        if self._reconnecting is None:
-            self._reconnecting = asyncio.ensure_future(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        delay = 0.5
-        try:
-            while not self._closing:
-                await asyncio.sleep(delay)
-                try:
-                    await self._connect()
-                    return
-                except libvirt.libvirtError as exc:
-                    log.info("reconnect to %s failed: %s; next try in %.1f s",
-                             self.uri, exc.get_error_message(), min(delay * 2, self.reconnect_max_delay))
-                    delay = min(delay * 2, self.reconnect_max_delay)
-        finally:
-            self._reconnecting = None
 
     # Consoles
 
     async def _open_stream(self, name: str) -> libvirt.virStream | None:
         """A fresh console stream if the VM is running (waiting out a reconnect), else None."""
-        assert self._connected is not None
         if self._closing:
             return None
-        if self._conn is None:
+        if self.connection.conn is None:
             try:
-                await asyncio.wait_for(self._connected.wait(), self.restart_timeout)
+                await asyncio.wait_for(self.connection.connected.wait(), self.restart_timeout)
             except TimeoutError:
                 return None
         await self._refresh(name)
@@ -710,7 +624,7 @@ class LibvirtBackend(Backend):
         if vm is None or vm.status not in _LIVE:
             return None
         dom = await self._domain(name)
-        conn = self._require_conn()
+        conn = self.connection.require()
         try:
             return await self._call(self._open_console_stream, conn, dom, name=name, what="console")
         except VMNotRunning:
@@ -726,6 +640,6 @@ class LibvirtBackend(Backend):
 
     async def _release_stream(self, stream: libvirt.virStream) -> None:
         try:
-            await self._run(stream.abort)
+            await self.connection.run(stream.abort)
         except libvirt.libvirtError:
             pass

@@ -1,4 +1,4 @@
-"""Reading one domain's statistics from libvirt, as the flat dict ``harness.metrics`` eats.
+"""Reading one domain's statistics from libvirt, as the flat dict ``vmws.backends.libvirt.metrics`` eats.
 
 ``virConnectGetAllDomainStats`` gives everything in one call on QEMU. Drivers that
 answer it only partly (libvirt's test driver returns just the state) are read through
@@ -63,7 +63,7 @@ def _per_call(dom: libvirt.virDomain) -> dict[str, Any]:
 
 
 def read_stats(dom: libvirt.virDomain) -> dict[str, Any]:
-    """Every statistic ``harness.metrics`` uses for ``dom`` (a running domain)."""
+    """Every statistic ``vmws.backends.libvirt.metrics`` uses for ``dom`` (a running domain)."""
     stats: dict[str, Any] = {}
     try:
         records = dom.connect().domainListGetStats([dom], STATS_GROUPS, 0)

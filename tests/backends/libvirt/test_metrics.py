@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.metrics import CpuReading, idle_sample, sample_from_stats
+from vmws.backends.libvirt.metrics import CpuReading, idle_sample, sample_from_stats
 
 STATS = {
     "cpu.time": 4_000_000_000, "vcpu.current": 2,
@@ -65,7 +65,7 @@ def test_idle_sample_is_zero_but_total() -> None:
 
 
 def test_counters_carry_on_from_a_base() -> None:
-    from harness.metrics import counters_of, with_base
+    from vmws.backends.libvirt.metrics import counters_of, with_base
 
     sample, _ = sample_from_stats(STATS, timestamp=0, monotonic=0, previous=None, uptime=0, memory_total=1)
     assert with_base(sample, (0, 0, 0, 0)) is sample

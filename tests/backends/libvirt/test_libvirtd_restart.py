@@ -2,7 +2,7 @@
 re-opens by itself, and nothing of the dead connection outlives it.
 
 libvirt's remote driver never frees a stream's callback data, which held the stream,
-its connection and the console (``harness.console``); a stream of a dead connection
+its connection and the console (``vmws.backends.libvirt.console``); a stream of a dead connection
 reports nothing, so a console nobody typed into stayed on it, silent. Both are checked
 here against a real daemon and guest; the end-to-end view is
 ``tests/e2e_libvirt/test_faults.py``.
@@ -64,9 +64,9 @@ async def _until(predicate: object, timeout: float, what: str) -> None:
 
 @pytest.mark.asyncio
 async def test_after_a_restart_the_console_reopens_and_the_dead_connection_is_freed(guest: str) -> None:
-    from harness.aio import ensure_event_impl
-    from harness.backend import LibvirtBackend
-    from harness.console import LibvirtConsole
+    from vmws.backends.libvirt.aio import ensure_event_impl
+    from vmws.backends.libvirt.backend import LibvirtBackend
+    from vmws.backends.libvirt.console import LibvirtConsole
 
     impl = ensure_event_impl()
     registered_before = set(impl.callbacks)
@@ -82,7 +82,7 @@ async def test_after_a_restart_the_console_reopens_and_the_dead_connection_is_fr
         await reader.send(b"\r")
         await reader.expect(LOGIN + b"|" + PROMPT, BOOT)
 
-        old_conn = weakref.ref(backend._conn)
+        old_conn = weakref.ref(backend.connection.conn)
         old_stream = weakref.ref(console._stream)
         async with LIBVIRTD.exclusive_async():
             seen = len(statuses)
@@ -101,7 +101,7 @@ async def test_after_a_restart_the_console_reopens_and_the_dead_connection_is_fr
         await reader.send(b"\r")
         await reader.expect(LOGIN + b"|" + PROMPT, 30)
 
-        new_conn = weakref.ref(backend._conn)
+        new_conn = weakref.ref(backend.connection.conn)
         await backend.close()
         closed = True
         await reader.expect_eof(10)

@@ -24,7 +24,7 @@ _quiet = False
 
 def _ignore_error(_ctx: Any, _err: Any) -> None:
     # libvirt prints every error to stderr by default; ours are raised as exceptions
-    # and translated (harness.translate), so the print is noise.
+    # and translated (vmws.backends.libvirt.translate), so the print is noise.
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.states import DomainState, LifecycleEvent, PausedReason, ShutoffReason, status_of
+from vmws.backends.libvirt.states import DomainState, LifecycleEvent, PausedReason, ShutoffReason, status_of
 from tests.harness.hosts import require_libvirt
 from vmws.backend import VMStatus
 

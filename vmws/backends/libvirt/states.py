@@ -1,10 +1,10 @@
 """The one translation table from libvirt domain states to the protocol's statuses.
 
 Only this module knows libvirt's state and event numbers (mirrored here as enums; they
-are libvirt's stable ABI, and ``tests/harness/test_states.py`` checks them against the
+are libvirt's stable ABI, and ``tests/backends/libvirt/test_states.py`` checks them against the
 installed binding). Everything else in vmws speaks ``VMStatus``.
 
-Decisions (DESIGN.md): a shut-off domain with a managed-save image is ``suspended``
+Decisions: a shut-off domain with a managed-save image is ``suspended``
 (its state is on disk); a domain halted in RAM is ``paused``; a crash, or a pause
 caused by an I/O error, is ``error`` until the next start. Transient states are folded
 into where they are going: shutting down is still ``running``, a pause taken while a

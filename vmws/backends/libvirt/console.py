@@ -9,6 +9,16 @@ or ``None`` when the VM stopped, and then readers get ``b""``. The backend also 
 ``connection_lost`` when libvirtd goes away: a stream of a dead connection reports
 nothing by itself, so without it a console nobody types into would stay silent.
 
+Both directions are bounded. Output: at most ``READ_LIMIT`` bytes wait for the hub
+(which stops reading while its viewers are behind); beyond that, what the guest prints
+is read and dropped, as a UART without flow control drops what overruns it, and logged
+once per episode. Not reading instead would not hold the guest back: libvirt's client
+library keeps taking stream data from libvirtd into its own unbounded queue whatever
+events are watched (measured: the server grew at the guest's output rate), so the
+stream is drained always and the bound is kept here.
+Input: at most ``PENDING_LIMIT`` typed bytes wait for the guest; the excess is dropped
+(a UART drops what it cannot take) and logged once per console.
+
 libvirt's remote driver never calls the free callback of a stream's event callback
 (``remoteStreamCallbackFree`` tests ``!cbdata->cb``, which never holds), so
 libvirt-python's reference to its callback data is never dropped, and that data holds
@@ -37,9 +47,10 @@ log = logging.getLogger(__name__)
 StreamOpener = Callable[[], Awaitable["libvirt.virStream | None"]]
 
 _CHUNK = 64 * 1024
-_BASE_EVENTS = (
-    libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP
-)
+# Output held for the hub before libvirt is no longer asked for more (see the docstring).
+READ_LIMIT = 256 * 1024
+# Typed input waiting for the guest; the rest is dropped.
+PENDING_LIMIT = 16 * 1024
 _TRY_AGAIN = -2
 # libvirt-python's C module: the stream callback is registered through it directly so
 # that this module holds the callback data (see the module docstring).
@@ -66,10 +77,14 @@ class LibvirtConsole(ConsoleStream):
         self._release_stream = release
         self._stream: libvirt.virStream | None = None
         self._output: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queued = 0  # bytes in ``_output``
+        self._dropped_output = 0  # bytes dropped since the hub last caught up
         self._pending = bytearray()
+        self._dropped_input = False
         self._finished = False
         self._reopening: asyncio.Task[None] | None = None
         self._writable_wanted = False
+        self._watching = 0  # the events libvirt was last asked for
         self._callback_data: dict[str, Any] | None = None
 
     # Public methods
@@ -88,11 +103,24 @@ class LibvirtConsole(ConsoleStream):
         if not data:
             # Leave the sentinel for any other pending reader.
             self._output.put_nowait(b"")
+            return data
+        self._queued -= len(data)
+        if self._dropped_output and self._queued <= READ_LIMIT // 2:
+            log.info("console %s: viewers caught up; %d bytes of output were dropped meanwhile",
+                     self.name, self._dropped_output)
+            self._dropped_output = 0
         return data
 
     async def write(self, data: bytes) -> None:
         if self._finished:
             raise VMNotRunning(f"the console of VM {self.name!r} is closed")
+        room = PENDING_LIMIT - len(self._pending)
+        if len(data) > room:
+            if not self._dropped_input:
+                self._dropped_input = True
+                log.warning("console %s: the guest is not taking input; typed input over %d bytes dropped",
+                            self.name, PENDING_LIMIT)
+            data = data[:max(0, room)]
         self._pending += data
         self._flush()
 
@@ -126,15 +154,39 @@ class LibvirtConsole(ConsoleStream):
     def _attach(self, stream: libvirt.virStream) -> None:
         self._stream = stream
         self._writable_wanted = False
+        self._watching = 0
         self._watch(stream)
         self._flush()
+
+    def _wanted_events(self) -> int:
+        events: int = (
+            libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP
+        )
+        if self._writable_wanted:
+            events |= libvirt.VIR_STREAM_EVENT_WRITABLE
+        return events
+
+    def _update_events(self) -> None:
+        """Ask libvirt for the events wanted now, if that changed."""
+        stream = self._stream
+        events = self._wanted_events()
+        if stream is None or events == self._watching:
+            return
+        try:
+            stream.eventUpdateCallback(events)
+        except libvirt.libvirtError:
+            self._lost()
+            return
+        self._watching = events
 
     def _watch(self, stream: libvirt.virStream) -> None:
         """``stream.eventAddCallback``, keeping the callback data (the data libvirt leaks)."""
         data: dict[str, Any] = {"stream": stream, "cb": self._on_event, "opaque": None}
-        if _libvirtmod.virStreamEventAddCallback(stream._o, _BASE_EVENTS, data) == -1:
+        events = self._wanted_events()
+        if _libvirtmod.virStreamEventAddCallback(stream._o, events, data) == -1:
             raise libvirt.libvirtError("virStreamEventAddCallback() failed")
         self._callback_data = data
+        self._watching = events
 
     def _unwatch(self, stream: libvirt.virStream) -> None:
         try:
@@ -176,7 +228,14 @@ class LibvirtConsole(ConsoleStream):
             if not data:
                 self._lost()
                 return
+            if self._queued >= READ_LIMIT:
+                if not self._dropped_output:
+                    log.warning("console %s: viewers are behind a flood; output over %d bytes dropped",
+                                self.name, READ_LIMIT)
+                self._dropped_output += len(data)
+                continue
             self._output.put_nowait(bytes(data))
+            self._queued += len(data)
 
     def _flush(self) -> None:
         stream = self._stream
@@ -192,14 +251,8 @@ class LibvirtConsole(ConsoleStream):
             if sent == _TRY_AGAIN:
                 break
             del self._pending[:sent]
-        wanted = bool(self._pending)
-        if wanted != self._writable_wanted:
-            self._writable_wanted = wanted
-            events = _BASE_EVENTS | (libvirt.VIR_STREAM_EVENT_WRITABLE if wanted else 0)
-            try:
-                stream.eventUpdateCallback(events)
-            except libvirt.libvirtError:
-                self._lost()
+        self._writable_wanted = bool(self._pending)
+        self._update_events()
 
     def _lost(self) -> None:
         stream, self._stream = self._stream, None
