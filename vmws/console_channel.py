@@ -19,13 +19,13 @@ from collections.abc import Callable
 
 from vmws import protocol
 from vmws.backend import ConsoleStream
+from vmws.codes import CloseCode
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["ConsoleChannel", "CLOSE_NORMAL", "INPUT_LIMIT_BYTES"]
+__all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES"]
 
 log = logging.getLogger("vmws.console")
-CLOSE_NORMAL = 1000
 # Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
 _PACE_BYTES = 128 * 1024
 _PACE_POLL = 0.002
@@ -69,7 +69,7 @@ class ConsoleChannel:
         """Send ``peer`` the held output (all of it, or from ``since``), then live output."""
         if self.finished:  # the VM stopped between opening and joining
             peer.send(protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end))
-            peer.close(CLOSE_NORMAL, "console closed: VM stopped")
+            peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
             return
         held = len(self._decoder.getstate()[0])
         # Bytes the decoder still holds go out with the next live message, not here.
@@ -178,6 +178,6 @@ class ConsoleChannel:
             if tail:
                 peer.send(protocol.console_message(tail, now, offset=offset))
             peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end))
-            peer.close(CLOSE_NORMAL, "console closed: VM stopped")
+            peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
         self.viewers.clear()
         self._on_finished(self)

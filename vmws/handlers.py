@@ -26,8 +26,9 @@ import tornado.websocket
 from tornado.websocket import _WebSocketParams
 
 from vmws import protocol
-from vmws.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Permission, Principal
+from vmws.auth import Permission, Principal
 from vmws.backend import Capability
+from vmws.codes import CloseCode, ErrorCode
 from vmws.limits import TokenBucket
 from vmws.tickets import TICKET_PREFIX, Authenticator
 from vmws.wsprotocol import StrictWebSocketProtocol
@@ -43,25 +44,19 @@ __all__ = [
 
 log = logging.getLogger("vmws.handlers")
 
-CLOSE_INVALID = 1008
-CLOSE_INTERNAL = 1011
-CLOSE_NOT_FOUND = 4004
-CLOSE_NO_CONSOLE = 4005
-CLOSE_TOO_SLOW = 4008
-CLOSE_NOT_RUNNING = 4009
-CLOSE_TOO_MANY = 4029
 # Close code for each error that ends a connection while it is being set up
 # (AuthError carries its own, 4001 / 4003 / 4029).
-CLOSE_CODES: dict[type[VMWSError], int] = {
-    VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING, NoConsole: CLOSE_NO_CONSOLE,
-    InvalidCommand: CLOSE_INVALID,
+CLOSE_CODES: dict[type[VMWSError], CloseCode] = {
+    VMNotFound: CloseCode.VM_NOT_FOUND, VMNotRunning: CloseCode.VM_NOT_RUNNING, NoConsole: CloseCode.NO_CONSOLE,
+    InvalidCommand: CloseCode.POLICY_VIOLATION,
 }
 # The close reason of each refusal: a fixed phrase, so no name, subject or token is ever
 # quoted in it (the `error` message before the close frame carries the detail).
 _CLOSE_REASONS = {
-    CLOSE_UNAUTHENTICATED: "not authenticated", CLOSE_FORBIDDEN: "forbidden", CLOSE_NOT_FOUND: "no such VM",
-    CLOSE_NO_CONSOLE: "this server's backend has no consoles", CLOSE_NOT_RUNNING: "VM is not running",
-    CLOSE_TOO_MANY: "too many connections", CLOSE_INVALID: "invalid request", CLOSE_INTERNAL: "internal error",
+    CloseCode.UNAUTHENTICATED: "not authenticated", CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.VM_NOT_FOUND: "no such VM", CloseCode.NO_CONSOLE: "this server's backend has no consoles",
+    CloseCode.VM_NOT_RUNNING: "VM is not running", CloseCode.TOO_MANY: "too many connections",
+    CloseCode.POLICY_VIOLATION: "invalid request", CloseCode.INTERNAL_ERROR: "internal error",
 }
 # RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -205,14 +200,14 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._release()  # it left while we were waiting on the backend
         except VMWSError as exc:
             self._release()
-            code = exc.close_code if isinstance(exc, AuthError) else CLOSE_CODES.get(type(exc), CLOSE_INTERNAL)
+            code = exc.close_code if isinstance(exc, AuthError) else CLOSE_CODES.get(type(exc), CloseCode.INTERNAL_ERROR)
             self._refuse(exc, code)
         except Exception:
             # A bug, not the client's doing: logged with its traceback, and the client
             # still gets a close frame rather than a dropped connection.
             log.exception("%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
             self._release()
-            self._refuse(VMWSError("internal error while opening the connection"), CLOSE_INTERNAL)
+            self._refuse(VMWSError("internal error while opening the connection"), CloseCode.INTERNAL_ERROR)
         else:
             self._opened = True
             log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
@@ -228,7 +223,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         principal.require(self.permission, name)
         if not self.hub.user_connections.acquire(principal.sub):
             raise AuthError(
-                f"too many connections for this user (limit {self.config.max_connections_per_user})", CLOSE_TOO_MANY,
+                f"too many connections for this user (limit {self.config.max_connections_per_user})", CloseCode.TOO_MANY,
             )
         self._counted = True
         self.principal = principal
@@ -265,7 +260,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self.leave_hub()
             self.hub.unregister(self)
 
-    def _refuse(self, exc: VMWSError, code: int) -> None:
+    def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
         log.info("%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message)
         reason = _CLOSE_REASONS.get(code, "connection refused")
         try:
@@ -280,8 +275,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expired)
 
     def _expired(self) -> None:
-        self.send(protocol.error_message("AUTH_ERROR", "token has expired", self.hub.now()))
-        self.close(CLOSE_UNAUTHENTICATED, "token has expired")
+        self.send(protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", self.hub.now()))
+        self.close(CloseCode.UNAUTHENTICATED, "token has expired")
 
     def read_query(self) -> None:
         """Read the endpoint's own query arguments; raise to refuse the connection."""
@@ -317,7 +312,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
                 echo = protocol.heartbeat_message(parsed.data, self.hub.now())
             except orjson.JSONEncodeError:  # nested over 255 levels: orjson will not write it
                 echo = protocol.error_message(
-                    "INVALID_COMMAND", "heartbeat 'data' is nested too deeply to echo", self.hub.now(),
+                    ErrorCode.INVALID_COMMAND, "heartbeat 'data' is nested too deeply to echo", self.hub.now(),
                 )
             self.send(echo)
         else:
@@ -334,7 +329,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         limit = self.config.max_message_rate
         log.warning("rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit)
         self.send(protocol.error_message(
-            "INVALID_COMMAND", f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
+            ErrorCode.INVALID_COMMAND, f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
         ))
 
     def on_pong(self, data: bytes) -> None:
@@ -364,7 +359,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
                 "closing %s (%s) on %s: client too slow, %d bytes unsent",
                 self.session_id, self.user, self.vm, self._pending,
             )
-            self.close(CLOSE_TOO_SLOW, "client too slow: output backlog over limit")
+            self.close(CloseCode.TOO_SLOW, "client too slow: output backlog over limit")
             return
         connection = self.ws_connection
         if connection.is_closing() or connection.stream is None:
@@ -434,7 +429,7 @@ class MonitorSocket(_VMSocket):
         assert isinstance(message, protocol.Command) and self.principal is not None
         if Permission.CONTROL not in self.principal.permissions:
             self.send(protocol.error_message(
-                "AUTH_ERROR", "token lacks the 'control' permission needed for commands",
+                ErrorCode.AUTH_ERROR, "token lacks the 'control' permission needed for commands",
                 self.hub.now(), request_id=message.request_id,
             ))
             return
@@ -495,7 +490,7 @@ class _APIHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Tornado's own errors (405, ...) as JSON like ours, without a traceback."""
-        code = "INVALID_COMMAND" if status_code < 500 else "UNKNOWN_ERROR"
+        code = ErrorCode.INVALID_COMMAND if status_code < 500 else ErrorCode.UNKNOWN_ERROR
         self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
 
     def _error(self, status: int, exc: VMWSError) -> None:
@@ -515,7 +510,7 @@ class TicketHandler(_APIHandler):
                 raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
             ticket = self.auth.tickets.issue(self.auth.verifier.verify(token))
         except AuthError as exc:
-            self._error(429 if exc.close_code == CLOSE_TOO_MANY else 401, exc)
+            self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
             return
         self.set_status(201)
         self.write(orjson.dumps({"ticket": ticket, "expiresIn": self.auth.tickets.ttl}))
@@ -533,7 +528,7 @@ class VMListHandler(_APIHandler):
             self._error(400, exc)
             return
         except AuthError as exc:
-            status = 401 if exc.close_code == CLOSE_UNAUTHENTICATED else 403
+            status = 401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403
             self._error(status, exc)
             return
         except VMWSError as exc:

@@ -16,19 +16,18 @@ from typing import Any
 
 from vmws import protocol
 from vmws.backend import Action, Backend, VMInfo, VMStatus
+from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
 from vmws.errors import AuthError, VMNotRunning, VMWSError
 from vmws.keylocks import KeyedLocks
-from vmws.limits import CLOSE_TOO_MANY, ConnectionCounter
+from vmws.limits import ConnectionCounter
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["Hub", "CLOSE_GOING_AWAY", "CLOSE_HEARTBEAT_TIMEOUT"]
+__all__ = ["Hub"]
 
 log = logging.getLogger("vmws.hub")
-CLOSE_GOING_AWAY = 1001
-CLOSE_HEARTBEAT_TIMEOUT = 4010
 
 
 class Hub:
@@ -61,7 +60,7 @@ class Hub:
     async def close(self, reason: str = "server shutting down") -> None:
         """Tell every client 1001, stop every task. The backend is closed by the caller."""
         for peer in list(self.peers):
-            peer.close(CLOSE_GOING_AWAY, reason)
+            peer.close(CloseCode.GOING_AWAY, reason)
         if self._unsubscribe:
             self._unsubscribe()
         tasks: list[asyncio.Task[None]] = list(self._samplers.values())
@@ -156,7 +155,7 @@ class Hub:
         if self._outstanding[key] >= limit:
             log.info("command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit)
             peer.send(protocol.error_message(
-                "INVALID_COMMAND",
+                ErrorCode.INVALID_COMMAND,
                 f"too many outstanding commands: at most {limit} per user per VM, the running one included; "
                 f"'{action}' refused",
                 self.now(), request_id=request_id,
@@ -207,7 +206,7 @@ class Hub:
             message = protocol.response_message(
                 request_id, False,
                 f"Command '{action}' timed out after {self.config.command_timeout:g}s",
-                self.now(), code="UNKNOWN_ERROR", action=action,
+                self.now(), code=ErrorCode.UNKNOWN_ERROR, action=action,
             )
             peer.send(message)
             log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id)
@@ -226,7 +225,7 @@ class Hub:
             log.exception("command %s on %s (%s) raised", action, vm, request_id)
             peer.send(protocol.response_message(
                 request_id, False, f"Command '{action}' failed: internal error", self.now(),
-                code="UNKNOWN_ERROR", action=action,
+                code=ErrorCode.UNKNOWN_ERROR, action=action,
             ))
             return
         log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value)
@@ -266,12 +265,12 @@ class Hub:
         """
         if channel.viewer_count() >= self.config.max_console_viewers:
             raise AuthError(
-                f"too many viewers on this console (limit {self.config.max_console_viewers})", CLOSE_TOO_MANY,
+                f"too many viewers on this console (limit {self.config.max_console_viewers})", CloseCode.TOO_MANY,
             )
         per_user = self.config.max_console_viewers_per_user
         if channel.viewer_count(user) >= per_user:
             raise AuthError(
-                f"too many console viewers for this user on this VM (limit {per_user} per user)", CLOSE_TOO_MANY,
+                f"too many console viewers for this user on this VM (limit {per_user} per user)", CloseCode.TOO_MANY,
             )
 
     def remove_viewer(self, vm: str, peer: Peer) -> None:
@@ -303,7 +302,7 @@ class Hub:
             for peer in list(self.peers):
                 if peer.last_seen < deadline:
                     log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval)
-                    peer.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                    peer.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     continue
                 peer.ping()
                 peer.send(message, droppable=True)

@@ -21,15 +21,18 @@ from typing import Any
 
 from tornado.websocket import WebSocketProtocol13
 
+from vmws.codes import CloseCode
+
 __all__ = ["StrictWebSocketProtocol", "valid_close_code"]
 
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_PAYLOAD = 1007
+# The IANA registry's codes a peer may put on the wire (RFC 6455 §7.4.1): a registry,
+# not codes vmws sends (those are CloseCode), so they are numbers here.
+_REGISTERED_SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
 
 def valid_close_code(code: int) -> bool:
     """Codes a peer may send (RFC 6455 §7.4.1, IANA registry; 3000–4999 for applications)."""
-    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or 3000 <= code <= 4999
+    return code in _REGISTERED_SENDABLE or 3000 <= code <= 4999
 
 
 class StrictWebSocketProtocol(WebSocketProtocol13):
@@ -38,40 +41,40 @@ class StrictWebSocketProtocol(WebSocketProtocol13):
         await super()._receive_frame()
         # A fragment that does not end its message is buffered without _handle_message.
         if self._frame_mask is None and not self.client_terminated and not self.is_closing():
-            self._fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+            self._fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self.client_terminated:
             return None
         if self._frame_mask is None:
-            self._fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+            self._fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
             return None
         problem = _close_frame_problem(data) if opcode == 0x8 else None
         if opcode == 0x1 and not self._frame_compressed:
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
-                problem = CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8"
+                problem = CloseCode.INVALID_DATA, "text message is not valid UTF-8"
         if problem is not None:
             self._fail(*problem)
             return None
         return super()._handle_message(opcode, data)
 
-    def _fail(self, code: int, reason: str) -> None:
+    def _fail(self, code: CloseCode, reason: str) -> None:
         """Fail the connection (RFC 6455 §7.1.7): a close frame, then the TCP connection goes."""
         self.client_terminated = True
         self.close(code, reason)
 
 
-def _close_frame_problem(data: bytes) -> tuple[int, str] | None:
+def _close_frame_problem(data: bytes) -> tuple[CloseCode, str] | None:
     if len(data) == 1:
-        return CLOSE_PROTOCOL_ERROR, "close frame payload of one byte"
+        return CloseCode.PROTOCOL_ERROR, "close frame payload of one byte"
     if len(data) >= 2:
         (code,) = struct.unpack(">H", data[:2])
         if not valid_close_code(code):
-            return CLOSE_PROTOCOL_ERROR, f"invalid close code {code}"
+            return CloseCode.PROTOCOL_ERROR, f"invalid close code {code}"
         try:
             data[2:].decode("utf-8")
         except UnicodeDecodeError:
-            return CLOSE_INVALID_PAYLOAD, "close reason is not valid UTF-8"
+            return CloseCode.INVALID_DATA, "close reason is not valid UTF-8"
     return None
