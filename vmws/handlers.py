@@ -1,4 +1,6 @@
-"""Tornado handlers: translate between sockets and the hub/protocol (no logic of their own).
+"""WebSocket handlers: translate between sockets and the hub/protocol (no logic of their own).
+
+The REST handlers are in ``vmws/rest.py``, the wire framing in ``vmws/framing.py``.
 
 The upgrade is accepted first and checked after, so a browser can read why it was
 refused: bad token → ``AUTH_ERROR`` + close 4001; missing permission or VM outside the
@@ -14,33 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import struct
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import tornado.iostream
 import tornado.web
 import tornado.websocket
-from tornado.websocket import _WebSocketParams
 
 from vmws import protocol
 from vmws.auth import Permission, Principal
 from vmws.backend import Capability
 from vmws.codes import CloseCode, ErrorCode
 from vmws.limits import TokenBucket
-from vmws.tickets import TICKET_PREFIX, Authenticator
-from vmws.wsprotocol import StrictWebSocketProtocol
+from vmws.tickets import Authenticator
 from vmws.config import Config
+from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, write_frame
 from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
-from vmws.logs import redact
+from vmws.http_request import bearer_token, log_exception_redacted, query_argument
 
-__all__ = [
-    "MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "TicketHandler", "CLOSE_CODES",
-    "MAX_NAME_BYTES", "fit_close_reason",
-]
+__all__ = ["MonitorSocket", "ConsoleSocket", "CLOSE_CODES", "MAX_NAME_BYTES", "fit_close_reason"]
 
 log = logging.getLogger("vmws.handlers")
 
@@ -69,49 +65,9 @@ _OFFSET = re.compile(r"[0-9]{1,19}")
 _DROPPABLE_BACKLOG = 256 * 1024
 
 
-def bearer_token(request: Any) -> str | None:
-    header: str = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 def fit_close_reason(reason: str) -> str:
     """``reason`` cut to the 123 UTF-8 bytes a close frame holds, never inside a character."""
     return reason.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
-
-
-class UndecodableQuery(AuthError):
-    """A query argument whose percent-encoded bytes are not UTF-8: no credential can be read
-    from such a URL (HTTP 400, or close 4001 after the upgrade)."""
-
-    def __init__(self) -> None:
-        super().__init__("the URL's query string is not valid UTF-8 once percent-decoded")
-
-
-def query_argument(request: Any, name: str, *, strip: bool = True) -> str | None:
-    """The last value of query argument ``name``, or None; ``UndecodableQuery`` if any
-    argument of the URL is not UTF-8. Tornado's own getter raises with the raw value
-    (a ticket, say) in its message, which then reaches the log."""
-    arguments: dict[str, list[bytes]] = request.query_arguments
-    decoded: dict[str, str] = {}
-    for key, values in arguments.items():
-        for value in values:
-            try:
-                decoded[key] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UndecodableQuery() from None
-    found = decoded.get(name)
-    return found.strip() if found is not None and strip else found
-
-
-def log_exception_redacted(handler: tornado.web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:
-    """Tornado's own version prints the request URI, token included."""
-    if isinstance(value, tornado.web.HTTPError):
-        # A refusal (405, a path that is not UTF-8): the access log line is the one line
-        # it gets. Tornado's message for it may quote the raw input.
-        return
-    log.error("uncaught error on %s %s", handler.request.method, redact(handler.request.uri or ""),
-              exc_info=(typ, value, tb))
 
 
 def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
@@ -119,34 +75,6 @@ def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
     if origin in allowed:
         return True
     return urlsplit(origin).netloc.lower() == host.lower()
-
-
-# The last text framed and its frame: a broadcast hands one str to every peer in
-# turn, so it is encoded and framed once. The event loop is single-threaded.
-_last_frame: tuple[str, tuple[bytes, ...]] = ("", ())
-# Frames at least this large are written as header and payload: joining them copies
-# the payload once more (14% of a console flood's CPU, py-spy), and Tornado keeps
-# large writes by reference.
-_SPLIT_FRAME = 16 * 1024
-
-
-def _text_frame(text: str) -> tuple[bytes, ...]:
-    """An unmasked, uncompressed WebSocket text frame (a server's) carrying ``text``,
-    as the pieces to write in order."""
-    global _last_frame
-    if _last_frame[0] is text:
-        return _last_frame[1]
-    payload = text.encode("utf-8")
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    pieces = (header, payload) if n >= _SPLIT_FRAME else (header + payload,)
-    _last_frame = (text, pieces)
-    return pieces
 
 
 class _VMSocket(tornado.websocket.WebSocketHandler):
@@ -185,11 +113,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def get_websocket_protocol(self) -> StrictWebSocketProtocol | None:
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None  # Tornado answers 426 Upgrade Required
-        params = _WebSocketParams(
-            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            max_message_size=self.max_message_size, compression_options=None,  # see get_compression_options
-        )
-        return StrictWebSocketProtocol(self, False, params)
+        return strict_protocol(self)
 
     async def open(self, name: str) -> None:
         self.vm = name
@@ -352,7 +276,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             return
         if droppable and self._pending > _DROPPABLE_BACKLOG:
             return  # metrics are cumulative: the next one carries everything
-        pieces = _text_frame(text)
+        pieces = text_frame(text)
         size = sum(len(piece) for piece in pieces)  # bytes on the wire, not characters
         if self._pending + size > self.config.max_pending_bytes:
             log.warning(
@@ -361,18 +285,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             )
             self.close(CloseCode.TOO_SLOW, "client too slow: output backlog over limit")
             return
-        connection = self.ws_connection
-        if connection.is_closing() or connection.stream is None:
-            self._closing = True
-            return
-        # Straight to the stream with a frame built once per message, not through
-        # write_message: that encodes and frames per peer and wraps every write in a
-        # task (py-spy, 1,000 watchers: 65% of the server in write_message, 21% of it
-        # in ensure_future).
-        try:
-            for piece in pieces:
-                future = connection.stream.write(piece)
-        except tornado.iostream.StreamClosedError:
+        # Straight to the stream with a frame built once per message (vmws/framing.py).
+        future = write_frame(self.ws_connection, pieces)
+        if future is None:
             self._closing = True
             return
         if future.done():  # the kernel took it all at once (the usual case)
@@ -466,73 +381,3 @@ class ConsoleSocket(_VMSocket):
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.ConsoleInput)
         self.hub.console_input(self.vm, message.content)
-
-
-class HealthHandler(tornado.web.RequestHandler):
-    def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.write(b'{"status":"ok"}')
-
-
-class _APIHandler(tornado.web.RequestHandler):
-    def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
-        self.hub = hub
-        self.auth = auth
-        self.config = config
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        log_exception_redacted(self, typ, value, tb)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Tornado's own errors (405, ...) as JSON like ours, without a traceback."""
-        code = ErrorCode.INVALID_COMMAND if status_code < 500 else ErrorCode.UNKNOWN_ERROR
-        self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
-
-    def _error(self, status: int, exc: VMWSError) -> None:
-        self.set_status(status)
-        if status == 401:
-            self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
-        self.write(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))
-
-
-class TicketHandler(_APIHandler):
-    """``POST /api/tickets``: trade a Bearer token for a short-lived single-use ticket."""
-
-    def post(self) -> None:
-        try:
-            token = bearer_token(self.request)
-            if token is None or token.startswith(TICKET_PREFIX):
-                raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
-            ticket = self.auth.tickets.issue(self.auth.verifier.verify(token))
-        except AuthError as exc:
-            self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
-            return
-        self.set_status(201)
-        self.write(orjson.dumps({"ticket": ticket, "expiresIn": self.auth.tickets.ttl}))
-
-
-class VMListHandler(_APIHandler):
-    """``GET /api/vms``: name and status of every VM the token may reach (needs ``read``)."""
-
-    async def get(self) -> None:
-        try:
-            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
-            principal.require(Permission.READ)
-            vms = await self.hub.backend.list()
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return
-        except AuthError as exc:
-            status = 401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403
-            self._error(status, exc)
-            return
-        except VMWSError as exc:
-            self._error(503, exc)
-            return
-        listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
-        self.write(orjson.dumps({"vms": listing}))
