@@ -103,7 +103,8 @@ class ConsoleChannel:
         return self.viewers
 
     def write(self, content: str) -> None:
-        if not content:
+        """Queue ``content`` for the guest (dropped once the console has finished)."""
+        if not content or self.finished:
             return
         data = content.encode("utf-8")
         if self._input_bytes + len(data) > self._input_limit:

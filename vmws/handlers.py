@@ -375,9 +375,12 @@ class ConsoleSocket(_VMSocket):
     async def join_hub(self, name: str) -> None:
         self._channel.add_viewer(self, self._since_offset)
 
+    # Input and leaving go to this socket's own channel (the one it joined), not back
+    # through the hub by VM name: a channel that finished stays finished for its viewers.
+
     def leave_hub(self) -> None:
-        self.hub.remove_viewer(self.vm, self)
+        self._channel.remove_viewer(self)
 
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.ConsoleInput)
-        self.hub.console_input(self.vm, message.content)
+        self._channel.write(message.content)

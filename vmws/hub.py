@@ -77,17 +77,14 @@ class Hub:
         self.peers.add(peer)
 
     def unregister(self, peer: Peer) -> None:
+        """Forget ``peer``. It has already left what it joined (its VM's watchers, or
+        its console channel) itself: nothing here looks through every VM."""
         self.peers.discard(peer)
         # Its commands that have not started go: nobody is there for the answer, and
         # they would hold up everyone else's (the one running completes, logged).
         for task in self._waiting.pop(peer, ()):
             self._dropping.add(task)
             task.cancel()
-        for vm, watchers in list(self._watchers.items()):
-            if peer in watchers:
-                self.remove_watcher(vm, peer)
-        for channel in list(self._consoles.values()):
-            channel.remove_viewer(peer)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, holding a reference until it ends."""
@@ -272,16 +269,6 @@ class Hub:
             raise AuthError(
                 f"too many console viewers for this user on this VM (limit {per_user} per user)", CloseCode.TOO_MANY,
             )
-
-    def remove_viewer(self, vm: str, peer: Peer) -> None:
-        channel = self._consoles.get(vm)
-        if channel:
-            channel.remove_viewer(peer)
-
-    def console_input(self, vm: str, content: str) -> None:
-        channel = self._consoles.get(vm)
-        if channel:
-            channel.write(content)
 
     def _console_finished(self, channel: ConsoleChannel) -> None:
         if self._consoles.get(channel.vm) is channel:
