@@ -20,6 +20,7 @@ from collections.abc import Callable
 from vmws import protocol
 from vmws.backend import ConsoleStream
 from vmws.codes import CloseCode
+from vmws.logs import log_context
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
@@ -112,7 +113,7 @@ class ConsoleChannel:
                 self._input_overrun = True
                 log.warning(
                     "console input to %s dropped: over %d bytes queued for the guest",
-                    self.vm, self._input_limit,
+                    self.vm, self._input_limit, extra=log_context(vm=self.vm),
                 )
             return
         self._input_bytes += len(data)
@@ -148,7 +149,7 @@ class ConsoleChannel:
                         while self._behind():
                             await asyncio.sleep(_PACE_POLL)
         except Exception:
-            log.exception("console stream of %s failed", self.vm)
+            log.exception("console stream of %s failed", self.vm, extra=log_context(vm=self.vm))
         finally:
             self._finish()
 
@@ -163,7 +164,7 @@ class ConsoleChannel:
             try:
                 await self._stream.write(data)
             except Exception as exc:  # the VM went away mid-write: eof follows
-                log.info("console input to %s dropped: %s", self.vm, exc)
+                log.info("console input to %s dropped: %s", self.vm, exc, extra=log_context(vm=self.vm))
             finally:
                 self._input_bytes -= len(data)
                 if not self._input_bytes:

@@ -35,6 +35,7 @@ from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, w
 from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
 from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.logs import log_context
 
 __all__ = ["MonitorSocket", "ConsoleSocket", "CLOSE_CODES", "MAX_NAME_BYTES", "fit_close_reason"]
 
@@ -104,6 +105,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log_exception_redacted(self, typ, value, tb)
 
+    def _log_context(self) -> dict[str, str]:
+        return log_context(vm=self.vm, user=self.user, session=self.session_id)
+
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.request.host, self.config.allowed_origins)
 
@@ -129,12 +133,18 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         except Exception:
             # A bug, not the client's doing: logged with its traceback, and the client
             # still gets a close frame rather than a dropped connection.
-            log.exception("%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+            log.exception(
+                "%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
+                extra=self._log_context(),
+            )
             self._release()
             self._refuse(VMWSError("internal error while opening the connection"), CloseCode.INTERNAL_ERROR)
         else:
             self._opened = True
-            log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+            log.info(
+                "%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
+                extra=self._log_context(),
+            )
 
     async def _admit(self, name: str) -> None:
         """Every step of setting up a connection; each raises to refuse it. What a step
@@ -185,7 +195,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self.hub.unregister(self)
 
     def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
-        log.info("%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message)
+        log.info(
+            "%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message,
+            extra=self._log_context(),
+        )
         reason = _CLOSE_REASONS.get(code, "connection refused")
         try:
             message = protocol.error_message(exc.code, exc.message, self.hub.now())
@@ -251,7 +264,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             return
         self._rate_warned_at = now
         limit = self.config.max_message_rate
-        log.warning("rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit)
+        log.warning(
+            "rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit,
+            extra=self._log_context(),
+        )
         self.send(protocol.error_message(
             ErrorCode.INVALID_COMMAND, f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
         ))
@@ -267,6 +283,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             log.info(
                 "%s closed vm=%s user=%s session=%s code=%s",
                 self.endpoint.value, self.vm, self.user, self.session_id, self.close_code,
+                extra=self._log_context(),
             )
 
     # Peer
@@ -281,7 +298,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if self._pending + size > self.config.max_pending_bytes:
             log.warning(
                 "closing %s (%s) on %s: client too slow, %d bytes unsent",
-                self.session_id, self.user, self.vm, self._pending,
+                self.session_id, self.user, self.vm, self._pending, extra=self._log_context(),
             )
             self.close(CloseCode.TOO_SLOW, "client too slow: output backlog over limit")
             return

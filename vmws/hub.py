@@ -22,12 +22,17 @@ from vmws.console_channel import ConsoleChannel
 from vmws.errors import AuthError, VMNotRunning, VMWSError
 from vmws.keylocks import KeyedLocks
 from vmws.limits import ConnectionCounter
+from vmws.logs import log_context
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
 __all__ = ["Hub"]
 
 log = logging.getLogger("vmws.hub")
+
+
+def _command_context(vm: str, peer: Peer, request_id: str) -> dict[str, str]:
+    return log_context(vm=vm, user=peer.user, session=peer.session_id, request_id=request_id)
 
 
 class Hub:
@@ -130,7 +135,7 @@ class Hub:
             try:
                 sample = await self.backend.sample(vm)
             except VMWSError as exc:
-                log.warning("metrics of %s unavailable: %s", vm, exc.message)
+                log.warning("metrics of %s unavailable: %s", vm, exc.message, extra=log_context(vm=vm))
                 continue
             message = protocol.metrics_message(sample, self.now())
             for peer in list(self._watchers.get(vm, ())):
@@ -150,7 +155,10 @@ class Hub:
         key = (vm, peer.user)
         limit = self.config.max_commands_per_user
         if self._outstanding[key] >= limit:
-            log.info("command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit)
+            log.info(
+                "command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit,
+                extra=_command_context(vm, peer, request_id),
+            )
             peer.send(protocol.error_message(
                 ErrorCode.INVALID_COMMAND,
                 f"too many outstanding commands: at most {limit} per user per VM, the running one included; "
@@ -184,7 +192,7 @@ class Hub:
                 raise
             self._dropping.discard(task)
             log.info("command %s on %s by %s (%s) dropped: its sender left before it started",
-                     command.action.value, vm, peer.user, request_id)
+                     command.action.value, vm, peer.user, request_id, extra=_command_context(vm, peer, request_id))
         finally:
             self._forget_waiting(peer, task)
 
@@ -206,26 +214,29 @@ class Hub:
                 self.now(), code=ErrorCode.UNKNOWN_ERROR, action=action,
             )
             peer.send(message)
-            log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id)
+            log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id,
+                        extra=_command_context(vm, peer, request_id))
             # Keep the turn until it really ends, so commands never overlap.
             await asyncio.wait({task})
             return
         try:
             info = task.result()
         except VMWSError as exc:
-            log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message)
+            log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message,
+                     extra=_command_context(vm, peer, request_id))
             peer.send(protocol.response_message(
                 request_id, False, exc.message, self.now(), code=exc.code, action=action,
             ))
             return
         except Exception:
-            log.exception("command %s on %s (%s) raised", action, vm, request_id)
+            log.exception("command %s on %s (%s) raised", action, vm, request_id, extra=_command_context(vm, peer, request_id))
             peer.send(protocol.response_message(
                 request_id, False, f"Command '{action}' failed: internal error", self.now(),
                 code=ErrorCode.UNKNOWN_ERROR, action=action,
             ))
             return
-        log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value)
+        log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value,
+                 extra=_command_context(vm, peer, request_id))
         peer.send(protocol.response_message(
             request_id, True, f"Command '{action}' completed successfully", self.now(),
             action=action, status=info.status.value,
@@ -288,7 +299,8 @@ class Hub:
             )
             for peer in list(self.peers):
                 if peer.last_seen < deadline:
-                    log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval)
+                    log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval,
+                             extra=log_context(user=peer.user, session=peer.session_id))
                     peer.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     continue
                 peer.ping()
