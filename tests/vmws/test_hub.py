@@ -25,6 +25,14 @@ def command(action: str, request_id: str, force: bool = False) -> protocol.Comma
     return protocol.Command(Action(action), request_id, force)
 
 
+def connected(hub: Hub, *users: str) -> list[FakePeer]:
+    """One registered peer per user, as sockets are once open."""
+    peers = [FakePeer(user) for user in users]
+    for peer in peers:
+        hub.register(peer)
+    return peers
+
+
 async def submit(hub: Hub, peer: FakePeer, *request_ids: str, action: str = "restart", vm: str = "vm-1") -> None:
     for request_id in request_ids:
         hub.spawn(hub.run_command(vm, command(action, request_id), peer))
@@ -82,9 +90,7 @@ async def test_a_departed_senders_queued_commands_are_dropped_and_the_next_user_
     caplog.set_level(logging.INFO, logger="vmws")
     backend = FakeBackend()
     hub = make_hub(backend)
-    alice, bob = FakePeer("alice"), FakePeer("bob")
-    hub.register(alice)
-    hub.register(bob)
+    alice, bob = connected(hub, "alice", "bob")
     await submit(hub, alice, "a1", "a2", "a3", "a4")
     await submit(hub, bob, "b1")
     hub.unregister(alice)  # alice leaves with a1 running and a2-a4 queued
@@ -152,9 +158,7 @@ async def test_a_sender_leaving_mid_command_lets_it_finish_unanswered_and_a_forc
     caplog.set_level(logging.INFO, logger="vmws")
     backend = FakeBackend()
     hub = make_hub(backend)
-    alice, bob = FakePeer("alice"), FakePeer("bob")
-    hub.register(alice)
-    hub.register(bob)
+    alice, bob = connected(hub, "alice", "bob")
     await submit(hub, alice, "a1")
     await submit(hub, bob, "b1")
     alice.close(1001, "gone")  # alice's socket closes while a1 runs
