@@ -18,9 +18,10 @@ import tornado.web
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
 from vmws.config import Config
-from vmws.handlers import ConsoleSocket, HealthHandler, MonitorSocket, TicketHandler, VMListHandler
+from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.hub import Hub
 from vmws.logs import log_request
+from vmws.rest import HealthHandler, TicketHandler, VMListHandler
 from vmws.tickets import Authenticator, TicketStore
 from vmws.web import ui_routes
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import jwt
 
+from vmws.codes import CloseCode
 from vmws.errors import AuthError
 
 __all__ = [
@@ -38,12 +39,8 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "LEEWAY_SECONDS",
     "EXACT_PREFIX",
-    "CLOSE_UNAUTHENTICATED",
-    "CLOSE_FORBIDDEN",
 ]
 
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_FORBIDDEN = 4003
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
 # Clock skew tolerated on exp/nbf/iat, the same for every credential check.
@@ -81,9 +78,9 @@ class Principal:
     def require(self, permission: Permission, vm: str | None = None) -> None:
         """Raise ``AuthError`` (close 4003) unless allowed; checked before any VM lookup."""
         if permission not in self.permissions:
-            raise AuthError(f"token lacks the '{permission.value}' permission", CLOSE_FORBIDDEN)
+            raise AuthError(f"token lacks the '{permission.value}' permission", CloseCode.FORBIDDEN)
         if vm is not None and not self.may_reach(vm):
-            raise AuthError(f"token does not grant access to VM {vm!r}", CLOSE_FORBIDDEN)
+            raise AuthError(f"token does not grant access to VM {vm!r}", CloseCode.FORBIDDEN)
 
     def permission_names(self) -> list[str]:
         return [p.value for p in Permission if p in self.permissions]

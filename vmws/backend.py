@@ -1,7 +1,7 @@
 """The Backend seam: the one async interface every VM source implements.
 
 The hub and handlers talk only to this interface, never to a simulator or libvirt
-directly (DESIGN.md, "The Backend seam"). One contract suite (``tests/contract``)
+directly (docs/architecture.md: the modules and who calls whom). One contract suite (``tests/contract``)
 runs against every implementation so they behave alike.
 
 Action semantics every backend follows (rows: action; columns: status before):

@@ -19,13 +19,14 @@ from collections.abc import Callable
 
 from vmws import protocol
 from vmws.backend import ConsoleStream
+from vmws.codes import CloseCode
+from vmws.logs import log_context
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["ConsoleChannel", "CLOSE_NORMAL", "INPUT_LIMIT_BYTES"]
+__all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES"]
 
 log = logging.getLogger("vmws.console")
-CLOSE_NORMAL = 1000
 # Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
 _PACE_BYTES = 128 * 1024
 _PACE_POLL = 0.002
@@ -69,7 +70,7 @@ class ConsoleChannel:
         """Send ``peer`` the held output (all of it, or from ``since``), then live output."""
         if self.finished:  # the VM stopped between opening and joining
             peer.send(protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end))
-            peer.close(CLOSE_NORMAL, "console closed: VM stopped")
+            peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
             return
         held = len(self._decoder.getstate()[0])
         # Bytes the decoder still holds go out with the next live message, not here.
@@ -103,7 +104,8 @@ class ConsoleChannel:
         return self.viewers
 
     def write(self, content: str) -> None:
-        if not content:
+        """Queue ``content`` for the guest (dropped once the console has finished)."""
+        if not content or self.finished:
             return
         data = content.encode("utf-8")
         if self._input_bytes + len(data) > self._input_limit:
@@ -111,7 +113,7 @@ class ConsoleChannel:
                 self._input_overrun = True
                 log.warning(
                     "console input to %s dropped: over %d bytes queued for the guest",
-                    self.vm, self._input_limit,
+                    self.vm, self._input_limit, extra=log_context(vm=self.vm),
                 )
             return
         self._input_bytes += len(data)
@@ -147,7 +149,7 @@ class ConsoleChannel:
                         while self._behind():
                             await asyncio.sleep(_PACE_POLL)
         except Exception:
-            log.exception("console stream of %s failed", self.vm)
+            log.exception("console stream of %s failed", self.vm, extra=log_context(vm=self.vm))
         finally:
             self._finish()
 
@@ -162,7 +164,7 @@ class ConsoleChannel:
             try:
                 await self._stream.write(data)
             except Exception as exc:  # the VM went away mid-write: eof follows
-                log.info("console input to %s dropped: %s", self.vm, exc)
+                log.info("console input to %s dropped: %s", self.vm, exc, extra=log_context(vm=self.vm))
             finally:
                 self._input_bytes -= len(data)
                 if not self._input_bytes:
@@ -178,6 +180,6 @@ class ConsoleChannel:
             if tail:
                 peer.send(protocol.console_message(tail, now, offset=offset))
             peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end))
-            peer.close(CLOSE_NORMAL, "console closed: VM stopped")
+            peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
         self.viewers.clear()
         self._on_finished(self)

@@ -25,13 +25,17 @@ from urllib.parse import quote, urlencode
 import orjson
 import tornado.websocket
 
+from vmws.codes import CloseCode
 from vmws.logs import redact
 from vmws.termfilter import TerminalFilter
 
 __all__ = ["run_console", "parse_escape", "read_token"]
 
-_CLOSE_EXPLAINED = {1001: "server going away", 4001: "not authenticated", 4003: "forbidden",
-                    4004: "no such VM", 4009: "VM is not running"}
+_CLOSE_EXPLAINED: dict[int, str] = {
+    CloseCode.GOING_AWAY: "server going away", CloseCode.UNAUTHENTICATED: "not authenticated",
+    CloseCode.FORBIDDEN: "forbidden", CloseCode.VM_NOT_FOUND: "no such VM",
+    CloseCode.VM_NOT_RUNNING: "VM is not running",
+}
 
 
 def parse_escape(text: str) -> bytes | None:
@@ -154,7 +158,7 @@ class _Session:
                 raw = await self.conn.read_message()
                 if raw is None:
                     code = self.conn.close_code
-                    if code not in (None, 1000) and not self.message:
+                    if code not in (None, CloseCode.NORMAL_CLOSURE) and not self.message:
                         reason = self.conn.close_reason or _CLOSE_EXPLAINED.get(code, "")
                         self.message = f"vmws: connection closed ({code}{': ' + reason if reason else ''})"
                         self.exit_code = 1

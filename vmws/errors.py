@@ -17,6 +17,8 @@ Backends raise only these; a libvirt exception never leaves ``harness/``.
 
 from __future__ import annotations
 
+from vmws.codes import CloseCode, ErrorCode
+
 __all__ = [
     "VMWSError",
     "ClientError",
@@ -35,7 +37,7 @@ __all__ = [
 class VMWSError(Exception):
     """Base of every vmws error; ``code`` is the protocol's error code."""
 
-    code = "UNKNOWN_ERROR"
+    code: ErrorCode = ErrorCode.UNKNOWN_ERROR
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -47,7 +49,7 @@ class ClientError(VMWSError):
 
 
 class InvalidCommand(ClientError):
-    code = "INVALID_COMMAND"
+    code = ErrorCode.INVALID_COMMAND
 
     def __init__(self, message: str, request_id: str | None = None) -> None:
         super().__init__(message)
@@ -57,9 +59,9 @@ class InvalidCommand(ClientError):
 class AuthError(ClientError):
     """Authentication (close 4001) or authorization (close 4003) failed."""
 
-    code = "AUTH_ERROR"
+    code = ErrorCode.AUTH_ERROR
 
-    def __init__(self, message: str, close_code: int = 4001) -> None:
+    def __init__(self, message: str, close_code: CloseCode = CloseCode.UNAUTHENTICATED) -> None:
         super().__init__(message)
         self.close_code = close_code
 
@@ -69,11 +71,11 @@ class BackendError(VMWSError):
 
 
 class VMNotFound(BackendError):
-    code = "VM_NOT_FOUND"
+    code = ErrorCode.VM_NOT_FOUND
 
 
 class VMNotRunning(BackendError):
-    code = "VM_NOT_RUNNING"
+    code = ErrorCode.VM_NOT_RUNNING
 
 
 class CommandFailed(BackendError):

@@ -1,4 +1,6 @@
-"""Tornado handlers: translate between sockets and the hub/protocol (no logic of their own).
+"""WebSocket handlers: translate between sockets and the hub/protocol (no logic of their own).
+
+The REST handlers are in ``vmws/rest.py``, the wire framing in ``vmws/framing.py``.
 
 The upgrade is accepted first and checked after, so a browser can read why it was
 refused: bad token → ``AUTH_ERROR`` + close 4001; missing permission or VM outside the
@@ -14,54 +16,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import struct
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import tornado.iostream
 import tornado.web
 import tornado.websocket
-from tornado.websocket import _WebSocketParams
 
 from vmws import protocol
-from vmws.auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Permission, Principal
+from vmws.auth import Permission, Principal
 from vmws.backend import Capability
+from vmws.codes import CloseCode, ErrorCode
 from vmws.limits import TokenBucket
-from vmws.tickets import TICKET_PREFIX, Authenticator
-from vmws.wsprotocol import StrictWebSocketProtocol
+from vmws.tickets import Authenticator
 from vmws.config import Config
+from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, write_frame
 from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotRunning, VMWSError
 from vmws.hub import Hub
-from vmws.logs import redact
+from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.logs import log_context
 
-__all__ = [
-    "MonitorSocket", "ConsoleSocket", "HealthHandler", "VMListHandler", "TicketHandler", "CLOSE_CODES",
-    "MAX_NAME_BYTES", "fit_close_reason",
-]
+__all__ = ["MonitorSocket", "ConsoleSocket", "CLOSE_CODES", "MAX_NAME_BYTES", "fit_close_reason"]
 
 log = logging.getLogger("vmws.handlers")
 
-CLOSE_INVALID = 1008
-CLOSE_INTERNAL = 1011
-CLOSE_NOT_FOUND = 4004
-CLOSE_NO_CONSOLE = 4005
-CLOSE_TOO_SLOW = 4008
-CLOSE_NOT_RUNNING = 4009
-CLOSE_TOO_MANY = 4029
 # Close code for each error that ends a connection while it is being set up
 # (AuthError carries its own, 4001 / 4003 / 4029).
-CLOSE_CODES: dict[type[VMWSError], int] = {
-    VMNotFound: CLOSE_NOT_FOUND, VMNotRunning: CLOSE_NOT_RUNNING, NoConsole: CLOSE_NO_CONSOLE,
-    InvalidCommand: CLOSE_INVALID,
+CLOSE_CODES: dict[type[VMWSError], CloseCode] = {
+    VMNotFound: CloseCode.VM_NOT_FOUND, VMNotRunning: CloseCode.VM_NOT_RUNNING, NoConsole: CloseCode.NO_CONSOLE,
+    InvalidCommand: CloseCode.POLICY_VIOLATION,
 }
 # The close reason of each refusal: a fixed phrase, so no name, subject or token is ever
 # quoted in it (the `error` message before the close frame carries the detail).
 _CLOSE_REASONS = {
-    CLOSE_UNAUTHENTICATED: "not authenticated", CLOSE_FORBIDDEN: "forbidden", CLOSE_NOT_FOUND: "no such VM",
-    CLOSE_NO_CONSOLE: "this server's backend has no consoles", CLOSE_NOT_RUNNING: "VM is not running",
-    CLOSE_TOO_MANY: "too many connections", CLOSE_INVALID: "invalid request", CLOSE_INTERNAL: "internal error",
+    CloseCode.UNAUTHENTICATED: "not authenticated", CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.VM_NOT_FOUND: "no such VM", CloseCode.NO_CONSOLE: "this server's backend has no consoles",
+    CloseCode.VM_NOT_RUNNING: "VM is not running", CloseCode.TOO_MANY: "too many connections",
+    CloseCode.POLICY_VIOLATION: "invalid request", CloseCode.INTERNAL_ERROR: "internal error",
 }
 # RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -74,49 +66,9 @@ _OFFSET = re.compile(r"[0-9]{1,19}")
 _DROPPABLE_BACKLOG = 256 * 1024
 
 
-def bearer_token(request: Any) -> str | None:
-    header: str = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 def fit_close_reason(reason: str) -> str:
     """``reason`` cut to the 123 UTF-8 bytes a close frame holds, never inside a character."""
     return reason.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
-
-
-class UndecodableQuery(AuthError):
-    """A query argument whose percent-encoded bytes are not UTF-8: no credential can be read
-    from such a URL (HTTP 400, or close 4001 after the upgrade)."""
-
-    def __init__(self) -> None:
-        super().__init__("the URL's query string is not valid UTF-8 once percent-decoded")
-
-
-def query_argument(request: Any, name: str, *, strip: bool = True) -> str | None:
-    """The last value of query argument ``name``, or None; ``UndecodableQuery`` if any
-    argument of the URL is not UTF-8. Tornado's own getter raises with the raw value
-    (a ticket, say) in its message, which then reaches the log."""
-    arguments: dict[str, list[bytes]] = request.query_arguments
-    decoded: dict[str, str] = {}
-    for key, values in arguments.items():
-        for value in values:
-            try:
-                decoded[key] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UndecodableQuery() from None
-    found = decoded.get(name)
-    return found.strip() if found is not None and strip else found
-
-
-def log_exception_redacted(handler: tornado.web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:
-    """Tornado's own version prints the request URI, token included."""
-    if isinstance(value, tornado.web.HTTPError):
-        # A refusal (405, a path that is not UTF-8): the access log line is the one line
-        # it gets. Tornado's message for it may quote the raw input.
-        return
-    log.error("uncaught error on %s %s", handler.request.method, redact(handler.request.uri or ""),
-              exc_info=(typ, value, tb))
 
 
 def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
@@ -124,34 +76,6 @@ def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
     if origin in allowed:
         return True
     return urlsplit(origin).netloc.lower() == host.lower()
-
-
-# The last text framed and its frame: a broadcast hands one str to every peer in
-# turn, so it is encoded and framed once. The event loop is single-threaded.
-_last_frame: tuple[str, tuple[bytes, ...]] = ("", ())
-# Frames at least this large are written as header and payload: joining them copies
-# the payload once more (14% of a console flood's CPU, py-spy), and Tornado keeps
-# large writes by reference.
-_SPLIT_FRAME = 16 * 1024
-
-
-def _text_frame(text: str) -> tuple[bytes, ...]:
-    """An unmasked, uncompressed WebSocket text frame (a server's) carrying ``text``,
-    as the pieces to write in order."""
-    global _last_frame
-    if _last_frame[0] is text:
-        return _last_frame[1]
-    payload = text.encode("utf-8")
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    pieces = (header, payload) if n >= _SPLIT_FRAME else (header + payload,)
-    _last_frame = (text, pieces)
-    return pieces
 
 
 class _VMSocket(tornado.websocket.WebSocketHandler):
@@ -181,6 +105,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log_exception_redacted(self, typ, value, tb)
 
+    def _log_context(self) -> dict[str, str]:
+        return log_context(vm=self.vm, user=self.user, session=self.session_id)
+
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.request.host, self.config.allowed_origins)
 
@@ -190,11 +117,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def get_websocket_protocol(self) -> StrictWebSocketProtocol | None:
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None  # Tornado answers 426 Upgrade Required
-        params = _WebSocketParams(
-            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            max_message_size=self.max_message_size, compression_options=None,  # see get_compression_options
-        )
-        return StrictWebSocketProtocol(self, False, params)
+        return strict_protocol(self)
 
     async def open(self, name: str) -> None:
         self.vm = name
@@ -205,17 +128,23 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._release()  # it left while we were waiting on the backend
         except VMWSError as exc:
             self._release()
-            code = exc.close_code if isinstance(exc, AuthError) else CLOSE_CODES.get(type(exc), CLOSE_INTERNAL)
+            code = exc.close_code if isinstance(exc, AuthError) else CLOSE_CODES.get(type(exc), CloseCode.INTERNAL_ERROR)
             self._refuse(exc, code)
         except Exception:
             # A bug, not the client's doing: logged with its traceback, and the client
             # still gets a close frame rather than a dropped connection.
-            log.exception("%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+            log.exception(
+                "%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
+                extra=self._log_context(),
+            )
             self._release()
-            self._refuse(VMWSError("internal error while opening the connection"), CLOSE_INTERNAL)
+            self._refuse(VMWSError("internal error while opening the connection"), CloseCode.INTERNAL_ERROR)
         else:
             self._opened = True
-            log.info("%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id)
+            log.info(
+                "%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
+                extra=self._log_context(),
+            )
 
     async def _admit(self, name: str) -> None:
         """Every step of setting up a connection; each raises to refuse it. What a step
@@ -228,7 +157,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         principal.require(self.permission, name)
         if not self.hub.user_connections.acquire(principal.sub):
             raise AuthError(
-                f"too many connections for this user (limit {self.config.max_connections_per_user})", CLOSE_TOO_MANY,
+                f"too many connections for this user (limit {self.config.max_connections_per_user})", CloseCode.TOO_MANY,
             )
         self._counted = True
         self.principal = principal
@@ -265,8 +194,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self.leave_hub()
             self.hub.unregister(self)
 
-    def _refuse(self, exc: VMWSError, code: int) -> None:
-        log.info("%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message)
+    def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
+        log.info(
+            "%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message,
+            extra=self._log_context(),
+        )
         reason = _CLOSE_REASONS.get(code, "connection refused")
         try:
             message = protocol.error_message(exc.code, exc.message, self.hub.now())
@@ -280,8 +212,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expired)
 
     def _expired(self) -> None:
-        self.send(protocol.error_message("AUTH_ERROR", "token has expired", self.hub.now()))
-        self.close(CLOSE_UNAUTHENTICATED, "token has expired")
+        self.send(protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", self.hub.now()))
+        self.close(CloseCode.UNAUTHENTICATED, "token has expired")
 
     def read_query(self) -> None:
         """Read the endpoint's own query arguments; raise to refuse the connection."""
@@ -317,7 +249,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
                 echo = protocol.heartbeat_message(parsed.data, self.hub.now())
             except orjson.JSONEncodeError:  # nested over 255 levels: orjson will not write it
                 echo = protocol.error_message(
-                    "INVALID_COMMAND", "heartbeat 'data' is nested too deeply to echo", self.hub.now(),
+                    ErrorCode.INVALID_COMMAND, "heartbeat 'data' is nested too deeply to echo", self.hub.now(),
                 )
             self.send(echo)
         else:
@@ -332,9 +264,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             return
         self._rate_warned_at = now
         limit = self.config.max_message_rate
-        log.warning("rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit)
+        log.warning(
+            "rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit,
+            extra=self._log_context(),
+        )
         self.send(protocol.error_message(
-            "INVALID_COMMAND", f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
+            ErrorCode.INVALID_COMMAND, f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
         ))
 
     def on_pong(self, data: bytes) -> None:
@@ -348,6 +283,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             log.info(
                 "%s closed vm=%s user=%s session=%s code=%s",
                 self.endpoint.value, self.vm, self.user, self.session_id, self.close_code,
+                extra=self._log_context(),
             )
 
     # Peer
@@ -357,27 +293,18 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             return
         if droppable and self._pending > _DROPPABLE_BACKLOG:
             return  # metrics are cumulative: the next one carries everything
-        pieces = _text_frame(text)
+        pieces = text_frame(text)
         size = sum(len(piece) for piece in pieces)  # bytes on the wire, not characters
         if self._pending + size > self.config.max_pending_bytes:
             log.warning(
                 "closing %s (%s) on %s: client too slow, %d bytes unsent",
-                self.session_id, self.user, self.vm, self._pending,
+                self.session_id, self.user, self.vm, self._pending, extra=self._log_context(),
             )
-            self.close(CLOSE_TOO_SLOW, "client too slow: output backlog over limit")
+            self.close(CloseCode.TOO_SLOW, "client too slow: output backlog over limit")
             return
-        connection = self.ws_connection
-        if connection.is_closing() or connection.stream is None:
-            self._closing = True
-            return
-        # Straight to the stream with a frame built once per message, not through
-        # write_message: that encodes and frames per peer and wraps every write in a
-        # task (py-spy, 1,000 watchers: 65% of the server in write_message, 21% of it
-        # in ensure_future).
-        try:
-            for piece in pieces:
-                future = connection.stream.write(piece)
-        except tornado.iostream.StreamClosedError:
+        # Straight to the stream with a frame built once per message (vmws/framing.py).
+        future = write_frame(self.ws_connection, pieces)
+        if future is None:
             self._closing = True
             return
         if future.done():  # the kernel took it all at once (the usual case)
@@ -434,7 +361,7 @@ class MonitorSocket(_VMSocket):
         assert isinstance(message, protocol.Command) and self.principal is not None
         if Permission.CONTROL not in self.principal.permissions:
             self.send(protocol.error_message(
-                "AUTH_ERROR", "token lacks the 'control' permission needed for commands",
+                ErrorCode.AUTH_ERROR, "token lacks the 'control' permission needed for commands",
                 self.hub.now(), request_id=message.request_id,
             ))
             return
@@ -465,79 +392,12 @@ class ConsoleSocket(_VMSocket):
     async def join_hub(self, name: str) -> None:
         self._channel.add_viewer(self, self._since_offset)
 
+    # Input and leaving go to this socket's own channel (the one it joined), not back
+    # through the hub by VM name: a channel that finished stays finished for its viewers.
+
     def leave_hub(self) -> None:
-        self.hub.remove_viewer(self.vm, self)
+        self._channel.remove_viewer(self)
 
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.ConsoleInput)
-        self.hub.console_input(self.vm, message.content)
-
-
-class HealthHandler(tornado.web.RequestHandler):
-    def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.write(b'{"status":"ok"}')
-
-
-class _APIHandler(tornado.web.RequestHandler):
-    def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
-        self.hub = hub
-        self.auth = auth
-        self.config = config
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        log_exception_redacted(self, typ, value, tb)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Tornado's own errors (405, ...) as JSON like ours, without a traceback."""
-        code = "INVALID_COMMAND" if status_code < 500 else "UNKNOWN_ERROR"
-        self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
-
-    def _error(self, status: int, exc: VMWSError) -> None:
-        self.set_status(status)
-        if status == 401:
-            self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
-        self.write(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))
-
-
-class TicketHandler(_APIHandler):
-    """``POST /api/tickets``: trade a Bearer token for a short-lived single-use ticket."""
-
-    def post(self) -> None:
-        try:
-            token = bearer_token(self.request)
-            if token is None or token.startswith(TICKET_PREFIX):
-                raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
-            ticket = self.auth.tickets.issue(self.auth.verifier.verify(token))
-        except AuthError as exc:
-            self._error(429 if exc.close_code == CLOSE_TOO_MANY else 401, exc)
-            return
-        self.set_status(201)
-        self.write(orjson.dumps({"ticket": ticket, "expiresIn": self.auth.tickets.ttl}))
-
-
-class VMListHandler(_APIHandler):
-    """``GET /api/vms``: name and status of every VM the token may reach (needs ``read``)."""
-
-    async def get(self) -> None:
-        try:
-            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
-            principal.require(Permission.READ)
-            vms = await self.hub.backend.list()
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return
-        except AuthError as exc:
-            status = 401 if exc.close_code == CLOSE_UNAUTHENTICATED else 403
-            self._error(status, exc)
-            return
-        except VMWSError as exc:
-            self._error(503, exc)
-            return
-        listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
-        self.write(orjson.dumps({"vms": listing}))
+        self._channel.write(message.content)

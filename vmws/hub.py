@@ -16,19 +16,23 @@ from typing import Any
 
 from vmws import protocol
 from vmws.backend import Action, Backend, VMInfo, VMStatus
+from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
 from vmws.errors import AuthError, VMNotRunning, VMWSError
 from vmws.keylocks import KeyedLocks
-from vmws.limits import CLOSE_TOO_MANY, ConnectionCounter
+from vmws.limits import ConnectionCounter
+from vmws.logs import log_context
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["Hub", "CLOSE_GOING_AWAY", "CLOSE_HEARTBEAT_TIMEOUT"]
+__all__ = ["Hub"]
 
 log = logging.getLogger("vmws.hub")
-CLOSE_GOING_AWAY = 1001
-CLOSE_HEARTBEAT_TIMEOUT = 4010
+
+
+def _command_context(vm: str, peer: Peer, request_id: str) -> dict[str, str]:
+    return log_context(vm=vm, user=peer.user, session=peer.session_id, request_id=request_id)
 
 
 class Hub:
@@ -61,7 +65,7 @@ class Hub:
     async def close(self, reason: str = "server shutting down") -> None:
         """Tell every client 1001, stop every task. The backend is closed by the caller."""
         for peer in list(self.peers):
-            peer.close(CLOSE_GOING_AWAY, reason)
+            peer.close(CloseCode.GOING_AWAY, reason)
         if self._unsubscribe:
             self._unsubscribe()
         tasks: list[asyncio.Task[None]] = list(self._samplers.values())
@@ -78,17 +82,14 @@ class Hub:
         self.peers.add(peer)
 
     def unregister(self, peer: Peer) -> None:
+        """Forget ``peer``. It has already left what it joined (its VM's watchers, or
+        its console channel) itself: nothing here looks through every VM."""
         self.peers.discard(peer)
         # Its commands that have not started go: nobody is there for the answer, and
         # they would hold up everyone else's (the one running completes, logged).
         for task in self._waiting.pop(peer, ()):
             self._dropping.add(task)
             task.cancel()
-        for vm, watchers in list(self._watchers.items()):
-            if peer in watchers:
-                self.remove_watcher(vm, peer)
-        for channel in list(self._consoles.values()):
-            channel.remove_viewer(peer)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, holding a reference until it ends."""
@@ -134,7 +135,7 @@ class Hub:
             try:
                 sample = await self.backend.sample(vm)
             except VMWSError as exc:
-                log.warning("metrics of %s unavailable: %s", vm, exc.message)
+                log.warning("metrics of %s unavailable: %s", vm, exc.message, extra=log_context(vm=vm))
                 continue
             message = protocol.metrics_message(sample, self.now())
             for peer in list(self._watchers.get(vm, ())):
@@ -154,9 +155,12 @@ class Hub:
         key = (vm, peer.user)
         limit = self.config.max_commands_per_user
         if self._outstanding[key] >= limit:
-            log.info("command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit)
+            log.info(
+                "command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit,
+                extra=_command_context(vm, peer, request_id),
+            )
             peer.send(protocol.error_message(
-                "INVALID_COMMAND",
+                ErrorCode.INVALID_COMMAND,
                 f"too many outstanding commands: at most {limit} per user per VM, the running one included; "
                 f"'{action}' refused",
                 self.now(), request_id=request_id,
@@ -188,7 +192,7 @@ class Hub:
                 raise
             self._dropping.discard(task)
             log.info("command %s on %s by %s (%s) dropped: its sender left before it started",
-                     command.action.value, vm, peer.user, request_id)
+                     command.action.value, vm, peer.user, request_id, extra=_command_context(vm, peer, request_id))
         finally:
             self._forget_waiting(peer, task)
 
@@ -207,29 +211,32 @@ class Hub:
             message = protocol.response_message(
                 request_id, False,
                 f"Command '{action}' timed out after {self.config.command_timeout:g}s",
-                self.now(), code="UNKNOWN_ERROR", action=action,
+                self.now(), code=ErrorCode.UNKNOWN_ERROR, action=action,
             )
             peer.send(message)
-            log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id)
+            log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id,
+                        extra=_command_context(vm, peer, request_id))
             # Keep the turn until it really ends, so commands never overlap.
             await asyncio.wait({task})
             return
         try:
             info = task.result()
         except VMWSError as exc:
-            log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message)
+            log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message,
+                     extra=_command_context(vm, peer, request_id))
             peer.send(protocol.response_message(
                 request_id, False, exc.message, self.now(), code=exc.code, action=action,
             ))
             return
         except Exception:
-            log.exception("command %s on %s (%s) raised", action, vm, request_id)
+            log.exception("command %s on %s (%s) raised", action, vm, request_id, extra=_command_context(vm, peer, request_id))
             peer.send(protocol.response_message(
                 request_id, False, f"Command '{action}' failed: internal error", self.now(),
-                code="UNKNOWN_ERROR", action=action,
+                code=ErrorCode.UNKNOWN_ERROR, action=action,
             ))
             return
-        log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value)
+        log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value,
+                 extra=_command_context(vm, peer, request_id))
         peer.send(protocol.response_message(
             request_id, True, f"Command '{action}' completed successfully", self.now(),
             action=action, status=info.status.value,
@@ -266,23 +273,13 @@ class Hub:
         """
         if channel.viewer_count() >= self.config.max_console_viewers:
             raise AuthError(
-                f"too many viewers on this console (limit {self.config.max_console_viewers})", CLOSE_TOO_MANY,
+                f"too many viewers on this console (limit {self.config.max_console_viewers})", CloseCode.TOO_MANY,
             )
         per_user = self.config.max_console_viewers_per_user
         if channel.viewer_count(user) >= per_user:
             raise AuthError(
-                f"too many console viewers for this user on this VM (limit {per_user} per user)", CLOSE_TOO_MANY,
+                f"too many console viewers for this user on this VM (limit {per_user} per user)", CloseCode.TOO_MANY,
             )
-
-    def remove_viewer(self, vm: str, peer: Peer) -> None:
-        channel = self._consoles.get(vm)
-        if channel:
-            channel.remove_viewer(peer)
-
-    def console_input(self, vm: str, content: str) -> None:
-        channel = self._consoles.get(vm)
-        if channel:
-            channel.write(content)
 
     def _console_finished(self, channel: ConsoleChannel) -> None:
         if self._consoles.get(channel.vm) is channel:
@@ -302,8 +299,9 @@ class Hub:
             )
             for peer in list(self.peers):
                 if peer.last_seen < deadline:
-                    log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval)
-                    peer.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                    log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval,
+                             extra=log_context(user=peer.user, session=peer.session_id))
+                    peer.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     continue
                 peer.ping()
                 peer.send(message, droppable=True)

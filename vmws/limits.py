@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["TokenBucket", "ConnectionCounter", "CLOSE_TOO_MANY"]
-
-# Close code of a connection refused because a limit is reached (its `error` names it).
-CLOSE_TOO_MANY = 4029
+__all__ = ["TokenBucket", "ConnectionCounter"]
 
 
 class TokenBucket:

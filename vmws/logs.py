@@ -14,6 +14,10 @@ Everything is done once, in a filter on the one handler, so no call site can for
   through raw, and its encoder refuses lone surrogates), so a record is one line and no
   escape sequence reaches whoever tails the log. A traceback keeps its lines; in text
   format each is indented, so only a record's first line starts at column 0.
+- The context fields a call site passes as ``extra=log_context(...)`` (``vm``, ``user``,
+  ``session``, ``requestId``) go through the same redaction, cut and escaping as the
+  arguments; the JSON format writes them as fields of their own (the text format's
+  message already names them).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-__all__ = ["configure_logging", "redact", "escape_controls", "log_request", "MAX_ARG_CHARS", "MAX_MESSAGE_CHARS"]
+__all__ = [
+    "configure_logging", "redact", "escape_controls", "log_request", "log_context", "MAX_ARG_CHARS", "MAX_MESSAGE_CHARS",
+]
 
 log = logging.getLogger("vmws")
 access_log = logging.getLogger("vmws.access")
@@ -37,6 +43,9 @@ access_log = logging.getLogger("vmws.access")
 MAX_ARG_CHARS = 300
 MAX_MESSAGE_CHARS = 4096
 REDACTED = "REDACTED"
+
+# Record attributes set through ``extra=log_context(...)``, in the order JSON writes them.
+CONTEXT_FIELDS = ("vm", "user", "session", "requestId")
 
 # Query parameters whose values are credentials, compared after percent-decoding and casefolding.
 _SECRET_NAMES = frozenset({"token", "ticket", "access_token"})
@@ -78,6 +87,14 @@ def _escape_char(match: re.Match[str]) -> str:
 def escape_controls(text: str) -> str:
     """``text`` on one line with nothing a terminal would act on."""
     return _CONTROLS.sub(_escape_char, text)
+
+
+def log_context(
+    *, vm: str | None = None, user: str | None = None, session: str | None = None, request_id: str | None = None,
+) -> dict[str, str]:
+    """The ``extra=`` of a log call about one connection or command (unset fields left out)."""
+    fields = {"vm": vm, "user": user, "session": session, "requestId": request_id}
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -131,6 +148,10 @@ class _SafeRecordFilter(logging.Filter):
         except Exception:  # a bad format string: keep what was meant, safely
             message = f"{_text(record.msg, str)} {_text(record.args, repr)}"
         record.msg, record.args = escape_controls(_truncate(redact(message), MAX_MESSAGE_CHARS)), None
+        for field in CONTEXT_FIELDS:
+            value = record.__dict__.get(field)
+            if value is not None:  # client strings, like the arguments: redacted, cut, escaped
+                setattr(record, field, escape_controls(str(_SafeArg(value))))
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
         if record.exc_text:
@@ -152,6 +173,10 @@ class _JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for field in CONTEXT_FIELDS:
+            value = record.__dict__.get(field)
+            if value is not None:
+                entry[field] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

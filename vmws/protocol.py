@@ -16,6 +16,7 @@ import orjson
 from json.encoder import encode_basestring as _escape_json
 
 from vmws.backend import Action, MetricsSample, VMInfo
+from vmws.codes import ErrorCode
 from vmws.errors import InvalidCommand
 
 __all__ = [
@@ -209,7 +210,7 @@ def metrics_message(sample: MetricsSample, now: float) -> str:
 
 
 def response_message(
-    request_id: str, success: bool, message: str, now: float, *, code: str | None = None,
+    request_id: str, success: bool, message: str, now: float, *, code: ErrorCode | None = None,
     action: str | None = None, status: str | None = None,
 ) -> str:
     data: dict[str, Any] = {"requestId": request_id, "success": success, "message": message}
@@ -243,7 +244,7 @@ def console_message(content: str, now: float, *, eof: bool = False, offset: int 
     return encode("console", data, now)
 
 
-def error_message(code: str, message: str, now: float, *, request_id: str | None = None) -> str:
+def error_message(code: ErrorCode, message: str, now: float, *, request_id: str | None = None) -> str:
     data: dict[str, Any] = {"code": code, "message": message}
     if request_id is not None:
         data["requestId"] = request_id

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 
 from vmws.auth import Principal, TokenVerifier
+from vmws.codes import CloseCode
 from vmws.errors import AuthError
 
 __all__ = ["TicketStore", "Authenticator", "TICKET_PREFIX", "PER_SUBJECT_LIMIT"]
 
 TICKET_PREFIX = "vmt_"
 PER_SUBJECT_LIMIT = 100
-CLOSE_TOO_MANY = 4029
 
 
 class TicketStore:
@@ -47,12 +47,12 @@ class TicketStore:
             if len(mine) >= self.per_subject:
                 raise AuthError(
                     f"too many outstanding tickets for this user (limit {self.per_subject}); "
-                    "use them or let them expire, then retry", CLOSE_TOO_MANY,
+                    "use them or let them expire, then retry", CloseCode.TOO_MANY,
                 )
         if len(self._tickets) >= self.limit:
             self._purge(list(self._tickets))
             if len(self._tickets) >= self.limit:
-                raise AuthError("too many outstanding tickets; try again shortly", CLOSE_TOO_MANY)
+                raise AuthError("too many outstanding tickets; try again shortly", CloseCode.TOO_MANY)
         ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
         self._tickets[ticket] = (principal, self._clock() + life)
         self._by_subject.setdefault(principal.sub, set()).add(ticket)

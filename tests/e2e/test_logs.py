@@ -169,3 +169,40 @@ def test_untrusted_strings_are_escaped_and_cut_in_the_log(log_format: str, tmp_p
     for fragment in ("eve\\x1b]0;pwned\\x07\\x0d\\x0a2026", "ghost\\x0a2026", "r1\\x0d\\x0a2026",
                      "\\x9b31m\\x7f\\u2028x"):
         assert fragment in shown, (fragment, shown[-3000:])
+
+
+def test_the_json_format_carries_vm_user_session_and_request_id_as_fields_escaped_and_cut(tmp_path: Path) -> None:
+    log = tmp_path / "vmws.log"
+    with vmws_serve("json", log) as base:
+        ws = base.replace("http", "ws", 1)
+
+        async def visit() -> str:
+            seen = await ws_messages(
+                f"{ws}/ws/vms/my-vm?token={tok(HOSTILE_SUB)}",
+                send={"type": "command", "data": {"action": "start", "requestId": HOSTILE_REQUEST_ID}},
+                until="response",
+            )
+            await ws_messages(f"{ws}/ws/vms/{quote(HOSTILE_VM, safe='')}?token={tok()}")
+            await ws_messages(f"{ws}/ws/vms/{HUGE_VM}")
+            await http(f"{base}/healthz?done=1")
+            return str(seen[0]["data"]["sessionId"])
+
+        session = asyncio.run(visit())
+        wait_for(log, "/healthz?done=1")
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    sub = "eve\\x1b]0;pwned\\x07\\x0d\\x0a2026-01-01 00:00:00,000 INFO vmws: FORGED sub\\x9b31m\\x7f\\u2028x"
+    opened = next(r for r in records if r["message"].startswith("monitor open vm=my-vm"))
+    assert (opened["vm"], opened["user"], opened["session"]) == ("my-vm", sub, session)
+    assert "requestId" not in opened
+    # The text stays readable as before: the same values are in the message.
+    assert f"user={sub} session={session}" in opened["message"]
+    command = next(r for r in records if r["message"].startswith("command start on my-vm"))
+    assert command["requestId"] == "r1\\x0d\\x0a2026-01-01 00:00:00,000 INFO vmws: FORGED id\\x1b[31m"
+    assert (command["vm"], command["user"], command["session"]) == ("my-vm", sub, session)
+    closed = next(r for r in records if r["message"].startswith("monitor closed vm=my-vm"))
+    assert (closed["vm"], closed["session"]) == ("my-vm", session)
+    refused = [r for r in records if r["message"].startswith("monitor refused")]
+    assert refused[0]["vm"] == "ghost\\x0a2026-01-01 00:00:00,000 INFO vmws: FORGED vm\\x1b[2J\\x0d"
+    assert refused[0]["user"] == "alice" and refused[0]["session"]
+    huge = refused[1]["vm"]
+    assert huge.startswith("a" * 300) and huge.endswith("…(+59700 chars)") and refused[1]["user"] == "-"

@@ -19,6 +19,7 @@ from tests.schema.protocol_schema import (
 from vmws import protocol
 from vmws.auth import Permission
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
+from vmws.codes import ErrorCode
 from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMNotRunning, VMWSError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -51,8 +52,9 @@ def test_enums_match_the_python_tree() -> None:
     assert defs["Action"]["enum"] == [a.value for a in Action]
     assert defs["VMStatus"]["enum"] == [s.value for s in VMStatus]
     assert defs["Permission"]["enum"] == [p.value for p in Permission]
+    assert defs["ErrorCode"]["enum"] == [c.value for c in ErrorCode]
     codes = {cls.code for cls in (VMWSError, InvalidCommand, AuthError, VMNotFound, VMNotRunning)}
-    assert codes <= set(defs["ErrorCode"]["enum"])
+    assert codes == set(ErrorCode)
     assert defs["RequestId"]["maxLength"] == protocol.MAX_REQUEST_ID_LENGTH
 
 
@@ -70,13 +72,13 @@ def _built() -> list[tuple[str, str]]:
         ("monitor", protocol.metrics_message(sample, NOW)),
         ("monitor", protocol.response_message("r1", True, "Command 'start' completed successfully", NOW,
                                               action="start", status="running")),
-        ("monitor", protocol.response_message("r2", False, "VM is not running", NOW, code="VM_NOT_RUNNING",
+        ("monitor", protocol.response_message("r2", False, "VM is not running", NOW, code=ErrorCode.VM_NOT_RUNNING,
                                               action="restart")),
         ("console", protocol.console_message("Ubuntu 22.04 LTS\nmy-vm login: ", NOW, offset=0)),
         ("console", protocol.console_message("y\n" * 2000, NOW, offset=77)),  # the stdlib-escaped fast path
         ("console", protocol.console_message("", NOW, eof=True, offset=123)),
-        *[(e, protocol.error_message("INVALID_COMMAND", "unknown action 'fly'", NOW, request_id="r7")) for e in both],
-        *[(e, protocol.error_message("AUTH_ERROR", "token has expired", NOW)) for e in both],
+        *[(e, protocol.error_message(ErrorCode.INVALID_COMMAND, "unknown action 'fly'", NOW, request_id="r7")) for e in both],
+        *[(e, protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", NOW)) for e in both],
         *[(e, protocol.heartbeat_message({"seq": 3, "interval": 30}, NOW)) for e in both],
         *[(e, protocol.heartbeat_message(None, NOW)) for e in both],
         *[(e, protocol.heartbeat_message({"anything": ["the", "client", "sent"]}, NOW)) for e in both],

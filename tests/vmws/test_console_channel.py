@@ -88,3 +88,44 @@ async def test_typed_input_is_bounded_in_bytes_and_the_excess_dropped_and_logged
     await settle()
     assert stream.written[-1] == b"ls\n"
     await channel.close()
+
+
+async def test_a_lone_viewer_behind_pauses_the_reader_until_it_catches_up() -> None:
+    stream = FakeStream()
+    channel = make_channel(stream)
+    viewer = FakePeer("alice")
+    channel.add_viewer(viewer)
+    viewer.pending_bytes = 129 * 1024  # just over the pace: the reader must wait for it
+    stream.flood = b"z" * 1000
+    await until(lambda: len(viewer.of_type("console")) == 1)
+    reads = stream.reads
+    await settle(200)
+    assert stream.reads == reads and len(viewer.of_type("console")) == 1  # nothing read while it is behind
+    viewer.pending_bytes = 0
+    await until(lambda: len(viewer.of_type("console")) > 3)  # caught up: reading resumes
+    offsets = [m["offset"] for m in viewer.of_type("console")]
+    assert offsets == sorted(offsets) and offsets[1] - offsets[0] == 1000  # nothing skipped
+    stream.flood = None
+    await channel.close()
+
+
+async def test_when_the_stream_ends_viewers_get_eof_and_1000_and_later_input_is_dropped() -> None:
+    stream = FakeStream()
+    finished: list[ConsoleChannel] = []
+    channel = ConsoleChannel("vm-1", stream, Scrollback(4096), lambda: 0.0, finished.append)
+    viewer = FakePeer("alice")
+    channel.add_viewer(viewer)
+    stream.output.put_nowait(b"bye\r\n")
+    stream.output.put_nowait(b"")  # the VM stopped
+    await until(lambda: channel.finished)
+    assert [m["content"] for m in viewer.of_type("console")] == ["bye\r\n", ""]
+    assert viewer.of_type("console")[-1]["eof"] is True and viewer.closed_with == (1000, "console closed: VM stopped")
+    assert finished == [channel] and not channel.viewers
+    channel.write("typed too late\n")  # a socket's last message, racing its close
+    await settle()
+    assert stream.written == []
+    # A viewer that joins a finished channel is told at once.
+    late = FakePeer("bob")
+    channel.add_viewer(late)
+    assert late.of_type("console")[0]["eof"] is True and late.closed_with is not None
+    await channel.close()

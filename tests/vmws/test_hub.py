@@ -25,6 +25,14 @@ def command(action: str, request_id: str, force: bool = False) -> protocol.Comma
     return protocol.Command(Action(action), request_id, force)
 
 
+def connected(hub: Hub, *users: str) -> list[FakePeer]:
+    """One registered peer per user, as sockets are once open."""
+    peers = [FakePeer(user) for user in users]
+    for peer in peers:
+        hub.register(peer)
+    return peers
+
+
 async def submit(hub: Hub, peer: FakePeer, *request_ids: str, action: str = "restart", vm: str = "vm-1") -> None:
     for request_id in request_ids:
         hub.spawn(hub.run_command(vm, command(action, request_id), peer))
@@ -82,9 +90,7 @@ async def test_a_departed_senders_queued_commands_are_dropped_and_the_next_user_
     caplog.set_level(logging.INFO, logger="vmws")
     backend = FakeBackend()
     hub = make_hub(backend)
-    alice, bob = FakePeer("alice"), FakePeer("bob")
-    hub.register(alice)
-    hub.register(bob)
+    alice, bob = connected(hub, "alice", "bob")
     await submit(hub, alice, "a1", "a2", "a3", "a4")
     await submit(hub, bob, "b1")
     hub.unregister(alice)  # alice leaves with a1 running and a2-a4 queued
@@ -144,4 +150,47 @@ async def test_the_console_cap_still_applies_across_users() -> None:
     with pytest.raises(AuthError) as refused:
         hub.admit_viewer(channel, "d")
     assert refused.value.close_code == 4029 and "limit 3" in refused.value.message
+    await hub.close()
+
+
+async def test_a_sender_leaving_mid_command_lets_it_finish_unanswered_and_a_forced_stop_still_cuts_in(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="vmws")
+    backend = FakeBackend()
+    hub = make_hub(backend)
+    alice, bob = connected(hub, "alice", "bob")
+    await submit(hub, alice, "a1")
+    await submit(hub, bob, "b1")
+    alice.close(1001, "gone")  # alice's socket closes while a1 runs
+    hub.unregister(alice)
+    hub.spawn(hub.run_command("vm-1", command("stop", "b-force", force=True), bob))
+    await settle()
+    # a1 keeps its turn (commands never overlap); the forced stop does not wait for it.
+    assert backend.started == [("vm-1", Action.RESTART, False), ("vm-1", Action.STOP, True)]
+    backend.finish_next()  # a1 ends: logged, answered to nobody
+    await settle()
+    assert alice.sent == []
+    assert any("(a1) succeeded" in r.getMessage() for r in caplog.records)
+    backend.finish_next()  # the forced stop
+    await settle()
+    assert [r["requestId"] for r in bob.of_type("response")] == ["b-force"]
+    backend.finish_next()  # b1 ran after a1, in arrival order
+    await settle()
+    assert [r["requestId"] for r in bob.of_type("response")] == ["b-force", "b1"]
+    assert [a for _, a, _ in backend.started] == [Action.RESTART, Action.STOP, Action.RESTART]
+    assert not hub._outstanding and not hub._waiting and len(hub._command_locks) == 0
+    assert hub.peers == {bob}
+
+
+async def test_a_watcher_leaves_its_own_vm_and_the_sampler_stops_with_the_last_one() -> None:
+    backend = FakeBackend(("vm-1", "vm-2"))
+    hub = make_hub(backend)
+    alice, bob = FakePeer("alice"), FakePeer("bob")
+    await hub.add_watcher("vm-1", alice)
+    await hub.add_watcher("vm-2", bob)
+    assert [m["type"] for m in alice.sent] == ["status", "metrics"]
+    assert set(hub._samplers) == {"vm-1", "vm-2"}
+    hub.remove_watcher("vm-1", alice)
+    await settle()
+    assert set(hub._samplers) == {"vm-2"} and set(hub._watchers) == {"vm-2"}
     await hub.close()

@@ -7,6 +7,7 @@ import pytest
 
 from vmws import protocol
 from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
+from vmws.codes import ErrorCode
 from vmws.errors import InvalidCommand
 from vmws.protocol import Endpoint, parse_client_message
 
@@ -94,9 +95,9 @@ def test_status_and_metrics_messages_match_the_spec_shape() -> None:
 def test_response_error_console_messages() -> None:
     ok = orjson.loads(protocol.response_message("r1", True, "done", 0.0))
     assert ok["data"] == {"requestId": "r1", "success": True, "message": "done"}
-    failed = orjson.loads(protocol.response_message("r2", False, "nope", 0.0, code="VM_NOT_RUNNING"))
+    failed = orjson.loads(protocol.response_message("r2", False, "nope", 0.0, code=ErrorCode.VM_NOT_RUNNING))
     assert failed["data"]["code"] == "VM_NOT_RUNNING" and failed["data"]["success"] is False
-    error = orjson.loads(protocol.error_message("INVALID_COMMAND", "bad", 0.0, request_id="r3"))
+    error = orjson.loads(protocol.error_message(ErrorCode.INVALID_COMMAND, "bad", 0.0, request_id="r3"))
     assert error["data"] == {"code": "INVALID_COMMAND", "message": "bad", "requestId": "r3"}
     console = orjson.loads(protocol.console_message("hi", 0.0, offset=10))
     assert console["data"] == {"content": "hi", "eof": False, "offset": 10}

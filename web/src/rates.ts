@@ -1,6 +1,6 @@
 // Counter-to-rate maths and the bounded metrics history.
 //
-// The server sends network and disk values as cumulative byte counters (DESIGN.md,
+// The server sends network and disk values as cumulative byte counters (docs/protocol.md,
 // "Monitoring"); charts want bytes per second. A rate needs two samples, so the
 // first sample after a (re)connect has none, and a counter that went down (the
 // guest rebooted and its counters restarted) gives a gap rather than a fake spike.

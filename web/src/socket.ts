@@ -1,7 +1,7 @@
 // One self-healing WebSocket to a vmws endpoint, with no React in it.
 //
-// It owns the connection rules of the spec and DESIGN.md: wait 5 s after a lost
-// connection before trying again; treat 60 s without any message (the server sends
+// It owns the connection rules of docs/websocket-api.md and docs/web.md: wait 5 s
+// after a lost connection before trying again; treat 60 s without any message (the server sends
 // a JSON heartbeat every heartbeatInterval) as a dead link and reconnect; send our
 // own JSON heartbeats (browsers cannot see protocol pings) and time their echo; and
 // stop for good when the server says the token, the VM or its state will not change

@@ -40,7 +40,7 @@ export class FakeSocket implements SocketLike {
     this.onmessage?.({ data: raw });
   }
 
-  /** The server's `connection` message, as DESIGN.md has it. */
+  /** The server's `connection` message, as docs/websocket-api.md has it. */
   connect(overrides: Record<string, unknown> = {}): void {
     this.open();
     this.receive("connection", {

@@ -1,0 +1,92 @@
+"""REST handlers: ``GET /healthz``, ``GET /api/vms``, ``POST /api/tickets``.
+
+Each answers JSON, with errors as ``{"error": {"code", "message"}}`` and never a
+traceback; 401 carries ``WWW-Authenticate: Bearer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import tornado.web
+
+from vmws.auth import Permission
+from vmws.codes import CloseCode, ErrorCode
+from vmws.config import Config
+from vmws.errors import AuthError, VMWSError
+from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
+from vmws.hub import Hub
+from vmws.tickets import TICKET_PREFIX, Authenticator
+
+__all__ = ["HealthHandler", "VMListHandler", "TicketHandler"]
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(b'{"status":"ok"}')
+
+
+class _APIHandler(tornado.web.RequestHandler):
+    def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
+        self.hub = hub
+        self.auth = auth
+        self.config = config
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        log_exception_redacted(self, typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Tornado's own errors (405, ...) as JSON like ours, without a traceback."""
+        code = ErrorCode.INVALID_COMMAND if status_code < 500 else ErrorCode.UNKNOWN_ERROR
+        self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
+
+    def _error(self, status: int, exc: VMWSError) -> None:
+        self.set_status(status)
+        if status == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
+        self.write(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))
+
+
+class TicketHandler(_APIHandler):
+    """``POST /api/tickets``: trade a Bearer token for a short-lived single-use ticket."""
+
+    def post(self) -> None:
+        try:
+            token = bearer_token(self.request)
+            if token is None or token.startswith(TICKET_PREFIX):
+                raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
+            ticket = self.auth.tickets.issue(self.auth.verifier.verify(token))
+        except AuthError as exc:
+            self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
+            return
+        self.set_status(201)
+        self.write(orjson.dumps({"ticket": ticket, "expiresIn": self.auth.tickets.ttl}))
+
+
+class VMListHandler(_APIHandler):
+    """``GET /api/vms``: name and status of every VM the token may reach (needs ``read``)."""
+
+    async def get(self) -> None:
+        try:
+            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            principal.require(Permission.READ)
+            vms = await self.hub.backend.list()
+        except UndecodableQuery as exc:
+            self._error(400, exc)
+            return
+        except AuthError as exc:
+            status = 401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403
+            self._error(status, exc)
+            return
+        except VMWSError as exc:
+            self._error(503, exc)
+            return
+        listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
+        self.write(orjson.dumps({"vms": listing}))
