@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "max-console-viewers", "viewers of one VM's console", 32, type=int)
     _add(serve, "ticket-ttl", "seconds a ticket from POST /api/tickets stays valid", 30.0, type=float)
     _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
+    _add(serve, "redis-url", "join the cluster this Redis holds: redis://[USER:PASSWORD@]HOST[:PORT][/DB] "
+         "or rediss:// (TLS); prefer the env variable or --redis-url-file (argv shows in ps). "
+         "Default: one node, all in process")
+    _add(serve, "redis-url-file", "file holding the Redis URL")
+    _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
+    _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
 
     token = sub.add_parser(
         "token", help="mint an HS256 token",
@@ -151,7 +157,18 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         max_message_rate=float(args.max_message_rate),
         max_connections_per_user=int(args.max_connections_per_user),
         max_console_viewers=int(args.max_console_viewers), ticket_ttl=float(args.ticket_ttl),
+        redis_url=_redis_url(args), node_name=args.node_name or None, shard=args.shard or None,
     )
+
+
+def _redis_url(args: argparse.Namespace) -> str | None:
+    from vmws.cluster.redis_url import read_url_file
+
+    if args.redis_url and args.redis_url_file:
+        raise ValueError("give --redis-url or --redis-url-file, not both")
+    if args.redis_url_file:
+        return read_url_file(args.redis_url_file)
+    return args.redis_url or None
 
 
 def make_backend(config: Config) -> Any:
@@ -163,7 +180,15 @@ def make_backend(config: Config) -> Any:
             "for libvirt: pip install 'vmws[libvirt]' (needs libvirt-dev and pkg-config)"
         ) from None
     if config.backend == "libvirt":
+        if config.shard:
+            raise ValueError("--shard applies to the simulator; libvirt VMs are owned through Redis (planned)")
         return cls(uri=config.libvirt_uri, vm_filter=config.vm_filter)
+    if config.shard:
+        from simulator.scenario import demo_fleet, load_scenario
+        from vmws.cluster.shard import parse_shard, shard_fleet
+
+        fleet = demo_fleet() if config.scenario is None else load_scenario(config.scenario)
+        return cls(seed=config.seed, fleet=shard_fleet(fleet, parse_shard(config.shard)), speed=config.speed)
     return cls(seed=config.seed, scenario=config.scenario, speed=config.speed)
 
 
