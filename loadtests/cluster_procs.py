@@ -37,6 +37,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:g}s")
 
 
+def _listening(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
+    """Wait for ``proc`` to listen; kill it if it does not."""
+    try:
+        wait_for_port(port, proc, what)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
 def _need(program: str) -> str:
     found = shutil.which(program) or next(
         (p for p in (f"/usr/sbin/{program}", f"/usr/bin/{program}") if os.path.exists(p)), None
@@ -98,12 +108,7 @@ def start_redis(directory: Path, *, port: int | None = None, extra: Sequence[str
         "--logfile", str(directory / f"redis-{port}.log"), *extra,
     ]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc, "redis-server")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+    _listening(proc, port, "redis-server")
     return RedisProcess(proc, port, directory)
 
 
@@ -125,10 +130,5 @@ def start_haproxy(directory: Path, backends: Sequence[int], *, port: int | None 
         proc = subprocess.Popen(
             [_need("haproxy"), "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
-    try:
-        wait_for_port(port, proc, "haproxy")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+    _listening(proc, port, "haproxy")
     return HAProxyProcess(proc, port, directory)
