@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +62,17 @@ class Node:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
             )
         wait_for_port(self.port, self.proc, f"vmws node {self.name}", timeout=30)
-        return self
+        # The port listens from the bind on, but requests are answered only once the node
+        # has registered in the cluster: wait for an answer, not for the port.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.http + "/healthz", timeout=5):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"vmws node {self.name} does not answer: {self.log()[-2000:]}") from None
+                time.sleep(0.05)
 
     def kill(self) -> None:
         assert self.proc is not None
