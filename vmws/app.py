@@ -17,12 +17,14 @@ import tornado.web
 
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
+from vmws.cluster.node import Cluster
+from vmws.cluster.web import ClusterHandler, adapt_routes
 from vmws.config import Config
 from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.rest import HealthHandler, TicketHandler, VMListHandler
-from vmws.tickets import Authenticator, TicketStore
+from vmws.tickets import Authenticator
 from vmws.web import ui_routes
 
 __all__ = ["make_app", "Server", "make_verifier", "DeadlineHTTPServer"]
@@ -54,18 +56,20 @@ def make_verifier(config: Config) -> TokenVerifier:
     )
 
 
-def make_app(config: Config, hub: Hub, auth: Authenticator) -> tornado.web.Application:
+def make_app(config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | None = None) -> tornado.web.Application:
+    cluster = cluster or Cluster(config, hub.backend)
     deps: dict[str, Any] = {"hub": hub, "auth": auth, "config": config}
     routes: list[Any] = [
         (rf"/ws/vms/{_NAME}/console", ConsoleSocket, deps),
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
         (r"/api/tickets", TicketHandler, deps),
+        (r"/api/cluster", ClusterHandler, {**deps, "cluster": cluster}),
         (r"/healthz", HealthHandler),
         *ui_routes(),
     ]
     return tornado.web.Application(
-        routes,
+        adapt_routes(routes, cluster),
         log_function=log_request,
         compress_response=True,  # the web UI's bundle: ~183 KB gzipped instead of ~630 KB
         websocket_max_message_size=config.max_message_bytes,
@@ -108,9 +112,10 @@ class Server:
     def __init__(self, config: Config, backend: Backend) -> None:
         self.config = config
         self.backend = backend
-        self.auth = Authenticator(make_verifier(config), TicketStore(config.ticket_ttl))
+        self.cluster = Cluster(config, backend)
+        self.auth = self.cluster.authenticator(make_verifier(config))
         self.hub = Hub(backend, config, now=time.time)
-        self.app = make_app(config, self.hub, self.auth)
+        self.app = make_app(config, self.hub, self.auth, self.cluster)
         self._http: tornado.httpserver.HTTPServer | None = None
         self.port = config.port
 
@@ -123,6 +128,7 @@ class Server:
         # it (2,579 listen overflows in a load test), each costing a 1–3 s SYN retry.
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
         self.port = sockets[0].getsockname()[1]
+        await self.cluster.start(self.port)  # registered in the cluster before accepting
         self._http.add_sockets(sockets)
 
     async def stop(self) -> None:
@@ -135,3 +141,4 @@ class Server:
         if self._http:
             await asyncio.wait_for(self._http.close_all_connections(), timeout=5)
         await self.backend.close()
+        await self.cluster.stop()

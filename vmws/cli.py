@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "max-commands-per-user", "commands one user may have queued or running on one VM", 4, type=int)
     _add(serve, "ticket-ttl", "seconds a ticket from POST /api/tickets stays valid", 30.0, type=float)
     _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
+    _add(serve, "redis-url", "join the cluster this Redis holds: redis://[USER:PASSWORD@]HOST[:PORT][/DB] "
+         "or rediss:// (TLS); prefer the env variable or --redis-url-file (argv shows in ps). "
+         "Default: one node, all in process")
+    _add(serve, "redis-url-file", "file holding the Redis URL")
+    _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
+    _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
 
     token = sub.add_parser(
         "token", help="mint an HS256 token",
@@ -164,7 +170,18 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         max_console_viewers=int(args.max_console_viewers),
         max_console_viewers_per_user=int(args.max_console_viewers_per_user),
         max_commands_per_user=int(args.max_commands_per_user), ticket_ttl=float(args.ticket_ttl),
+        redis_url=_redis_url(args), node_name=args.node_name or None, shard=args.shard or None,
     )
+
+
+def _redis_url(args: argparse.Namespace) -> str | None:
+    from vmws.cluster.redis_url import read_url_file
+
+    if args.redis_url and args.redis_url_file:
+        raise ValueError("give --redis-url or --redis-url-file, not both")
+    if args.redis_url_file:
+        return read_url_file(args.redis_url_file)
+    return args.redis_url or None
 
 
 def make_backend(config: Config) -> Backend:

@@ -54,6 +54,10 @@ class Config:
     max_commands_per_user: int = 4
     ticket_ttl: float = 30.0
     log_format: str = "text"
+    # Cluster (docs/cluster.md): no Redis URL = one node, everything in process.
+    redis_url: str | None = None
+    node_name: str | None = None  # default HOSTNAME:PORT
+    shard: str | None = None  # "K/N": simulate only that shard of the fleet
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,5 +74,21 @@ class Config:
                 or self.max_console_viewers <= 0 or self.max_console_viewers_per_user <= 0
                 or self.max_commands_per_user <= 0 or self.ticket_ttl <= 0):
             problems.append("size limits must be positive")
+        if self.shard is not None:
+            from vmws.cluster.shard import parse_shard
+
+            try:
+                parse_shard(self.shard)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if self.redis_url is not None:
+            from vmws.cluster.redis_url import validate
+
+            try:
+                validate(self.redis_url)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if self.node_name is not None and not self.node_name.strip():
+            problems.append("node-name must not be empty")
         if problems:
             raise ValueError("; ".join(problems))

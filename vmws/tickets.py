@@ -8,19 +8,34 @@ lives ``min(TTL, the token's exp + leeway)``: it never outlives the token it cam
 Outstanding tickets are capped twice: per subject (``PER_SUBJECT_LIMIT``), so one user
 cannot take the pool from everyone else, and in total (``limit``), so memory stays
 bounded whatever the number of subjects.
+
+``RedisTicketStore`` is the same store for a cluster (``docs/cluster.md``): tickets live
+in Redis, so one bought on a node is redeemed once on any node (``GETDEL``), and the
+per-subject cap holds cluster-wide. Redis is asynchronous, so a ``ClusterAuthenticator``
+redeems a ticket in the request's ``prepare`` step and hands the principal to the
+synchronous ``authenticate`` the handlers call.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
-from vmws.auth import Principal, TokenVerifier
-from vmws.codes import CloseCode
+import orjson
+
+from vmws.auth import Permission, Principal, TokenVerifier
+from vmws.codes import CloseCode, ErrorCode
 from vmws.errors import AuthError
 
-__all__ = ["TicketStore", "Authenticator", "TICKET_PREFIX", "PER_SUBJECT_LIMIT"]
+__all__ = [
+    "TicketStore", "RedisTicketStore", "Authenticator", "ClusterAuthenticator", "ClusterUnavailable",
+    "TICKET_PREFIX", "PER_SUBJECT_LIMIT",
+]
+
+log = logging.getLogger("vmws")
 
 TICKET_PREFIX = "vmt_"
 PER_SUBJECT_LIMIT = 100
@@ -88,6 +103,103 @@ class TicketStore:
                 self._drop(ticket, principal.sub)
 
 
+class ClusterUnavailable(AuthError):
+    """The cluster's Redis cannot be reached: what needs it fails, try again later
+    (HTTP 503, WebSocket close 1013)."""
+
+    code = ErrorCode.UNKNOWN_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, CloseCode.TRY_AGAIN_LATER)
+
+
+_UNUSABLE = "ticket is unknown, already used or expired"
+
+# KEYS: the ticket, the subject's set. ARGV: ticket, principal, life in ms, the cap.
+# Atomic, so the per-subject cap holds whichever nodes issue at once. Redis's clock
+# (TIME) scores the set, so nodes with skewed clocks agree on what has expired.
+_ISSUE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+local life = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', life)
+redis.call('ZADD', KEYS[2], now + life, ARGV[1])
+if redis.call('PTTL', KEYS[2]) < life then redis.call('PEXPIRE', KEYS[2], life) end
+return 1
+"""
+
+
+def _principal_json(principal: Principal) -> bytes:
+    return orjson.dumps({
+        "sub": principal.sub, "permissions": principal.permission_names(),
+        "vms": list(principal.vms) if principal.vms is not None else None, "exp": principal.expires_at,
+    })
+
+
+def _principal_from(raw: bytes) -> Principal:
+    data = orjson.loads(raw)
+    vms = data["vms"]
+    return Principal(
+        sub=data["sub"], permissions=frozenset(Permission(p) for p in data["permissions"]),
+        vms=tuple(vms) if vms is not None else None, expires_at=float(data["exp"]),
+    )
+
+
+class RedisTicketStore:
+    """Tickets in Redis (``vmws:ticket:T``, with the subject's cap in ``vmws:tickets:SUB``)."""
+
+    def __init__(self, redis: Any, ttl: float = 30.0, *, per_subject: int = PER_SUBJECT_LIMIT,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self.per_subject = per_subject
+        self._wall = wall
+        self._issue = redis.register_script(_ISSUE)
+
+    async def issue(self, principal: Principal) -> str:
+        life = min(self.ttl, principal.expires_at - self._wall())
+        if life <= 0:
+            raise AuthError("token has expired")
+        ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
+        keys = [f"vmws:ticket:{ticket}", f"vmws:tickets:{principal.sub}"]
+        args = [ticket, _principal_json(principal), max(1, int(life * 1000)), self.per_subject]
+        if not await _cluster_call(self._issue(keys=keys, args=args), "tickets cannot be issued"):
+            raise AuthError(
+                f"too many outstanding tickets for this user (limit {self.per_subject}); "
+                "use them or let them expire, then retry", CloseCode.TOO_MANY,
+            )
+        return ticket
+
+    async def redeem(self, ticket: str) -> Principal:
+        """The ticket's principal; the ticket is gone afterwards, on every node."""
+        raw = await _cluster_call(self.redis.getdel(f"vmws:ticket:{ticket}"), "tickets cannot be checked")
+        if raw is None:
+            raise AuthError(_UNUSABLE)
+        principal = _principal_from(raw)
+        await _cluster_call(self.redis.zrem(f"vmws:tickets:{principal.sub}", ticket), "tickets cannot be checked")
+        if principal.expired(self._wall()):
+            raise AuthError(_UNUSABLE)
+        return principal
+
+    async def outstanding(self, sub: str) -> int:
+        now_ms = int(self._wall() * 1000)
+        return int(await self.redis.zcount(f"vmws:tickets:{sub}", now_ms, "+inf"))
+
+
+async def _cluster_call(call: Any, what: str) -> Any:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    try:
+        return await call
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        log.warning("redis unreachable: %s: %s", what, exc)
+        raise ClusterUnavailable(
+            f"the cluster's Redis is unreachable: {what} right now; retry shortly"
+        ) from None
+
+
 class Authenticator:
     """A credential from a request (token or ticket) → the principal it stands for."""
 
@@ -95,7 +207,50 @@ class Authenticator:
         self.verifier = verifier
         self.tickets = tickets
 
+    async def prepare(self, credential: str | None) -> ClusterUnavailable | None:
+        """Called before ``authenticate`` for the same credential; tickets in memory need
+        nothing. Returns the error when the cluster could not be asked."""
+        return None
+
     def authenticate(self, credential: str | None) -> Principal:
         if credential and credential.startswith(TICKET_PREFIX):
             return self.tickets.redeem(credential)
+        return self.verifier.verify(credential)
+
+
+class ClusterAuthenticator(Authenticator):
+    """Tickets from Redis: ``prepare`` redeems (asynchronously, once, cluster-wide) and
+    keeps the outcome until the request's synchronous ``authenticate`` takes it."""
+
+    HOLD = 60.0  # seconds an outcome waits for its request (one that never asks is dropped)
+
+    def __init__(self, verifier: TokenVerifier, tickets: RedisTicketStore,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.verifier = verifier
+        self.cluster_tickets = tickets
+        self._clock = clock
+        self._outcomes: dict[str, tuple[Principal | AuthError, float]] = {}
+
+    async def prepare(self, credential: str | None) -> ClusterUnavailable | None:
+        if not credential or not credential.startswith(TICKET_PREFIX):
+            return None
+        now = self._clock()
+        for stale in [c for c, (_, at) in self._outcomes.items() if at < now - self.HOLD]:
+            del self._outcomes[stale]
+        try:
+            outcome: Principal | AuthError = await self.cluster_tickets.redeem(credential)
+        except AuthError as exc:
+            outcome = exc
+        # The same ticket twice at once on this node: the refusal must not replace the
+        # principal the first request won (exactly one of them gets it).
+        if isinstance(outcome, Principal) or credential not in self._outcomes:
+            self._outcomes[credential] = (outcome, now)
+        return outcome if isinstance(outcome, ClusterUnavailable) else None
+
+    def authenticate(self, credential: str | None) -> Principal:
+        if credential and credential.startswith(TICKET_PREFIX):
+            outcome, _ = self._outcomes.pop(credential, (AuthError(_UNUSABLE), 0.0))
+            if isinstance(outcome, AuthError):
+                raise outcome
+            return outcome
         return self.verifier.verify(credential)

@@ -102,6 +102,12 @@ class SimulatorBackend(Backend):
 
     @classmethod
     def from_config(cls, config: Config) -> Self:
+        if config.shard:
+            # A cluster node simulates only its shard of the fleet (docs/cluster.md).
+            from vmws.cluster.shard import parse_shard, shard_fleet
+
+            fleet = demo_fleet() if config.scenario is None else load_scenario(config.scenario)
+            return cls(seed=config.seed, fleet=shard_fleet(fleet, parse_shard(config.shard)), speed=config.speed)
         return cls(seed=config.seed, scenario=config.scenario, speed=config.speed)
 
     def _build(self, clock: Clock) -> None:

@@ -20,6 +20,8 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** server: a refusal the server did not foresee (after an error message) */
   INTERNAL_ERROR: 1011,
+  /** server: in a cluster, a request that needs Redis (a ticket) while Redis cannot be reached; try again later */
+  TRY_AGAIN_LATER: 1013,
   /** client: sent by the web UI when it drops a link that stayed silent for two heartbeat intervals */
   CLIENT_STALE: 4000,
   /** server: token missing, malformed, expired (also while connected), not yet valid, or with a bad signature (AUTH_ERROR) */

@@ -177,6 +177,8 @@ class LibvirtBackend(Backend):
 
     @classmethod
     def from_config(cls, config: Config) -> Self:
+        if config.shard:
+            raise ValueError("--shard applies to the simulator; libvirt VMs are owned through Redis (planned)")
         return cls(uri=config.libvirt_uri, vm_filter=config.vm_filter)
 
     # Lifecycle of the backend
