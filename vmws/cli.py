@@ -21,6 +21,7 @@ from vmws.auth import generate_secret, mint_token
 from vmws.backends import BACKENDS, load_backend_class
 from vmws.config import Config
 from vmws.durations import duration_argument
+from vmws.loops import LOOPS, default_loop, run, tune_gc
 
 __all__ = ["main"]
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "max-console-viewers", "viewers of one VM's console", 32, type=int)
     _add(serve, "ticket-ttl", "seconds a ticket from POST /api/tickets stays valid", 30.0, type=float)
     _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
+    _add(serve, "loop", "asyncio event loop (uvloop: pip install 'vmws[fast]')", default_loop(), choices=LOOPS)
 
     token = sub.add_parser(
         "token", help="mint an HS256 token",
@@ -172,7 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args, secret)
     configure_logging(config.log_format)
     backend = make_backend(config)
-    return asyncio.run(_run_server(config, backend, generated))
+    return run(_run_server(config, backend, generated, args.loop), args.loop)
 
 
 def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
@@ -199,7 +201,7 @@ def _banner(config: Config, port: int, generated: bool, vms: list[Any]) -> str:
     return "\n".join(lines)
 
 
-async def _run_server(config: Config, backend: Any, generated: bool) -> int:
+async def _run_server(config: Config, backend: Any, generated: bool, loop_name: str) -> int:
     from vmws.app import Server
 
     server = Server(config, backend)
@@ -210,6 +212,8 @@ async def _run_server(config: Config, backend: Any, generated: bool) -> int:
         await backend.close()
         return 1
     vms = await backend.list()
+    frozen = tune_gc()  # start-up is over: what exists now lives as long as the process
+    log.info("event loop %s; %d start-up objects frozen out of garbage collection", loop_name, frozen)
     print(_banner(config, server.port, generated, vms), flush=True)
     log.info("listening on %s:%d", config.host, server.port)
     stop = asyncio.Event()
