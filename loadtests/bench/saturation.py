@@ -3,7 +3,8 @@ until p99 keystroke→echo passes 50 ms or a key is lost.
 
 Each server (vmws on each loop, and the baseline's ``/echo``) climbs the same steps,
 one short echo round (``loadtests.bench.echo``) per step, and stops at the first step
-it does not hold; its figure is the last step it held. A step where the load generator
+it does not hold (a step broken by p99 alone is run once more, the better round kept);
+its figure is the last step it held. A step where the load generator
 used over 80 % of its core says nothing about the server: the climb stops there and
 its figure is marked a floor (``≥``), and the verdict is invalid unless both climbs
 ended on the server.
@@ -51,6 +52,12 @@ async def _climb(name: str, server: ServerProcess, urls_for: Callable[[int], lis
         if time.monotonic() > deadline:
             return Climb(held, "time", tuple(seen))
         m = await typing_round(server, urls_for(consoles), rate, seconds)
+        if m.figures[0] > LIMIT_MS and not m.figures[2] and m.client <= CLIENT_LIMIT:
+            # a step broken by p99 alone is run once more, the better round kept: on a
+            # shared machine one neighbour's burst must not end the climb (as capacity's --confirm)
+            again = await typing_round(server, urls_for(consoles), rate, seconds)
+            if again.figures[0] < m.figures[0]:
+                m = again
         p99, cpu, lost = m.figures
         seen.append((consoles, p99, cpu, m.client))
         progress(f"saturation {name}: {consoles} consoles p99 {p99:.1f} ms at {cpu * 100:.0f}% CPU, "
