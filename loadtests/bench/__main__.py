@@ -46,7 +46,8 @@ async def _run(names: list[str], quick: bool, out: Path, loops: tuple[str, ...])
     for name in names:
         print(f"== {name} ({load()})", file=sys.stderr, flush=True)
         if name == "console_flood":
-            outcome = await flood.run(out, rounds=3 if quick else 7, seconds=2 if quick else 4, loops=loops)
+            outcome = await flood.run(out, rounds=3 if quick else 7, seconds=2 if quick else 4, loops=loops,
+                                      target=flood.TARGET if quick else flood.TARGET_FULL)
         elif name == "console_echo":
             outcome = await echo.run(out, rounds=1 if quick else 5, seconds=5 if quick else 10, consoles=1000,
                                      loops=loops)

@@ -34,7 +34,7 @@ from loadtests.wsclient import Connection, connect_many
 
 __all__ = ["run"]
 
-TARGET = 2.0
+TARGET = 0.5
 ABSOLUTE_MS = 50.0
 
 

@@ -33,8 +33,8 @@ from loadtests.wsclient import Connection, connect_many
 
 __all__ = ["run", "typing_round"]
 
-P99_TARGET = 3.0
-CPU_TARGET = 2.0
+P99_TARGET = 2.0
+CPU_TARGET = 1.1
 _KEYS = [orjson.dumps({"type": "console_input", "data": {"content": c}}) for c in "abcdefghijklmnopqrstuvwxyz"]
 
 

@@ -32,7 +32,8 @@ from loadtests.wsclient import Connection, connect
 
 __all__ = ["run"]
 
-TARGET = 1.0
+TARGET = 1.0  # in each quick run
+TARGET_FULL = 1.2  # in a full run
 
 
 async def _window(server: ServerProcess, conn: Connection, seconds: float) -> Measured:
@@ -74,7 +75,8 @@ async def _relay_round(server: ServerProcess, seconds: float) -> Measured:
         await asyncio.sleep(0.3)
 
 
-async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] | None = None) -> Outcome:
+async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] | None = None,
+              target: float = TARGET) -> Outcome:
     bench = Bench(out)
     loops = loops or vmws_loops()
     keys = [f"vmws[{loop}]" for loop in loops]
@@ -98,7 +100,7 @@ async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] 
     ratio, kept = ratios[keys[0]]
     others = "".join(f"; on {k} ratio {ratios[k][0]:.2f}, {mbps[k]:.0f} MB/s" for k in keys[1:])
     return Outcome(
-        "console_flood", ratio, TARGET, higher=True,
+        "console_flood", ratio, target, higher=True,
         note=f"{keys[0]} {mbps[keys[0]]:.0f} MB/s, relay stdlib {mbps['stdlib']:.0f}, orjson {mbps['orjson']:.0f}; "
              f"per CPU-second {per_core[keys[0]]:.0f} vs {per_core['stdlib']:.0f} MB{others}",
         figures={"mb_per_s": mbps, "cpu_share": cpu, "mb_per_cpu_second": per_core,

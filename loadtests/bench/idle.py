@@ -20,7 +20,7 @@ from loadtests.wsclient import Connection, connect_many
 
 __all__ = ["run"]
 
-TARGET = 1.5
+TARGET = 1.2
 VIEWERS_PER_VM = 25
 
 
