@@ -38,6 +38,7 @@ __all__ = [
     "median",
     "percentile",
     "progress",
+    "stop_flood",
 ]
 
 SERVER_CPU = 0
@@ -218,3 +219,14 @@ async def login(conn: Connection, text: ConsoleText) -> None:
         text.text = ""
         await type_text(conn, "admin\r")
         await text.expect("$ ")
+
+
+async def stop_flood(conn: Connection, text: ConsoleText) -> None:
+    """^C a console flood, see the prompt, then close. A socket closed with unread data
+    is reset, and the reset can discard the ^C before the server reads it."""
+    text.text = ""
+    conn.on_message = text.on_message
+    await type_text(conn, "\x03")
+    await text.expect("$ ", timeout=30)
+    conn.close()
+    await asyncio.sleep(0.3)

@@ -24,6 +24,7 @@ from loadtests.bench.common import (
     median,
     paired_ratio,
     progress,
+    stop_flood,
     type_text,
     vmws_loops,
 )
@@ -56,14 +57,7 @@ async def _vmws_round(bench: Bench, server: ServerProcess, seconds: float) -> Me
         await type_text(conn, "yes\r")
         return await _window(server, conn, seconds)
     finally:
-        # stop the flood and see the prompt before closing: a socket closed with unread
-        # data is reset, and the reset can discard the ^C before the server reads it
-        text.text = ""
-        conn.on_message = text.on_message
-        await type_text(conn, "\x03")
-        await text.expect("$ ", timeout=30)
-        conn.close()
-        await asyncio.sleep(0.3)
+        await stop_flood(conn, text)
 
 
 async def _relay_round(server: ServerProcess, seconds: float) -> Measured:

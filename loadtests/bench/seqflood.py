@@ -24,6 +24,7 @@ from loadtests.bench.common import (
     login,
     median,
     progress,
+    stop_flood,
     type_text,
     vmws_loops,
 )
@@ -64,12 +65,7 @@ async def _flood(bench: Bench, server: ServerProcess, command: str, seconds: flo
         return Measured(((o1 - o0) / (t1 - t0) / 1e6, (u1.cpu_seconds - u0.cpu_seconds) / (t1 - t0)),
                         client.share())
     finally:
-        text.text = ""
-        conn.on_message = text.on_message
-        await type_text(conn, "\x03")
-        await text.expect("$ ", timeout=30)
-        conn.close()
-        await asyncio.sleep(0.3)
+        await stop_flood(conn, text)
 
 
 async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] | None = None) -> Outcome:
