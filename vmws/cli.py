@@ -25,6 +25,7 @@ from vmws.backend import Backend
 from vmws.backends import BACKENDS, load_backend_class
 from vmws.config import Config
 from vmws.durations import duration_argument
+from vmws.loops import LOOPS, default_loop, run, tune_gc
 
 __all__ = ["main"]
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "redis-url-file", "file holding the Redis URL")
     _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
     _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
+    _add(serve, "loop", "asyncio event loop (uvloop: pip install 'vmws[fast]')", default_loop(), choices=LOOPS)
 
     token = sub.add_parser(
         "token", help="mint an HS256 token",
@@ -205,7 +207,7 @@ def _serve(args: argparse.Namespace) -> int:
     backend = make_backend(config)
     secret_file = write_secret_file(secret) if generated else None
     try:
-        return asyncio.run(_run_server(config, backend, secret_file))
+        return run(_run_server(config, backend, secret_file, args.loop), args.loop)
     finally:
         if secret_file:
             with contextlib.suppress(OSError):
@@ -250,7 +252,7 @@ def _banner(config: Config, port: int, secret_file: str | None, vms: list[Any]) 
     return "\n".join(lines)
 
 
-async def _run_server(config: Config, backend: Backend, secret_file: str | None) -> int:
+async def _run_server(config: Config, backend: Backend, secret_file: str | None, loop_name: str) -> int:
     from vmws.app import Server
 
     server = Server(config, backend)
@@ -261,6 +263,8 @@ async def _run_server(config: Config, backend: Backend, secret_file: str | None)
         await backend.close()
         return 1
     vms = await backend.list()
+    frozen = tune_gc()  # start-up is over: what exists now lives as long as the process
+    log.info("event loop %s; %d start-up objects frozen out of garbage collection", loop_name, frozen)
     print(_banner(config, server.port, secret_file, vms), flush=True)
     log.info("listening on %s:%d", config.host, server.port)
     stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""``python -m loadtests.bench``: vmws beside its baselines, four targets, one run.
+"""``python -m loadtests.bench``: vmws beside its baselines, six targets, one run.
 
 Each benchmark starts vmws (``vmws serve`` on the simulator) and the matching
 baseline (``loadtests.baseline``) pinned to CPU 0, drives both from this process
@@ -9,4 +9,9 @@ both see the same machine, and compares medians:
 2. ``console_echo``: 1,000 consoles × 5 keys/s: p99 keystroke→echo and CPU.
 3. ``idle_10k``: 10,000 console viewers of idle VMs held: memory per connection.
 4. ``broadcast_1k``: 1,000 watchers of one VM: p99 metrics delivery lag.
+5. ``seq_flood``: the simulator's ``seq`` output against its ``yes``, console MB/s.
+6. ``console_echo_saturation``: the most consoles × 5 keys/s held with p99 ≤ 50 ms.
+
+vmws runs on each event loop (``--loop``); every figure comes with the load
+generator's CPU, and a round where it used over 80 % of its core is not counted.
 """

@@ -20,21 +20,80 @@ from loadtests.fleet import vm_name, write_fleet
 from loadtests.procs import ServerProcess, start_baseline, start_vmws
 from loadtests.wsclient import Connection
 from vmws.auth import mint_token
+from vmws.loops import LOOPS, default_loop, uvloop_available
 
 __all__ = [
     "SERVER_CPU",
     "CLIENT_CPU",
+    "CLIENT_LIMIT",
+    "ClientMeter",
+    "vmws_loops",
+    "counted",
+    "Measured",
+    "paired_ratio",
+    "client_peak",
     "Bench",
     "Outcome",
     "ConsoleText",
     "median",
     "percentile",
     "progress",
+    "stop_flood",
 ]
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
+# A round whose load generator (this process) used more of its core than this is not
+# counted: the client, not the server, may have set the pace.
+CLIENT_LIMIT = 0.8
 _subs = itertools.count()
+
+
+class ClientMeter:
+    """The load generator's CPU share (this process: the client and its event loop)
+    from its creation to ``share()``."""
+
+    def __init__(self) -> None:
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+
+    def share(self) -> float:
+        return (time.process_time() - self._cpu) / max(1e-9, time.perf_counter() - self._wall)
+
+
+def counted(client_shares: Sequence[float]) -> bool:
+    """Whether rounds that ran together (a vmws round and its baseline's) count."""
+    return all(share <= CLIENT_LIMIT for share in client_shares)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One server's figures over one round, and the load generator's CPU share then."""
+
+    figures: tuple[float, ...]
+    client: float
+
+
+def paired_ratio(mine: Sequence[Measured], theirs: Sequence[Measured], figure: int = 0) -> tuple[float, int]:
+    """The median of per-round ratios ``mine / theirs`` of one figure over the rounds
+    that count (rounds ran back to back: this cancels a shared machine's slow drifts
+    better than a ratio of medians), and how many counted."""
+    ratios = [m.figures[figure] / t.figures[figure] for m, t in zip(mine, theirs)
+              if counted((m.client, t.client)) and t.figures[figure]]
+    return median(ratios), len(ratios)
+
+
+def client_peak(rounds: Sequence[Measured]) -> float:
+    """The load generator's highest CPU share over the rounds that count."""
+    shares = [r.client for r in rounds if r.client <= CLIENT_LIMIT]
+    return max(shares) if shares else float("nan")
+
+
+def vmws_loops() -> tuple[str, ...]:
+    """The event loops vmws is measured on, the one ``vmws serve`` picks by default
+    first (its figures are the ones judged)."""
+    first = default_loop()
+    return (first, *(loop for loop in LOOPS if loop != first)) if uvloop_available() else ("asyncio",)
 
 
 def progress(text: str) -> None:
@@ -65,16 +124,29 @@ class Outcome:
     extra_ok: bool = True
     note: str = ""
     figures: dict[str, Any] = field(default_factory=dict)
+    # the load generator's highest CPU share in a counted round, and how many rounds
+    # were counted of those run (a round over CLIENT_LIMIT is not)
+    client_cpu: float = float("nan")
+    rounds: tuple[int, int] = (1, 1)
+
+    @property
+    def invalid(self) -> bool:
+        """No round counted: the figures say nothing about the server."""
+        return self.rounds[0] == 0 or math.isnan(self.ratio)
 
     @property
     def ok(self) -> bool:
         held = self.ratio >= self.target if self.higher else self.ratio <= self.target
-        return held and self.extra_ok
+        return held and self.extra_ok and not self.invalid
 
     def line(self) -> str:
-        verdict = "OK" if self.ok else "MISS"
+        verdict = "INVALID" if self.invalid else "OK" if self.ok else "MISS"
+        notes = [self.note] if self.note else []
+        if not math.isnan(self.client_cpu) or self.rounds != (1, 1):
+            client = "" if math.isnan(self.client_cpu) else f"client CPU ≤ {self.client_cpu * 100:.0f}%, "
+            notes.append(f"{client}{self.rounds[0]}/{self.rounds[1]} rounds counted")
         return f"{self.name} ratio={self.ratio:.2f} target={self.target:g} {verdict}" + (
-            f" ({self.note})" if self.note else ""
+            f" ({'; '.join(notes)})" if notes else ""
         )
 
 
@@ -85,9 +157,11 @@ class Bench:
         self.out = out
         self.secret = secrets.token_urlsafe(32)
 
-    def vmws(self, name: str, vms: int, **flags: Any) -> ServerProcess:
+    def vmws(self, name: str, vms: int, *, loop: str | None = None, **flags: Any) -> ServerProcess:
         fleet = write_fleet(self.out / f"fleet-{vms}.toml", vms)
-        return start_vmws(self.secret, self.out / f"vmws-{name}.log", scenario=fleet, cpu=SERVER_CPU, **flags)
+        extra = ("--loop", loop) if loop else ()
+        return start_vmws(self.secret, self.out / f"vmws-{name}-{loop or 'default'}.log", scenario=fleet,
+                          cpu=SERVER_CPU, extra=extra, **flags)
 
     def baseline(self, name: str, **flags: Any) -> ServerProcess:
         return start_baseline(self.out / f"baseline-{name}.log", cpu=SERVER_CPU, **flags)
@@ -145,3 +219,14 @@ async def login(conn: Connection, text: ConsoleText) -> None:
         text.text = ""
         await type_text(conn, "admin\r")
         await text.expect("$ ")
+
+
+async def stop_flood(conn: Connection, text: ConsoleText) -> None:
+    """^C a console flood, see the prompt, then close. A socket closed with unread data
+    is reset, and the reset can discard the ^C before the server reads it."""
+    text.text = ""
+    conn.on_message = text.on_message
+    await type_text(conn, "\x03")
+    await text.expect("$ ", timeout=30)
+    conn.close()
+    await asyncio.sleep(0.3)
