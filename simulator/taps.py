@@ -56,11 +56,6 @@ class ConsoleTap:
     def buffered(self) -> int:
         return len(self._buf)
 
-    @property
-    def pumping(self) -> bool:
-        """A flood is running: another ``read`` may make more output at once."""
-        return not self.eof and self._readers.source.pumping
-
     def read(self) -> bytes:
         readers = self._readers
         if not self.eof and len(self._buf) < CHUNK:

@@ -22,7 +22,7 @@ from simulator.eventlog import Category, Entry
 from simulator.fleet import FleetSpec
 from simulator.machine import Outcome
 from simulator.scenario import demo_fleet, load_scenario
-from simulator.taps import CHUNK, ConsoleTap
+from simulator.taps import ConsoleTap
 from vmws.backend import (
     Action,
     Backend,
@@ -34,17 +34,13 @@ from vmws.backend import (
 )
 from vmws.config import Config
 
-__all__ = ["SimulatorBackend", "SimulatorConsoleStream", "READ_CAP"]
+__all__ = ["SimulatorBackend", "SimulatorConsoleStream"]
 
 log = logging.getLogger("simulator")
 
 
-READ_CAP = 4 * CHUNK  # the most flood output one read returns: 256 KiB
-
-
 class SimulatorConsoleStream(ConsoleStream):
-    """A console tap awaited: ``read`` returns all output buffered so far, joined, and
-    while a flood runs every chunk it can make at once, up to ``READ_CAP``."""
+    """A console tap awaited: ``read`` returns all output buffered so far, joined."""
 
     def __init__(self, simulator: Simulator, name: str) -> None:
         self._ready = asyncio.Event()
@@ -56,11 +52,6 @@ class SimulatorConsoleStream(ConsoleStream):
             pumped = tap.buffered == 0  # anything read now came from a running flood
             data = tap.read()
             if data:
-                if tap.pumping:
-                    # a flood makes one chunk per tap read: taking the chunks that are
-                    # ready now (not waiting for any) makes one message and one event
-                    # loop turn of several (console_flood: docs/performance.md)
-                    data = self._more(data)
                 if pumped:
                     # a flood would otherwise never yield; a serial line has a pace
                     await asyncio.sleep(0)
@@ -69,17 +60,6 @@ class SimulatorConsoleStream(ConsoleStream):
                 return b""
             self._ready.clear()
             await self._ready.wait()
-
-    def _more(self, data: bytes) -> bytes:
-        parts = [data]
-        size = len(data)
-        while size + CHUNK <= READ_CAP and self._tap.pumping:  # a read makes up to CHUNK
-            more = self._tap.read()
-            if not more:
-                break
-            parts.append(more)
-            size += len(more)
-        return data if len(parts) == 1 else b"".join(parts)
 
     async def write(self, data: bytes) -> None:
         self._tap.write(data)
