@@ -4,15 +4,21 @@ The hub and handlers talk only to this interface, never to a simulator or libvir
 directly (DESIGN.md, "The Backend seam"). One contract suite (``tests/contract``)
 runs against every implementation so they behave alike.
 
-Action semantics every backend follows (rows: action; columns: status before):
+Action semantics every backend follows: ``ACTIONS`` below, the one table both
+backends consult to decide what to do and what to refuse (rows: action; columns:
+status before; a test keeps this rendering equal to the data):
 
-    action   running        stopped         paused          suspended        error
-    start    no-op, ok      boot → running  → running       restore → running boot → running
-    stop     → stopped      no-op, ok       → stopped       → stopped        → stopped
-    restart  reboot→running VMNotRunning    VMNotRunning    VMNotRunning     VMNotRunning
-    suspend  → suspended    VMNotRunning    → suspended     no-op, ok        VMNotRunning
-    resume   no-op, ok      VMNotRunning    → running       → running        VMNotRunning
-    pause    → paused       VMNotRunning    no-op, ok       VMNotRunning     VMNotRunning
+    action   running    stopped    paused     suspended  error
+    start    no-op      boot       unpause    restore    boot
+    stop     shutdown   no-op      power off  power off  power off
+    restart  reboot     refuse     refuse     refuse     refuse
+    suspend  save       refuse     save       no-op      refuse
+    resume   no-op      refuse     unpause    restore    refuse
+    pause    pause      refuse     no-op      refuse     refuse
+
+Each ``Step`` names the status it leads to: boot, reboot, restore and unpause →
+running; shutdown and power off → stopped; save → suspended; pause → paused; a no-op
+succeeds at once and changes nothing; refuse is ``VMNotRunning``.
 
 ``stop`` is a graceful (ACPI) shutdown that is forced after the backend's timeout, or
 forced at once with ``force=True``. ``suspend`` saves guest state to disk and frees the
@@ -26,9 +32,12 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Self
+
+from vmws.errors import VMNotRunning
 
 if TYPE_CHECKING:
     from vmws.config import Config
@@ -42,6 +51,10 @@ __all__ = [
     "ConsoleStream",
     "Backend",
     "Capability",
+    "Step",
+    "ACTIONS",
+    "step_of",
+    "render_action_table",
 ]
 
 
@@ -64,6 +77,74 @@ class Action(str, enum.Enum):
     SUSPEND = "suspend"
     RESUME = "resume"
     PAUSE = "pause"
+
+
+class Step(enum.Enum):
+    """What an action does to a VM in one status: a cell of ``ACTIONS``."""
+
+    NOOP = "no-op"  # already there: succeeds at once, changes nothing
+    REFUSE = "refuse"  # VMNotRunning: the action makes no sense from this status
+    BOOT = "boot"  # power on, a new boot (a crashed domain kept for inspection goes first)
+    SHUTDOWN = "shutdown"  # the ACPI power button, forced after the timeout or at once with force
+    POWER_OFF = "power off"  # at once: destroy, or discard a suspended VM's saved state
+    REBOOT = "reboot"  # the guest restarts (a reset when forced); the VM stays up
+    SAVE = "save"  # managed save: guest state to disk, the host freed
+    RESTORE = "restore"  # from the managed save, the guest carries on where it was
+    PAUSE = "pause"  # halted in memory
+    UNPAUSE = "unpause"  # a paused VM continues
+
+    @property
+    def status(self) -> VMStatus | None:
+        """The status this step leads to; None for a no-op (the status stays) or a refusal."""
+        return _STEP_STATUS.get(self)
+
+
+_STEP_STATUS: dict[Step, VMStatus] = {
+    Step.BOOT: VMStatus.RUNNING,
+    Step.REBOOT: VMStatus.RUNNING,
+    Step.RESTORE: VMStatus.RUNNING,
+    Step.UNPAUSE: VMStatus.RUNNING,
+    Step.SHUTDOWN: VMStatus.STOPPED,
+    Step.POWER_OFF: VMStatus.STOPPED,
+    Step.SAVE: VMStatus.SUSPENDED,
+    Step.PAUSE: VMStatus.PAUSED,
+}
+
+
+def _row(action: Action, *steps: Step) -> dict[tuple[Action, VMStatus], Step]:
+    return {(action, status): step for status, step in zip(VMStatus, steps, strict=True)}
+
+
+_X = Step.REFUSE
+# The action table: (action, status before) → step. Columns in VMStatus order:
+#                      running          stopped          paused           suspended        error
+ACTIONS: Mapping[tuple[Action, VMStatus], Step] = MappingProxyType({
+    **_row(Action.START,   Step.NOOP,       Step.BOOT,       Step.UNPAUSE,    Step.RESTORE,    Step.BOOT),
+    **_row(Action.STOP,    Step.SHUTDOWN,   Step.NOOP,       Step.POWER_OFF,  Step.POWER_OFF,  Step.POWER_OFF),
+    **_row(Action.RESTART, Step.REBOOT,     _X,              _X,              _X,              _X),
+    **_row(Action.SUSPEND, Step.SAVE,       _X,              Step.SAVE,       Step.NOOP,       _X),
+    **_row(Action.RESUME,  Step.NOOP,       _X,              Step.UNPAUSE,    Step.RESTORE,    _X),
+    **_row(Action.PAUSE,   Step.PAUSE,      _X,              Step.NOOP,       _X,              _X),
+})  # fmt: skip
+
+
+def step_of(action: Action, status: VMStatus, name: str) -> Step:
+    """What ``action`` does to VM ``name`` in ``status``; raises ``VMNotRunning`` where
+    the table refuses, with the one message every backend gives."""
+    step = ACTIONS[action, status]
+    if step is Step.REFUSE:
+        raise VMNotRunning(f"VM {name!r} is {status.value}: cannot {action.value} it")
+    return step
+
+
+def render_action_table() -> str:
+    """``ACTIONS`` as the text table of this module's docstring."""
+    width = max(len(s.value) for s in Step) + 2
+    lines = ["action   " + "".join(s.value.ljust(width) for s in VMStatus).rstrip()]
+    for action in Action:
+        cells = "".join(ACTIONS[action, status].value.ljust(width) for status in VMStatus)
+        lines.append(f"{action.value:<9}{cells}".rstrip())
+    return "\n".join(lines)
 
 
 class Capability(str, enum.Enum):

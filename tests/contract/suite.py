@@ -65,7 +65,11 @@ LOGIN = rb"login: ?$"
 PASSWORD = rb"[Pp]assword: ?$"
 
 _R, _S, _P, _U, _E = VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.PAUSED, VMStatus.SUSPENDED, VMStatus.ERROR
-# vmws.backend's action table: the status after the action, or None for VMNotRunning.
+# The action table as the protocol promises it (docs/protocol.md): the status after the
+# action, or None for VMNotRunning. An independent copy of ``vmws.backend.ACTIONS`` on
+# purpose: the backends decide from ACTIONS, and this is what checks them; deriving it
+# from ACTIONS would pass whatever ACTIONS said. ``tests/backends/test_action_table.py``
+# holds the two copies together cell by cell.
 EXPECTED: dict[tuple[Action, VMStatus], VMStatus | None] = {
     (Action.START, _R): _R, (Action.START, _S): _R, (Action.START, _P): _R,
     (Action.START, _U): _R, (Action.START, _E): _R,
