@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Self
 
-from vmws.errors import VMNotRunning
+from vmws.errors import BackendError, CommandFailed, NoConsole, VMNotRunning
 
 if TYPE_CHECKING:
     from vmws.config import Config
@@ -55,6 +55,8 @@ __all__ = [
     "ACTIONS",
     "step_of",
     "render_action_table",
+    "missing_capability",
+    "ACTION_CAPABILITIES",
 ]
 
 
@@ -148,12 +150,33 @@ def render_action_table() -> str:
 
 
 class Capability(str, enum.Enum):
-    """Optional abilities; libvirt's ``test:///`` driver, for one, has no console."""
+    """Optional abilities; libvirt's ``test:///`` driver, for one, has no console.
+
+    A backend that does not declare one refuses the call it governs with
+    ``missing_capability``'s error: ``open_console`` with ``NoConsole`` (close 4005),
+    ``sample`` with ``CommandFailed``, ``perform`` of ``suspend`` / ``pause`` with
+    ``CommandFailed``. The contract suite checks both ways: what is declared works,
+    what is not is refused so.
+    """
 
     CONSOLE = "console"
     METRICS = "metrics"
     SUSPEND = "suspend"
     PAUSE = "pause"
+
+
+def missing_capability(capability: Capability, what: str) -> BackendError:
+    """The error for ``what``, a call that ``capability`` governs, on a backend without it."""
+    if capability is Capability.CONSOLE:
+        return NoConsole(f"this server's backend has no consoles (it cannot {what})")
+    return CommandFailed(f"this server's backend cannot {what} (it has no {capability.value} capability)")
+
+
+# The actions that need a capability (the others every backend has).
+ACTION_CAPABILITIES: Mapping[Action, Capability] = MappingProxyType({
+    Action.SUSPEND: Capability.SUSPEND,
+    Action.PAUSE: Capability.PAUSE,
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +251,17 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"{cls.__name__} cannot be built from the server's options")
 
+    def check_capability(self, capability: Capability, what: str) -> None:
+        """Refuse ``what`` unless this backend declares ``capability`` (see ``Capability``)."""
+        if capability not in self.capabilities:
+            raise missing_capability(capability, what)
+
+    def check_action(self, action: Action) -> None:
+        """Refuse ``action`` if it needs a capability this backend does not declare."""
+        needed = ACTION_CAPABILITIES.get(action)
+        if needed is not None:
+            self.check_capability(needed, f"{action.value} a VM")
+
     async def start(self) -> None:
         """Connect to the VM source; called once, inside the running event loop."""
 
@@ -244,11 +278,13 @@ class Backend(ABC):
 
     @abstractmethod
     async def sample(self, name: str) -> MetricsSample:
-        """A metrics reading now (zeros but ``memory_total`` when not running)."""
+        """A metrics reading now (zeros but ``memory_total`` when not running);
+        ``CommandFailed`` without ``Capability.METRICS``."""
 
     @abstractmethod
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
-        """Carry out ``action`` and return the resulting status (see the module table)."""
+        """Carry out ``action`` and return the resulting status (see ``ACTIONS``);
+        ``CommandFailed`` for an action whose capability is not declared."""
 
     @abstractmethod
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
@@ -258,4 +294,5 @@ class Backend(ABC):
     @abstractmethod
     async def open_console(self, name: str) -> ConsoleStream:
         """Open the VM's console; ``VMNotRunning`` unless it is running (a paused VM takes
-        no new reader; one attached before the pause stays)."""
+        no new reader; one attached before the pause stays), ``NoConsole`` without
+        ``Capability.CONSOLE`` (``VMNotFound`` comes first for an unknown VM)."""

@@ -61,7 +61,6 @@ from vmws.config import Config
 from vmws.errors import (
     BackendError,
     BackendUnavailable,
-    CommandFailed,
     VMNotFound,
     VMNotRunning,
 )
@@ -226,6 +225,7 @@ class LibvirtBackend(Backend):
 
     async def sample(self, name: str) -> MetricsSample:
         vm = await self._known(name)
+        self.check_capability(Capability.METRICS, "sample a VM's metrics")
         now = time.time()
         if vm.status not in _LIVE:
             return idle_sample(now, vm.memory_total)
@@ -246,6 +246,7 @@ class LibvirtBackend(Backend):
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
         vm = await self._known(name)
+        self.check_action(action)
         # A forced stop is the way out of a graceful stop the guest ignores (that one
         # holds the lock for up to ``stop_timeout``): like `virsh destroy`, it cuts in.
         # The graceful stop then sees the VM stopped and returns too.
@@ -270,8 +271,7 @@ class LibvirtBackend(Backend):
 
     async def open_console(self, name: str) -> ConsoleStream:
         vm = await self._known(name)
-        if Capability.CONSOLE not in self.capabilities:
-            raise CommandFailed(f"the libvirt driver at {self.uri} has no consoles")
+        self.check_capability(Capability.CONSOLE, "open a VM's serial console")
         if vm.status is not VMStatus.RUNNING:
             # A paused guest's console would take no input: refused, as docs/protocol.md
             # says; viewers already attached stay (``_open_stream`` re-opens while paused).
