@@ -1,8 +1,8 @@
 """One simulated VM: its status, its transitions in clock time, its faults (its console
 readers are in ``simulator.taps``).
 
-Transitions follow the action table in ``vmws.backend`` and take clock time (jittered
-by the seeded generator). Actions on one machine run one at a time: one asked for
+Transitions follow the action table, ``vmws.backend.ACTIONS``, step by step and take
+clock time (jittered by the seeded generator). Actions on one machine run one at a time: one asked for
 while another is under way waits in a queue, as libvirt's per-domain job lock makes
 it wait — except a forced ``stop``, which, like ``virsh destroy``, cuts in at once.
 Every outcome reaches the ``done`` callback: the resulting ``VMInfo``, or a
@@ -61,7 +61,7 @@ from simulator.metrics import (
     sample_metrics,
 )
 from simulator.taps import ConsoleReaders, ConsoleTap
-from vmws.backend import Action, MetricsSample, VMInfo, VMStatus
+from vmws.backend import Action, MetricsSample, Step, VMInfo, VMStatus, step_of
 from vmws.errors import BackendError, CommandFailed, VMNotRunning
 
 __all__ = ["Phase", "Guest", "Machine", "Done", "Outcome", "Record"]
@@ -94,32 +94,6 @@ class Guest(enum.Enum):
     BOOTING = "booting"  # kernel and init; the power button is not handled yet
     STUCK = "stuck"  # a boot waiting forever for a start job; the power button neither
     UP = "up"  # getty's login prompt or further: the power button shuts it down
-
-
-class _Step(enum.Enum):
-    NOOP = "no-op"
-    REFUSE = "refuse"  # VMNotRunning
-    POWER_ON = "power on"
-    SHUTDOWN = "shutdown"  # graceful, or a destroy with force
-    DESTROY = "destroy"
-    REBOOT = "reboot"
-    SAVE = "save"
-    RESTORE = "restore"
-    PAUSE = "pause"
-    UNPAUSE = "unpause"
-
-
-_R, _S, _P, _U, _E = VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.PAUSED, VMStatus.SUSPENDED, VMStatus.ERROR
-_X = _Step.REFUSE
-# The action table of vmws.backend, cell by cell.
-_TABLE: dict[Action, dict[VMStatus, _Step]] = {
-    Action.START: {_R: _Step.NOOP, _S: _Step.POWER_ON, _P: _Step.UNPAUSE, _U: _Step.RESTORE, _E: _Step.POWER_ON},
-    Action.STOP: {_R: _Step.SHUTDOWN, _S: _Step.NOOP, _P: _Step.DESTROY, _U: _Step.DESTROY, _E: _Step.DESTROY},
-    Action.RESTART: {_R: _Step.REBOOT, _S: _X, _P: _X, _U: _X, _E: _X},
-    Action.SUSPEND: {_R: _Step.SAVE, _S: _X, _P: _Step.SAVE, _U: _Step.NOOP, _E: _X},
-    Action.RESUME: {_R: _Step.NOOP, _S: _X, _P: _Step.UNPAUSE, _U: _Step.RESTORE, _E: _X},
-    Action.PAUSE: {_R: _Step.PAUSE, _S: _X, _P: _Step.NOOP, _U: _X, _E: _X},
-}
 
 
 @dataclass(slots=True)
@@ -268,7 +242,7 @@ class Machine:
         spec = self.spec
         return kernel_lines(spec.personality, memory_mib=spec.memory_mib, vcpus=spec.vcpus, seed=self._boot_seed())
 
-    # Actions (the table in vmws.backend)
+    # Actions (each step as vmws.backend.ACTIONS says)
 
     def perform(self, action: Action, force: bool, done: Done) -> None:
         """Carry out ``action`` now, or after the actions already asked for; ``done``
@@ -294,29 +268,31 @@ class Machine:
                 self._log(Category.FAULT, f"fail-next-command: {action.value} fails")
                 self._deliver(job, CommandFailed(message))
                 return
-        step = _TABLE[action][self.status]
-        if step is _Step.REFUSE:
-            self._deliver(job, VMNotRunning(f"VM {self.name!r} is {self.status.value}: cannot {action.value} it"))
+        try:
+            step = step_of(action, self.status, self.name)
+        except VMNotRunning as refused:
+            self._deliver(job, refused)
             return
-        if step is _Step.NOOP:
+        if step is Step.NOOP:
             self._deliver(job, self.info())
             return
         self._current = job
-        if step is _Step.SHUTDOWN and not job.force:
+        if step is Step.SHUTDOWN and not job.force:
             self._shutdown()
-        elif step in (_Step.SHUTDOWN, _Step.DESTROY):
+        elif step in (Step.SHUTDOWN, Step.POWER_OFF):
             self._destroy()
-        elif step is _Step.REBOOT:
+        elif step is Step.REBOOT:
             self._reboot(job.force)
-        elif step is _Step.POWER_ON:
+        elif step is Step.BOOT:
             self._power_on()
-        elif step is _Step.SAVE:
+        elif step is Step.SAVE:
             self._save()
-        elif step is _Step.RESTORE:
+        elif step is Step.RESTORE:
             self._restore()
-        elif step is _Step.PAUSE:
+        elif step is Step.PAUSE:
             self._pause()
         else:
+            assert step is Step.UNPAUSE, step
             self._unpause()
 
     def _deliver(self, job: _Job, outcome: Outcome) -> None:

@@ -41,6 +41,12 @@ prompt ending in ``$ `` or ``# ``, ``not found`` for an unknown command — not 
 simulator's exact banner. Console tests run when ``Capability.CONSOLE`` is in
 ``backend.capabilities``, metrics tests with ``METRICS``, pause and suspend rows with
 ``PAUSE`` / ``SUSPEND``.
+
+Capabilities are not taken on trust: ``CapabilityContract`` (the base of
+``BackendContract``) exercises each one a backend declares (the console opens and
+answers, the metrics of a running VM change, suspend / pause and resume perform) and
+checks that each it does not declare is refused with the error ``vmws.backend.Capability``
+documents (``NoConsole``, close 4005, for a console; ``CommandFailed`` otherwise).
 """
 
 from __future__ import annotations
@@ -54,9 +60,9 @@ from dataclasses import dataclass
 import pytest
 
 from vmws.backend import Action, Backend, Capability, ConsoleStream, MetricsSample, VMInfo, VMStatus
-from vmws.errors import VMNotFound, VMNotRunning
+from vmws.errors import CommandFailed, NoConsole, VMNotFound, VMNotRunning
 
-__all__ = ["BackendContract", "ContractTimeouts", "ConsoleReader", "EXPECTED"]
+__all__ = ["BackendContract", "CapabilityContract", "ContractTimeouts", "ConsoleReader", "EXPECTED"]
 
 # A shell prompt, and whatever terminal queries its line editor sends after it (busybox
 # asks for the cursor position, ESC [ 6 n, after every prompt).
@@ -65,7 +71,11 @@ LOGIN = rb"login: ?$"
 PASSWORD = rb"[Pp]assword: ?$"
 
 _R, _S, _P, _U, _E = VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.PAUSED, VMStatus.SUSPENDED, VMStatus.ERROR
-# vmws.backend's action table: the status after the action, or None for VMNotRunning.
+# The action table as the protocol promises it (docs/protocol.md): the status after the
+# action, or None for VMNotRunning. An independent copy of ``vmws.backend.ACTIONS`` on
+# purpose: the backends decide from ACTIONS, and this is what checks them; deriving it
+# from ACTIONS would pass whatever ACTIONS said. ``tests/backends/test_action_table.py``
+# holds the two copies together cell by cell.
 EXPECTED: dict[tuple[Action, VMStatus], VMStatus | None] = {
     (Action.START, _R): _R, (Action.START, _S): _R, (Action.START, _P): _R,
     (Action.START, _U): _R, (Action.START, _E): _R,
@@ -169,6 +179,10 @@ def _counters(sample: MetricsSample) -> tuple[int, int, int, int]:
     return (sample.net_rx_bytes, sample.net_tx_bytes, sample.disk_read_bytes, sample.disk_write_bytes)
 
 
+def _readings(sample: MetricsSample) -> tuple[float, int, int, int, int, int]:
+    return (sample.cpu_utilization, sample.memory_used, *_counters(sample))
+
+
 def _check_sample(sample: MetricsSample) -> None:
     assert 0.0 <= sample.cpu_utilization <= 100.0
     assert sample.memory_total > 0
@@ -177,8 +191,12 @@ def _check_sample(sample: MetricsSample) -> None:
         assert isinstance(counter, int) and counter >= 0
 
 
-class BackendContract:
-    """What every backend does; see the module docstring for the fixtures to provide."""
+class CapabilityContract:
+    """A backend does what its ``capabilities`` declare, and refuses what they do not.
+
+    The part of the contract a backend declaring fewer capabilities can run alone
+    (the fixtures are those of ``BackendContract``); the helpers every test uses.
+    """
 
     @pytest.fixture
     def error_vm(self) -> str | None:
@@ -271,6 +289,69 @@ class BackendContract:
         match = await reader.expect(PROMPT, timeouts.console)
         printed = reader.buffer[start : match.start()]
         return printed[: printed.rfind(b"\n") + 1]  # the prompt's own line is not output
+
+    # Capabilities: declared means done, undeclared means refused (vmws.backend.Capability)
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("capability", list(Capability), ids=lambda c: c.value)
+    async def test_capability_is_what_the_backend_does(
+        self, backend: Backend, running_vm: str, timeouts: ContractTimeouts, capability: Capability
+    ) -> None:
+        if capability in backend.capabilities:
+            await self.exercise(backend, capability, running_vm, timeouts)
+        else:
+            await self.refused(backend, capability, running_vm)
+
+    async def exercise(self, backend: Backend, capability: Capability, vm: str, timeouts: ContractTimeouts) -> None:
+        """A declared capability works on the running ``vm``."""
+        if capability is Capability.CONSOLE:
+            async with self.console(backend, vm) as reader:  # opens, and the guest answers a key
+                mark = len(reader.buffer)
+                await reader.send(b"\n")
+                reader.pos = mark
+                await reader.expect(LOGIN + b"|" + PROMPT, timeouts.boot)
+        elif capability is Capability.METRICS:
+            await self.sample_moves(backend, vm, timeouts)
+        else:
+            action = Action(capability.value)  # suspend or pause it, and resume it
+            for step in (action, Action.RESUME):
+                status = EXPECTED[step, (await backend.get(vm)).status]
+                info = await self.perform(backend, vm, step, timeouts)
+                assert status is not None and info.status is status, (step, info)
+                assert (await backend.get(vm)).status is status
+
+    async def sample_moves(self, backend: Backend, vm: str, timeouts: ContractTimeouts) -> None:
+        """Readings of a running VM are live: they change as time passes (a QEMU guest's
+        CPU time at least, idle as it may be), unlike a stopped VM's constant zeros."""
+        first = await backend.sample(vm)
+        _check_sample(first)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.action
+        while True:
+            await asyncio.sleep(0.2)
+            later = await backend.sample(vm)
+            _check_sample(later)
+            assert later.timestamp > first.timestamp
+            if _readings(later) != _readings(first):
+                return
+            assert loop.time() < deadline, f"the metrics of running {vm!r} never changed: {later}"
+
+    async def refused(self, backend: Backend, capability: Capability, vm: str) -> None:
+        """An undeclared capability's call fails with the error the handlers map for it."""
+        if capability is Capability.CONSOLE:
+            with pytest.raises(NoConsole):  # the console endpoint closes with 4005
+                await backend.open_console(vm)
+        elif capability is Capability.METRICS:
+            with pytest.raises(CommandFailed):
+                await backend.sample(vm)
+        else:
+            with pytest.raises(CommandFailed):
+                await backend.perform(vm, Action(capability.value))
+        assert (await backend.get(vm)).status is VMStatus.RUNNING
+
+
+class BackendContract(CapabilityContract):
+    """What every backend does; see the module docstring for the fixtures to provide."""
 
     # Inventory
 

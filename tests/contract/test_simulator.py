@@ -1,5 +1,6 @@
 """The backend contract, run against the simulator (sped up 20× on the real loop clock):
-the demo fleet, and an Alpine fleet from a scenario."""
+the demo fleet, an Alpine fleet from a scenario, and (capabilities only) the simulator
+declaring none of the optional capabilities."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest_asyncio
 
 from simulator.fleet import FleetSpec
 from simulator.scenario import parse_scenario
-from tests.contract.suite import BackendContract, ContractTimeouts
+from tests.contract.suite import BackendContract, CapabilityContract, ContractTimeouts
+from vmws.backend import Action
 from vmws.backends.simulator import SimulatorBackend
+from vmws.errors import VMNotFound
 
 
 class TestSimulatorContract(BackendContract):
@@ -69,3 +72,35 @@ class TestSimulatorAlpineContract(TestSimulatorContract):
     )
     vms = ("alp-run", "alp-off", "alp-err")
     account = ("root", "alpine")
+
+
+class LesserSimulatorBackend(SimulatorBackend):
+    """The simulator declaring no optional capability, as a backend lacking them all."""
+
+    capabilities = frozenset()
+
+
+class TestSimulatorWithoutCapabilities(CapabilityContract):
+    """The refusals: a backend that does not declare a capability refuses its calls
+    (a backend declaring everything, as every real one here does, never gets there)."""
+
+    @pytest_asyncio.fixture
+    async def backend(self) -> AsyncIterator[SimulatorBackend]:
+        backend = LesserSimulatorBackend(seed=7, speed=20.0)
+        await backend.start()
+        yield backend
+        await backend.close()
+
+    @pytest.fixture
+    def running_vm(self) -> str:
+        return "my-vm"
+
+    @pytest.fixture
+    def stopped_vm(self) -> str:
+        return "db-1"
+
+    @pytest.mark.asyncio
+    async def test_an_unknown_vm_is_still_not_found(self, backend: SimulatorBackend) -> None:
+        for call in (backend.sample("ghost"), backend.open_console("ghost"), backend.perform("ghost", Action.PAUSE)):
+            with pytest.raises(VMNotFound):
+                await call

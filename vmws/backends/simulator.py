@@ -75,7 +75,11 @@ def _log_entry(entry: Entry) -> None:
 
 
 class SimulatorBackend(Backend):
-    """The simulated fleet: the demo fleet, or a scenario file (``docs/simulator.md``)."""
+    """The simulated fleet: the demo fleet, or a scenario file (``docs/simulator.md``).
+
+    It has every capability; a subclass that declares fewer (to stand in for a lesser
+    backend, libvirt's ``test:///`` say) gets the calls they govern refused for it.
+    """
 
     capabilities = frozenset(Capability)
 
@@ -135,9 +139,14 @@ class SimulatorBackend(Backend):
         return self.simulator.info(name)
 
     async def sample(self, name: str) -> MetricsSample:
+        if Capability.METRICS not in self.capabilities:
+            self.simulator.info(name)  # an unknown VM is VMNotFound first
+            self.check_capability(Capability.METRICS, "sample a VM's metrics")
         return self.simulator.sample(name)
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
+        self.simulator.info(name)  # an unknown VM is VMNotFound first
+        self.check_action(action)
         result: asyncio.Future[VMInfo] = asyncio.get_running_loop().create_future()
 
         def done(outcome: Outcome) -> None:
@@ -158,4 +167,7 @@ class SimulatorBackend(Backend):
         return self.simulator.subscribe(listener)
 
     async def open_console(self, name: str) -> ConsoleStream:
+        if Capability.CONSOLE not in self.capabilities:
+            self.simulator.info(name)  # an unknown VM is VMNotFound first
+            self.check_capability(Capability.CONSOLE, "open a VM's serial console")
         return SimulatorConsoleStream(self.simulator, name)

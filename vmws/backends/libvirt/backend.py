@@ -25,10 +25,10 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import libvirt
 
@@ -52,14 +52,15 @@ from vmws.backend import (
     ConsoleStream,
     MetricsSample,
     StatusListener,
+    Step,
     VMInfo,
     VMStatus,
+    step_of,
 )
 from vmws.config import Config
 from vmws.errors import (
     BackendError,
     BackendUnavailable,
-    CommandFailed,
     VMNotFound,
     VMNotRunning,
 )
@@ -226,6 +227,7 @@ class LibvirtBackend(Backend):
 
     async def sample(self, name: str) -> MetricsSample:
         vm = await self._known(name)
+        self.check_capability(Capability.METRICS, "sample a VM's metrics")
         now = time.time()
         if vm.status not in _LIVE:
             return idle_sample(now, vm.memory_total)
@@ -246,6 +248,7 @@ class LibvirtBackend(Backend):
 
     async def perform(self, name: str, action: Action, *, force: bool = False) -> VMInfo:
         vm = await self._known(name)
+        self.check_action(action)
         # A forced stop is the way out of a graceful stop the guest ignores (that one
         # holds the lock for up to ``stop_timeout``): like `virsh destroy`, it cuts in.
         # The graceful stop then sees the VM stopped and returns too.
@@ -253,9 +256,10 @@ class LibvirtBackend(Backend):
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with contextlib.nullcontext() if cuts_in else lock:
             await self._refresh(name)
-            handler = getattr(self, f"_do_{action.value}")
-            await handler(vm, force)
-            await self._refresh(name)
+            step = step_of(action, vm.status, name)  # VMNotRunning where the table refuses
+            if step is not Step.NOOP:
+                await self._STEPS[step](self, vm, action, force)
+                await self._refresh(name)
             return vm.info(time.time())
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
@@ -269,8 +273,7 @@ class LibvirtBackend(Backend):
 
     async def open_console(self, name: str) -> ConsoleStream:
         vm = await self._known(name)
-        if Capability.CONSOLE not in self.capabilities:
-            raise CommandFailed(f"the libvirt driver at {self.uri} has no consoles")
+        self.check_capability(Capability.CONSOLE, "open a VM's serial console")
         if vm.status is not VMStatus.RUNNING:
             # A paused guest's console would take no input: refused, as docs/protocol.md
             # says; viewers already attached stay (``_open_stream`` re-opens while paused).
@@ -285,32 +288,18 @@ class LibvirtBackend(Backend):
         self._consoles[name] = console
         return console
 
-    # Actions (the table in vmws/backend.py)
+    # Actions: each step of vmws.backend.ACTIONS, as libvirt calls
 
-    async def _do_start(self, vm: _VM, force: bool) -> None:
-        if vm.status is VMStatus.RUNNING:
-            return
+    async def _boot(self, vm: _VM, action: Action, force: bool) -> None:
         dom = await self._domain(vm.name)
-        if vm.status is VMStatus.PAUSED:
-            await self._call(dom.resume, name=vm.name, what="start")
-            return
         if vm.status is VMStatus.ERROR and await self._call(dom.isActive, name=vm.name):
             # A crashed domain kept for inspection must go before it can boot again.
             await self._destroy(dom, vm.name)
-        # create() restores a managed-save image when there is one.
-        await self._call(dom.create, name=vm.name, what="start")
+        await self._call(dom.create, name=vm.name, what=action.value)
 
-    async def _do_stop(self, vm: _VM, force: bool) -> None:
+    async def _shutdown(self, vm: _VM, action: Action, force: bool) -> None:
         dom = await self._domain(vm.name)
-        if vm.status is VMStatus.STOPPED:
-            return
-        if vm.status is VMStatus.SUSPENDED:
-            await self._call(dom.managedSaveRemove, 0, name=vm.name, what="stop")
-            return
-        if vm.status is VMStatus.ERROR and not await self._call(dom.isActive, name=vm.name):
-            vm.error_cleared = True
-            return
-        if force or vm.status is not VMStatus.RUNNING:
+        if force:
             await self._destroy(dom, vm.name)
             return
         # Graceful first (ACPI power button, or the guest agent where there is one).
@@ -320,51 +309,54 @@ class LibvirtBackend(Backend):
             log.info("VM %s ignored the shutdown request for %.0f s: forcing it off", vm.name, self.stop_timeout)
             await self._destroy(dom, vm.name)
 
-    async def _do_restart(self, vm: _VM, force: bool) -> None:
-        if vm.status is not VMStatus.RUNNING:
-            raise VMNotRunning(f"cannot restart VM {vm.name!r}: it is {vm.status.value}")
+    async def _power_off(self, vm: _VM, action: Action, force: bool) -> None:
+        dom = await self._domain(vm.name)
+        if vm.status is VMStatus.SUSPENDED:
+            await self._call(dom.managedSaveRemove, 0, name=vm.name, what=action.value)
+        elif vm.status is VMStatus.ERROR and not await self._call(dom.isActive, name=vm.name):
+            vm.error_cleared = True  # shut off already: stopped from now on, for the protocol
+        else:
+            await self._destroy(dom, vm.name)
+
+    async def _reboot(self, vm: _VM, action: Action, force: bool) -> None:
         dom = await self._domain(vm.name)
         before = vm.reboots
         if not force:
             if not self._reboot_is_async:
-                await self._call(dom.reboot, 0, name=vm.name, what="restart")
+                await self._call(dom.reboot, 0, name=vm.name, what=action.value)
                 self._rebooted(vm.name)
                 return
             if await self._press(vm, functools.partial(dom.reboot, 0), lambda v: v.reboots > before,
                                  self.restart_timeout, "restart"):
                 return
             log.info("VM %s did not reboot within %.0f s: resetting it", vm.name, self.restart_timeout)
-        await self._call(dom.reset, 0, name=vm.name, what="restart")
+        await self._call(dom.reset, 0, name=vm.name, what=action.value)
         if not self._reboot_is_async or not await self._wait(vm, lambda v: v.reboots > before, 5.0):
             self._rebooted(vm.name)
 
-    async def _do_suspend(self, vm: _VM, force: bool) -> None:
-        if vm.status is VMStatus.SUSPENDED:
-            return
-        if vm.status not in _LIVE:
-            raise VMNotRunning(f"cannot suspend VM {vm.name!r}: it is {vm.status.value}")
+    async def _save(self, vm: _VM, action: Action, force: bool) -> None:
         dom = await self._domain(vm.name)
         # SAVE_RUNNING: a VM suspended while paused comes back running on resume.
-        await self._call(dom.managedSave, libvirt.VIR_DOMAIN_SAVE_RUNNING, name=vm.name, what="suspend")
+        await self._call(dom.managedSave, libvirt.VIR_DOMAIN_SAVE_RUNNING, name=vm.name, what=action.value)
 
-    async def _do_resume(self, vm: _VM, force: bool) -> None:
-        if vm.status is VMStatus.RUNNING:
-            return
+    async def _restore(self, vm: _VM, action: Action, force: bool) -> None:
         dom = await self._domain(vm.name)
-        if vm.status is VMStatus.PAUSED:
-            await self._call(dom.resume, name=vm.name, what="resume")
-        elif vm.status is VMStatus.SUSPENDED:
-            await self._call(dom.create, name=vm.name, what="resume")
-        else:
-            raise VMNotRunning(f"cannot resume VM {vm.name!r}: it is {vm.status.value}")
+        # create() restores the managed-save image.
+        await self._call(dom.create, name=vm.name, what=action.value)
 
-    async def _do_pause(self, vm: _VM, force: bool) -> None:
-        if vm.status is VMStatus.PAUSED:
-            return
-        if vm.status is not VMStatus.RUNNING:
-            raise VMNotRunning(f"cannot pause VM {vm.name!r}: it is {vm.status.value}")
+    async def _pause(self, vm: _VM, action: Action, force: bool) -> None:
         dom = await self._domain(vm.name)
-        await self._call(dom.suspend, name=vm.name, what="pause")
+        await self._call(dom.suspend, name=vm.name, what=action.value)
+
+    async def _unpause(self, vm: _VM, action: Action, force: bool) -> None:
+        dom = await self._domain(vm.name)
+        await self._call(dom.resume, name=vm.name, what=action.value)
+
+    # step → how libvirt carries it out (the table itself is vmws.backend.ACTIONS)
+    _STEPS: ClassVar[dict[Step, Callable[[LibvirtBackend, _VM, Action, bool], Awaitable[None]]]] = {
+        Step.BOOT: _boot, Step.SHUTDOWN: _shutdown, Step.POWER_OFF: _power_off, Step.REBOOT: _reboot,
+        Step.SAVE: _save, Step.RESTORE: _restore, Step.PAUSE: _pause, Step.UNPAUSE: _unpause,
+    }  # fmt: skip
 
     async def _press(self, vm: _VM, request: Callable[[], object], done: Callable[[_VM], bool],
                      timeout: float, what: str) -> bool:
