@@ -377,7 +377,7 @@ class ConsoleSocket(_VMSocket):
     async def backend_check(self, name: str) -> None:
         if Capability.CONSOLE not in self.hub.backend.capabilities:
             await self.hub.backend.get(name)  # an unknown VM is still VM_NOT_FOUND
-            raise NoConsole("this server's backend has no consoles (it cannot open a VM's serial console)")
+            self.hub.backend.check_capability(Capability.CONSOLE, "open a VM's serial console")
         # Open (or find) the shared console before saying "connected": raises
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)

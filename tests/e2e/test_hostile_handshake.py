@@ -16,7 +16,6 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import jwt
 import orjson
@@ -27,11 +26,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tests.e2e.client import SECRET, Client, client, running_server, token, ws_url
 from vmws import protocol
 from vmws.app import Server
-from vmws.backend import Capability, ConsoleStream
+from vmws.backend import Capability
 from vmws.backends.simulator import SimulatorBackend
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
-from vmws.errors import CommandFailed
 from vmws.handlers import _VMSocket
 
 pytestmark = pytest.mark.asyncio
@@ -350,9 +348,6 @@ class ConsolelessBackend(SimulatorBackend):
     """The simulator, but like libvirt's test:/// driver: no consoles."""
 
     capabilities = frozenset(Capability) - {Capability.CONSOLE}
-
-    async def open_console(self, name: str) -> ConsoleStream:
-        raise CommandFailed("this backend has no consoles")
 
 
 async def test_a_backend_without_consoles_refuses_with_4005(caplog: pytest.LogCaptureFixture) -> None:
