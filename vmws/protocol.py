@@ -8,6 +8,7 @@ out. Every server message has the spec's envelope ``{type, timestamp, data}``.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import enum
 from dataclasses import dataclass
 from typing import Any
@@ -74,10 +75,27 @@ _SERVER_ONLY = frozenset({"status", "metrics", "response", "console", "error", "
 _ACTIONS = {a.value: a for a in Action}
 
 
+# The formatted whole second of the last timestamp: every message carries one, and
+# strftime was 5.9 % of the server's samples under console_echo (10.6 → 2.4 µs a call).
+_second: tuple[int, str] = (-1, "")
+
+
 def iso_timestamp(t: float) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2023-05-23T12:34:56.123Z``."""
-    moment = _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    global _second
+    # Split as datetime.fromtimestamp does (microseconds rounded half to even), so the
+    # result is the one it would give.
+    frac, whole = math.modf(t)
+    micro = round(frac * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    second = int(whole)
+    if _second[0] != second:
+        prefix = _dt.datetime.fromtimestamp(second, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        _second = (second, prefix)
+    return f"{_second[1]}{micro // 1000:03d}Z"
 
 
 # Parsing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import json
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vmws import protocol
@@ -59,3 +59,15 @@ def test_any_frame(raw: str | bytes, endpoint: Endpoint) -> None:
 @given(plausible, st.sampled_from(list(Endpoint)))
 def test_any_json_shape(message: Any, endpoint: Endpoint) -> None:
     check(json.dumps(message), endpoint)  # stdlib: it writes integers of any size
+
+
+@example(12.9999996).example(12.9995).example(1_767_000_000.9999999).example(0.0).example(59.9999995)
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False, allow_infinity=False))
+def test_iso_timestamp_is_what_datetime_gives(t: float) -> None:
+    # The cached whole second must never change a timestamp (rounding near a second included).
+    import datetime as dt
+
+    from vmws.protocol import iso_timestamp
+
+    moment = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
+    assert iso_timestamp(t) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
