@@ -61,7 +61,11 @@ def test_any_json_shape(message: Any, endpoint: Endpoint) -> None:
     check(json.dumps(message), endpoint)  # stdlib: it writes integers of any size
 
 
-@example(12.9999996).example(12.9995).example(1_767_000_000.9999999).example(0.0).example(59.9999995)
+@example(12.9999996)
+@example(12.9995)
+@example(1_767_000_000.9999999)
+@example(0.0)
+@example(59.9999995)
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False, allow_infinity=False))
 def test_iso_timestamp_is_what_datetime_gives(t: float) -> None:
     # The cached whole second must never change a timestamp (rounding near a second included).
