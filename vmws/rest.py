@@ -6,6 +6,7 @@ traceback; 401 carries ``WWW-Authenticate: Bearer``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -62,12 +63,15 @@ class TicketHandler(_APIHandler):
             token = bearer_token(self.request)
             if token is None or token.startswith(TICKET_PREFIX):
                 raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
-            ticket = self.auth.tickets.issue(self.auth.verifier.verify(token))
+            principal = self.auth.verifier.verify(token)
+            ticket = self.auth.tickets.issue(principal)
         except AuthError as exc:
             self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
             return
+        # The ticket's real life: its TTL, cut short by its token's expiry (+ leeway).
+        expires_in = max(0.0, min(self.auth.tickets.ttl, principal.expires_at - time.time()))
         self.set_status(201)
-        self.write(orjson.dumps({"ticket": ticket, "expiresIn": self.auth.tickets.ttl}))
+        self.write(orjson.dumps({"ticket": ticket, "expiresIn": round(expires_in, 3)}))
 
 
 class VMListHandler(_APIHandler):

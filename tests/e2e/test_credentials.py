@@ -62,6 +62,7 @@ async def test_a_ticket_is_refused_once_its_token_has_expired() -> None:
     async with running_server(ticket_ttl=30) as server:
         status, body = await http(server, "/api/tickets", tok, "POST")
         assert status == 201
+        assert 0 < body["expiresIn"] <= refused_from + 1 - now  # not the 30 s TTL: its token ends first
         await asyncio.sleep(refused_from - time.time() + 0.2)
         async with client(server, "my-vm", tok=body["ticket"]) as c:
             first = await c.recv()
