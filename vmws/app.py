@@ -23,6 +23,7 @@ from vmws.config import Config
 from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.hub import Hub
 from vmws.logs import log_request
+from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
 from vmws.rest import HealthHandler, TicketHandler, VMListHandler
 from vmws.tickets import Authenticator
 from vmws.web import ui_routes
@@ -65,6 +66,9 @@ def make_app(config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | N
         (r"/api/vms", VMListHandler, deps),
         (r"/api/tickets", TicketHandler, deps),
         (r"/api/cluster", ClusterHandler, {**deps, "cluster": cluster}),
+        (r"/api/audit", AuditHandler, deps),
+        (r"/api/revocations", RevocationHandler, deps),
+        (r"/metrics", MetricsHandler, deps),
         (r"/healthz", HealthHandler),
         *ui_routes(),
     ]
@@ -115,9 +119,12 @@ class Server:
         self.cluster = Cluster(config, backend)
         self.auth = self.cluster.authenticator(make_verifier(config))
         self.hub = Hub(backend, config, now=time.time)
+        self.hub.oversight.audit.node = config.node_name or ""
         self.app = make_app(config, self.hub, self.auth, self.cluster)
         self._http: tornado.httpserver.HTTPServer | None = None
+        self._metrics_http: tornado.httpserver.HTTPServer | None = None
         self.port = config.port
+        self.metrics_port: int | None = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -129,12 +136,27 @@ class Server:
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
         self.port = sockets[0].getsockname()[1]
         await self.cluster.start(self.port)  # registered in the cluster before accepting
+        self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
+        if self.config.metrics_listen:
+            self._start_metrics_listener()
+
+    def _start_metrics_listener(self) -> None:
+        """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
+        host, port = self.config.metrics_address()
+        app = tornado.web.Application([(r"/metrics", OpenMetricsHandler, {"hub": self.hub})], log_function=log_request)
+        self._metrics_http = DeadlineHTTPServer(app, xheaders=False)
+        self._metrics_http.configure_deadlines(self.config.header_timeout, self.config.idle_timeout)
+        sockets = tornado.netutil.bind_sockets(port, host)
+        self.metrics_port = sockets[0].getsockname()[1]
+        self._metrics_http.add_sockets(sockets)
 
     async def stop(self) -> None:
         """Stop accepting, close every client with 1001, release the backend."""
         if self._http:
             self._http.stop()
+        if self._metrics_http:
+            self._metrics_http.stop()
         await self.hub.close()
         # Let the close frames reach the clients before the sockets go.
         await asyncio.sleep(0.1)
@@ -142,3 +164,4 @@ class Server:
             await asyncio.wait_for(self._http.close_all_connections(), timeout=5)
         await self.backend.close()
         await self.cluster.stop()
+        self.hub.oversight.close()
