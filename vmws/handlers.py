@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -376,6 +377,7 @@ class MonitorSocket(_VMSocket):
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.Command) and self.principal is not None
         if Permission.CONTROL not in self.principal.permissions:
+            self.hub.oversight.command(self.vm, self, message, message.request_id, "forbidden", time.monotonic())
             self.send(protocol.error_message(
                 ErrorCode.AUTH_ERROR, "token lacks the 'control' permission needed for commands",
                 self.hub.now(), request_id=message.request_id,

@@ -15,7 +15,7 @@ from typing import Any
 
 from vmws import protocol
 from vmws.audit import AuditLog
-from vmws.auth import Principal
+from vmws.auth import Permission, Principal
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.errors import AuthError
@@ -55,12 +55,16 @@ class Oversight:
         self.telemetry = Telemetry(hub)
         self._hub = hub
         self._now = now
+        # Each open console session's mode, by session id: at close the socket has already
+        # let go of its principal.
+        self._modes: dict[str, str] = {}
 
     # Commands
 
-    def command(self, vm: str, peer: Any, command: protocol.Command, request_id: str, outcome: str,
+    def command(self, vm: str, peer: Any, command: protocol.Command, request_id: str | None, outcome: str,
                 started: float) -> None:
-        """One command ended: ``outcome`` is success, failed, timeout, error, refused or dropped."""
+        """One command ended: ``outcome`` is success, failed, timeout, error, refused, dropped or
+        forbidden (the token lacks ``control``)."""
         seconds = max(0.0, time.monotonic() - started)
         action = command.action.value
         self.telemetry.command(action, outcome, seconds)
@@ -73,12 +77,14 @@ class Oversight:
 
     def session_opened(self, peer: Any) -> None:
         if _is_console(peer):
-            self.audit.record("console_session", state="opened", user=peer.user, vm=peer.vm, mode=_mode(peer),
+            mode = self._modes[peer.session_id] = _mode(peer)
+            self.audit.record("console_session", state="opened", user=peer.user, vm=peer.vm, mode=mode,
                               session=peer.session_id, remote=peer.request.remote_ip)
 
     def session_closed(self, peer: Any) -> None:
         if _is_console(peer):
-            self.audit.record("console_session", state="closed", user=peer.user, vm=peer.vm, mode=_mode(peer),
+            mode = self._modes.pop(peer.session_id, "interactive")
+            self.audit.record("console_session", state="closed", user=peer.user, vm=peer.vm, mode=mode,
                               session=peer.session_id, bytesIn=peer.bytes_in, bytesOut=peer.bytes_out,
                               closeCode=peer.close_code)
 
@@ -124,6 +130,12 @@ def _is_console(peer: Any) -> bool:
 
 
 def _mode(peer: Any) -> str:
-    """``watch`` or ``interactive`` (the console socket's ``mode``, once it has one)."""
+    """``watch`` or ``interactive``: the console socket's ``mode`` (``?mode=watch``) when it
+    has one, else what the token allows (``watch`` without ``console``: watch-only)."""
     mode = getattr(peer, "mode", None)
-    return str(getattr(mode, "value", mode)) if mode is not None else "interactive"
+    if mode is not None:
+        return str(getattr(mode, "value", mode))
+    principal = getattr(peer, "principal", None)
+    if isinstance(principal, Principal) and Permission.CONSOLE not in principal.permissions:
+        return "watch"
+    return "interactive"

@@ -230,3 +230,13 @@ def test_sighup_reopens_the_audit_log_so_rotation_loses_nothing(tmp_path: Path) 
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@pytest.mark.asyncio
+async def test_a_command_refused_for_lack_of_control_is_audited_as_forbidden() -> None:
+    async with running_server() as server, client(server, "my-vm", tok=token(["read"], sub="ivan")) as c:
+        await c.send("command", {"action": "stop", "requestId": "audit-x1"})
+        assert (await c.recv("error"))["data"]["code"] == "AUTH_ERROR"
+        (event,) = await _kinds(server, "command")
+    assert (event["user"], event["action"], event["requestId"], event["outcome"]) == ("ivan", "stop", "audit-x1",
+                                                                                       "forbidden")
