@@ -125,6 +125,7 @@ class Server:
         self._metrics_http: tornado.httpserver.HTTPServer | None = None
         self.port = config.port
         self.metrics_port: int | None = None
+        self._revocation_sync: Any = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -136,10 +137,25 @@ class Server:
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
         self.port = sockets[0].getsockname()[1]
         await self.cluster.start(self.port)  # registered in the cluster before accepting
+        await self._share_revocations()
         self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
         if self.config.metrics_listen:
             self._start_metrics_listener()
+
+    async def _share_revocations(self) -> None:
+        """In a cluster, revocations go through Redis to every node (docs/operations.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.revocations import RevocationSync
+
+        membership = self.cluster.membership
+        self._revocation_sync = RevocationSync(
+            self.cluster.redis, self.auth.revocations, membership.incarnation if membership else self.cluster.name,
+            on_remote=lambda entry, by: self.hub.oversight.revoked(entry, by, None),
+        )
+        self.auth.revocations.share = self._revocation_sync.share
+        await self._revocation_sync.start()
 
     def _start_metrics_listener(self) -> None:
         """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
@@ -163,5 +179,7 @@ class Server:
         if self._http:
             await asyncio.wait_for(self._http.close_all_connections(), timeout=5)
         await self.backend.close()
+        if self._revocation_sync is not None:
+            await self._revocation_sync.stop()
         await self.cluster.stop()
         self.hub.oversight.close()

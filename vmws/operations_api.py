@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import tornado.web
+from redis.exceptions import RedisError
 
 from vmws.audit import parse_rfc3339
 from vmws.auth import Permission, Principal
@@ -22,6 +23,7 @@ from vmws.hub import Hub
 from vmws.protocol import iso_timestamp
 from vmws.rest import _APIHandler
 from vmws.telemetry import CONTENT_TYPE
+from vmws.tickets import ClusterUnavailable
 
 __all__ = ["AuditHandler", "RevocationHandler", "MetricsHandler", "OpenMetricsHandler", "MAX_REVOCATION_BODY"]
 
@@ -92,7 +94,7 @@ class RevocationHandler(_OperatorHandler):
             _entry(r.sub, r.jti, r.expires_at) for r in self.auth.revocations.active()
         ]}))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         principal = self._principal()
         if principal is None:
             return
@@ -103,6 +105,13 @@ class RevocationHandler(_OperatorHandler):
             self._error(400, InvalidCommand(f"invalid revocation: {exc}"))
             return
         closed = self.hub.oversight.revoked(entry, principal.sub, self.request.remote_ip)
+        if self.auth.revocations.share is not None:
+            try:
+                await self.auth.revocations.share(entry, principal.sub)
+            except (RedisError, OSError):
+                self._error(503, ClusterUnavailable(
+                    "revoked on this node only: the cluster's Redis is unreachable; retry to reach every node"))
+                return
         self.set_status(201)
         self.write(orjson.dumps({"revocation": _entry(entry.sub, entry.jti, entry.expires_at), "sessionsClosed": closed}))
 

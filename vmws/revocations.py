@@ -5,14 +5,15 @@ a time, typically the token's own expiry. While an entry holds, the ``Authentica
 refuses every credential it matches (close 4001 / HTTP 401, the reason says revoked),
 tickets bought earlier included, and the sessions it matches are closed at once.
 
-One node keeps them in memory; ``docs/operations.md`` says how a cluster shares them.
+Each node keeps them in memory; in a cluster ``vmws/cluster/revocations.py`` shares
+them through Redis (``docs/operations.md``).
 The list is bounded (``MAX_ENTRIES``) and forgets expired entries as it goes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from vmws.auth import Principal
@@ -46,6 +47,8 @@ class Revocations:
         self._now = now
         self._by_sub: dict[str, float] = {}
         self._by_jti: dict[str, float] = {}
+        # In a cluster: stores and publishes a new entry (``vmws/cluster/revocations.py``).
+        self.share: Callable[[Revocation, str], Awaitable[None]] | None = None
 
     def add(self, *, sub: str | None, jti: str | None, expires_at: float) -> Revocation:
         """Revoke ``sub`` or ``jti`` (exactly one) until ``expires_at``; ValueError if not allowed."""
