@@ -126,6 +126,7 @@ class Server:
         self.port = config.port
         self.metrics_port: int | None = None
         self._revocation_sync: Any = None
+        self._shared_audit: Any = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -138,6 +139,7 @@ class Server:
         self.port = sockets[0].getsockname()[1]
         await self.cluster.start(self.port)  # registered in the cluster before accepting
         await self._share_revocations()
+        await self._share_audit()
         self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
         if self.config.metrics_listen:
@@ -156,6 +158,17 @@ class Server:
         )
         self.auth.revocations.share = self._revocation_sync.share
         await self._revocation_sync.start()
+
+    async def _share_audit(self) -> None:
+        """In a cluster, every node's audit events go to one Redis stream (docs/operations.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.audit import SharedAudit
+
+        self._shared_audit = SharedAudit(self.cluster.redis, self.config.audit_ring_size)
+        self.hub.oversight.audit.on_record = self._shared_audit.add
+        self.hub.oversight.shared_audit = self._shared_audit
+        await self._shared_audit.start()
 
     def _start_metrics_listener(self) -> None:
         """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
@@ -181,5 +194,7 @@ class Server:
         await self.backend.close()
         if self._revocation_sync is not None:
             await self._revocation_sync.stop()
+        if self._shared_audit is not None:
+            await self._shared_audit.stop()
         await self.cluster.stop()
         self.hub.oversight.close()

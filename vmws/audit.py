@@ -31,7 +31,7 @@ import orjson
 from vmws.logs import redact
 from vmws.protocol import iso_timestamp
 
-__all__ = ["AuditLog", "parse_rfc3339", "DEFAULT_RING_SIZE", "MAX_FIELD_CHARS", "FLUSH_DELAY"]
+__all__ = ["AuditLog", "select", "parse_rfc3339", "DEFAULT_RING_SIZE", "MAX_FIELD_CHARS", "FLUSH_DELAY"]
 
 log = logging.getLogger("vmws.audit")
 
@@ -75,6 +75,8 @@ class AuditLog:
         self._ring: deque[tuple[float, dict[str, Any]]] = deque(maxlen=ring_size)
         self._file: IO[bytes] | None = None
         self._flush: asyncio.TimerHandle | None = None
+        # In a cluster: hands each event to the shared stream (``vmws/cluster/audit.py``).
+        self.on_record: Callable[[float, dict[str, Any]], None] | None = None
         if path is not None:
             self._file = self._open(path)
 
@@ -95,6 +97,8 @@ class AuditLog:
             if value is not None:
                 event[key] = _clean(value)
         self._ring.append((at, event))
+        if self.on_record is not None:
+            self.on_record(at, event)
         if self._file is not None:
             try:
                 self._file.write(orjson.dumps(event) + b"\n")
@@ -153,19 +157,28 @@ class AuditLog:
         self, *, vm: str | None = None, user: str | None = None, since: float | None = None, limit: int = 1000,
     ) -> list[dict[str, Any]]:
         """The newest ``limit`` events matching every filter given, oldest first."""
-        found: list[dict[str, Any]] = []
-        for at, event in reversed(self._ring):
-            if since is not None and at < since:
-                break  # the ring is in time order
-            if vm is not None and event.get("vm") != vm:
-                continue
-            if user is not None and event.get("user") != user:
-                continue
-            found.append(event)
-            if len(found) >= limit:
-                break
-        found.reverse()
-        return found
+        return select(reversed(self._ring), vm=vm, user=user, since=since, limit=limit)
 
     def events(self) -> Iterable[dict[str, Any]]:
         return (event for _, event in self._ring)
+
+
+def select(
+    newest_first: Iterable[tuple[float, dict[str, Any]]], *,
+    vm: str | None, user: str | None, since: float | None, limit: int,
+) -> list[dict[str, Any]]:
+    """The first ``limit`` of ``(time, event)`` pairs (newest first) matching every filter given,
+    returned oldest first."""
+    found: list[dict[str, Any]] = []
+    for at, event in newest_first:
+        if since is not None and at < since:
+            break  # newest first: everything after is older still
+        if vm is not None and event.get("vm") != vm:
+            continue
+        if user is not None and event.get("user") != user:
+            continue
+        found.append(event)
+        if len(found) >= limit:
+            break
+    found.reverse()
+    return found

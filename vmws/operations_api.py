@@ -55,7 +55,7 @@ class AuditHandler(_OperatorHandler):
 
     permission = Permission.AUDIT
 
-    def get(self) -> None:
+    async def get(self) -> None:
         if self._principal() is None:
             return
         try:
@@ -65,11 +65,18 @@ class AuditHandler(_OperatorHandler):
         except ValueError as exc:
             self._error(400, InvalidCommand(str(exc)))
             return
-        events = self.hub.oversight.audit.query(
-            vm=query_argument(self.request, "vm", strip=False),
-            user=query_argument(self.request, "user", strip=False),
-            since=since, limit=limit,
-        )
+        vm = query_argument(self.request, "vm", strip=False)
+        user = query_argument(self.request, "user", strip=False)
+        shared = self.hub.oversight.shared_audit
+        if shared is None:
+            events = self.hub.oversight.audit.query(vm=vm, user=user, since=since, limit=limit)
+        else:  # a cluster: the events of every node
+            try:
+                events = await shared.query(vm=vm, user=user, since=since, limit=limit)
+            except (RedisError, OSError):
+                self._error(503, ClusterUnavailable(
+                    "the cluster's Redis is unreachable: the audit events of every node cannot be read; retry"))
+                return
         self.write(orjson.dumps({"events": events}))
 
 

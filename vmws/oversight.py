@@ -55,6 +55,8 @@ class Oversight:
         self.telemetry = Telemetry(hub)
         self._hub = hub
         self._now = now
+        # In a cluster: the events of every node (vmws/cluster/audit.py), for GET /api/audit.
+        self.shared_audit: Any = None
         # Each open console session's mode, by session id: at close the socket has already
         # let go of its principal.
         self._modes: dict[str, str] = {}
