@@ -48,3 +48,23 @@ def test_a_console_session_mode_comes_from_the_socket_else_from_the_token_and_ou
 ])
 def test_refusal_reasons(error: AuthError, reason: str) -> None:
     assert refusal_reason(error) == reason
+
+
+def test_sent_messages_are_counted_under_their_type_and_strangers_under_other() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from vmws.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    for kind in ("connection", "status", "metrics", "response", "error", "heartbeat", "console"):
+        telemetry.sent(f'{{"type":"{kind}","timestamp":"x","data":{{}}}}', 10)
+    telemetry.sent('{"type":"weird"}', 3)
+    telemetry.sent("[]", 2)
+    telemetry.received(None, 7)
+    counted = {
+        (s.labels["direction"], s.labels["type"]): s.value
+        for family in text_string_to_metric_families(telemetry.scrape().decode()) if family.name == "vmws_message_bytes"
+        for s in family.samples
+    }
+    assert counted == {("out", k): 10 for k in ("connection", "status", "metrics", "response", "error", "heartbeat",
+                                                 "console")} | {("out", "other"): 5, ("in", "other"): 7}
