@@ -82,3 +82,16 @@ def test_rfc3339(text: str, epoch: float) -> None:
 def test_rfc3339_refusals(text: str) -> None:
     with pytest.raises(ValueError):
         parse_rfc3339(text)
+
+
+def test_a_new_audit_file_is_not_world_readable(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "audit.jsonl"
+    old = os.umask(0o022)
+    try:
+        AuditLog(str(path), now=lambda: 0.0).close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
