@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from vmws.audit import select
+from vmws.cluster.revocations import stop_task
 
 __all__ = ["SharedAudit", "STREAM"]
 
@@ -44,10 +45,7 @@ class SharedAudit:
 
     async def stop(self) -> None:
         """Push what is pending (if Redis answers), then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._push(), timeout=2.0)
 

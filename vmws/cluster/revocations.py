@@ -20,13 +20,21 @@ import orjson
 
 from vmws.revocations import Revocation, Revocations
 
-__all__ = ["RevocationSync", "CHANNEL", "KEY_PREFIX"]
+__all__ = ["RevocationSync", "CHANNEL", "KEY_PREFIX", "stop_task"]
 
 log = logging.getLogger("vmws")
 
 CHANNEL = "vmws:revocations"
 KEY_PREFIX = "vmws:revoked:"
 _RETRY = 1.0  # seconds between attempts to resubscribe while Redis is away
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background loop and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _key(entry: Revocation) -> str:
@@ -46,10 +54,7 @@ class RevocationSync:
         self._task = asyncio.create_task(self._listen(), name="revocations")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def share(self, entry: Revocation, by: str) -> None:
         """Store and publish ``entry`` (raises redis' errors / OSError when Redis is away)."""
