@@ -23,6 +23,7 @@ from vmws.config import Config
 from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.hub import Hub
 from vmws.logs import log_request
+from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
 from vmws.rest import HealthHandler, TicketHandler, VMListHandler
 from vmws.tickets import Authenticator
 from vmws.web import ui_routes
@@ -65,6 +66,9 @@ def make_app(config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | N
         (r"/api/vms", VMListHandler, deps),
         (r"/api/tickets", TicketHandler, deps),
         (r"/api/cluster", ClusterHandler, {**deps, "cluster": cluster}),
+        (r"/api/audit", AuditHandler, deps),
+        (r"/api/revocations", RevocationHandler, deps),
+        (r"/metrics", MetricsHandler, deps),
         (r"/healthz", HealthHandler),
         *ui_routes(),
     ]
@@ -115,9 +119,14 @@ class Server:
         self.cluster = Cluster(config, backend)
         self.auth = self.cluster.authenticator(make_verifier(config))
         self.hub = Hub(backend, config, now=time.time)
+        self.hub.oversight.audit.node = config.node_name or ""
         self.app = make_app(config, self.hub, self.auth, self.cluster)
         self._http: tornado.httpserver.HTTPServer | None = None
+        self._metrics_http: tornado.httpserver.HTTPServer | None = None
         self.port = config.port
+        self.metrics_port: int | None = None
+        self._revocation_sync: Any = None
+        self._shared_audit: Any = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -129,16 +138,63 @@ class Server:
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
         self.port = sockets[0].getsockname()[1]
         await self.cluster.start(self.port)  # registered in the cluster before accepting
+        await self._share_revocations()
+        await self._share_audit()
+        self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
+        if self.config.metrics_listen:
+            self._start_metrics_listener()
+
+    async def _share_revocations(self) -> None:
+        """In a cluster, revocations go through Redis to every node (docs/operations.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.revocations import RevocationSync
+
+        membership = self.cluster.membership
+        self._revocation_sync = RevocationSync(
+            self.cluster.redis, self.auth.revocations, membership.incarnation if membership else self.cluster.name,
+            on_remote=lambda entry, by: self.hub.oversight.revoked(entry, by, None),
+        )
+        self.auth.revocations.share = self._revocation_sync.share
+        await self._revocation_sync.start()
+
+    async def _share_audit(self) -> None:
+        """In a cluster, every node's audit events go to one Redis stream (docs/operations.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.audit import SharedAudit
+
+        self._shared_audit = SharedAudit(self.cluster.redis, self.config.audit_ring_size)
+        self.hub.oversight.audit.on_record = self._shared_audit.add
+        self.hub.oversight.shared_audit = self._shared_audit
+        await self._shared_audit.start()
+
+    def _start_metrics_listener(self) -> None:
+        """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
+        host, port = self.config.metrics_address()
+        app = tornado.web.Application([(r"/metrics", OpenMetricsHandler, {"hub": self.hub})], log_function=log_request)
+        self._metrics_http = DeadlineHTTPServer(app, xheaders=False)
+        self._metrics_http.configure_deadlines(self.config.header_timeout, self.config.idle_timeout)
+        sockets = tornado.netutil.bind_sockets(port, host)
+        self.metrics_port = sockets[0].getsockname()[1]
+        self._metrics_http.add_sockets(sockets)
 
     async def stop(self) -> None:
         """Stop accepting, close every client with 1001, release the backend."""
         if self._http:
             self._http.stop()
+        if self._metrics_http:
+            self._metrics_http.stop()
         await self.hub.close()
         # Let the close frames reach the clients before the sockets go.
         await asyncio.sleep(0.1)
         if self._http:
             await asyncio.wait_for(self._http.close_all_connections(), timeout=5)
         await self.backend.close()
+        if self._revocation_sync is not None:
+            await self._revocation_sync.stop()
+        if self._shared_audit is not None:
+            await self._shared_audit.stop()
         await self.cluster.stop()
+        self.hub.oversight.close()

@@ -3,8 +3,9 @@
 Algorithms and keys come from configuration, never from the token (``alg: none``
 and HS/RS confusion are impossible by construction): HS256 with a shared secret by
 default, or RS256/ES256 with a PEM public key or a JWKS file. Claims: ``sub`` and
-``exp`` required, ``nbf``/``iat`` honoured, ``permissions`` a list of ``read``,
-``control``, ``console``; optional ``vms`` a list of VM names the token may reach: glob
+``exp`` required, ``nbf``/``iat`` honoured, ``jti`` (optional) names one token so it
+can be revoked alone, ``permissions`` a list of ``read``, ``control``, ``console``,
+``watch``, ``audit``, ``metrics``, ``admin``; optional ``vms`` a list of VM names the token may reach: glob
 patterns, or exact names when prefixed with ``=`` (``=web[1]`` is the VM ``web[1]``).
 
 One expiry rule everywhere: a token is accepted while ``now < exp + LEEWAY_SECONDS``
@@ -53,7 +54,11 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 class Permission(str, enum.Enum):
     READ = "read"  # monitoring endpoint and /api/vms
     CONTROL = "control"  # commands
-    CONSOLE = "console"  # console endpoint
+    CONSOLE = "console"  # console endpoint: watch or type
+    WATCH = "watch"  # console endpoint, watch-only (input refused)
+    AUDIT = "audit"  # GET /api/audit
+    METRICS = "metrics"  # GET /metrics (Prometheus)
+    ADMIN = "admin"  # POST /api/revocations
 
 
 _PERMISSIONS = {p.value: p for p in Permission}
@@ -68,6 +73,8 @@ class Principal:
     vms: tuple[str, ...] | None
     # Wall-clock time (epoch seconds) from which the credential is refused: exp + leeway.
     expires_at: float
+    # The token's ``jti`` claim, if it has one: what a revocation of this one token names.
+    jti: str | None = None
 
     def may_reach(self, vm: str) -> bool:
         return self.vms is None or any(_vm_matches(vm, p) for p in self.vms)
@@ -231,7 +238,10 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     except (OverflowError, TypeError, ValueError):
         raise AuthError("token 'exp' is out of range") from None
     vms = tuple(raw_vms) if raw_vms is not None else None
-    return Principal(sub, perms, vms, exp + LEEWAY_SECONDS)
+    jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or not jti):
+        raise AuthError("token 'jti' must be a non-empty string")
+    return Principal(sub, perms, vms, exp + LEEWAY_SECONDS, jti)
 
 
 def mint_token(
@@ -243,13 +253,15 @@ def mint_token(
     ttl: float = 3600.0,
     vms: list[str] | None = None,
 ) -> str:
-    """An HS256 token with the claims this server understands."""
+    """An HS256 token with the claims this server understands, and a random ``jti``
+    (so this one token can be revoked without revoking its subject)."""
     _check_secret(secret)
     unknown = [p for p in permissions if p not in _PERMISSIONS]
     if unknown:
-        raise ValueError(f"unknown permission(s) {', '.join(unknown)}; use read, control, console")
+        raise ValueError(f"unknown permission(s) {', '.join(unknown)}; use {', '.join(_PERMISSIONS)}")
     claims: dict[str, Any] = {
         "sub": sub,
+        "jti": secrets.token_hex(12),
         "iat": int(now),
         "exp": int(now + ttl),
         "permissions": permissions,

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
     _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
     _add(serve, "loop", "asyncio event loop (uvloop: pip install 'vmws[fast]')", default_loop(), choices=LOOPS)
+    _add(serve, "audit-log", "append audit events to FILE as JSON lines; reopened on SIGHUP (docs/operations.md)")
+    _add(serve, "audit-ring-size", "audit events kept in memory for GET /api/audit", 10000, type=int)
+    _add(serve, "metrics-listen", "HOST:PORT serving GET /metrics without a token (default: only on the main "
+         "port, for tokens with the 'metrics' permission)")
 
     token = sub.add_parser(
         "token", help="mint an HS256 token",
@@ -96,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="the user the token names")
     token.add_argument(
         "--perm", default="read",
-        help="comma-separated permissions: read, control, console (default read)",
+        help="comma-separated permissions: read, control, console, watch, audit, metrics, admin (default read)",
     )
     token.add_argument(
         "--vm", action="append", default=None,
@@ -173,6 +177,8 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         max_console_viewers_per_user=int(args.max_console_viewers_per_user),
         max_commands_per_user=int(args.max_commands_per_user), ticket_ttl=float(args.ticket_ttl),
         redis_url=_redis_url(args), node_name=args.node_name or None, shard=args.shard or None,
+        audit_log=args.audit_log or None, audit_ring_size=int(args.audit_ring_size),
+        metrics_listen=args.metrics_listen or None,
     )
 
 
@@ -271,6 +277,8 @@ async def _run_server(config: Config, backend: Backend, secret_file: str | None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # logrotate moves the audit log away, then SIGHUP: the next event goes to a new file.
+    loop.add_signal_handler(signal.SIGHUP, server.hub.oversight.audit.reopen)
     await stop.wait()
     log.info("shutting down: closing %d connections", len(server.hub.peers))
     await server.stop()

@@ -58,6 +58,11 @@ class Config:
     redis_url: str | None = None
     node_name: str | None = None  # default HOSTNAME:PORT
     shard: str | None = None  # "K/N": simulate only that shard of the fleet
+    # Operations (docs/operations.md): the audit log file (JSON lines; None = memory only),
+    # the events kept in memory for GET /api/audit, and an unauthenticated /metrics listener.
+    audit_log: str | None = None
+    audit_ring_size: int = 10_000
+    metrics_listen: str | None = None  # HOST:PORT
 
     def __post_init__(self) -> None:
         problems = []
@@ -88,7 +93,22 @@ class Config:
                 validate(self.redis_url)
             except ValueError as exc:
                 problems.append(str(exc))
+        if self.audit_ring_size <= 0:
+            problems.append("audit-ring-size must be positive")
+        if self.metrics_listen is not None:
+            try:
+                self.metrics_address()
+            except ValueError as exc:
+                problems.append(str(exc))
         if self.node_name is not None and not self.node_name.strip():
             problems.append("node-name must not be empty")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def metrics_address(self) -> tuple[str, int]:
+        """``--metrics-listen HOST:PORT`` as (host, port)."""
+        host, sep, port = (self.metrics_listen or "").rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9108")
+        return host, int(port)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,6 +102,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._counted = False  # holds a slot of hub.user_connections
         self._in_hub = False  # registered with the hub (maybe watching or viewing)
         self._opened = False  # got through open(): its close is logged
+        self.bytes_in = 0  # message payload bytes received, and wire bytes sent (audit)
+        self.bytes_out = 0
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log_exception_redacted(self, typ, value, tb)
@@ -141,6 +144,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._refuse(VMWSError("internal error while opening the connection"), CloseCode.INTERNAL_ERROR)
         else:
             self._opened = True
+            self.hub.oversight.session_opened(self)
             log.info(
                 "%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
                 extra=self._log_context(),
@@ -195,6 +199,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self.hub.unregister(self)
 
     def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
+        self.hub.oversight.refused(exc, self.request.remote_ip, sub=self.principal_sub, where=self.endpoint.value)
         log.info(
             "%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message,
             extra=self._log_context(),
@@ -215,6 +220,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.send(protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", self.hub.now()))
         self.close(CloseCode.UNAUTHENTICATED, "token has expired")
 
+    @property
+    def principal_sub(self) -> str | None:
+        """The token's ``sub`` once it was read (a refusal after that names it)."""
+        return None if self.user == "-" else self.user
+
     def read_query(self) -> None:
         """Read the endpoint's own query arguments; raise to refuse the connection."""
         query_argument(self.request, "token")  # UndecodableQuery before anything else
@@ -234,6 +244,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     def on_message(self, message: str | bytes) -> None:
         self.last_seen = now = asyncio.get_event_loop().time()
+        self.bytes_in += len(message)
         if self.principal is None:
             return
         if not self._rate.allow(now):
@@ -242,8 +253,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         try:
             parsed = protocol.parse_client_message(message, self.endpoint)
         except InvalidCommand as exc:
+            self.hub.oversight.telemetry.received(None, len(message))
             self.send(protocol.error_message(exc.code, exc.message, self.hub.now(), request_id=exc.request_id))
             return
+        self.hub.oversight.telemetry.received(parsed, len(message))
         if isinstance(parsed, protocol.Heartbeat):
             try:
                 echo = protocol.heartbeat_message(parsed.data, self.hub.now())
@@ -280,6 +293,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._release()
         if self._opened:
             self._opened = False
+            self.hub.oversight.session_closed(self)
             log.info(
                 "%s closed vm=%s user=%s session=%s code=%s",
                 self.endpoint.value, self.vm, self.user, self.session_id, self.close_code,
@@ -307,6 +321,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if future is None:
             self._closing = True
             return
+        self.bytes_out += size
+        self.hub.oversight.telemetry.sent(text, size)
         if future.done():  # the kernel took it all at once (the usual case)
             if not future.cancelled():
                 future.exception()
@@ -338,6 +354,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if self._closing:
             return
         self._closing = True
+        self.hub.oversight.telemetry.closed_by_server(code)
         super().close(code, None if reason is None else fit_close_reason(reason))
 
 
@@ -360,6 +377,7 @@ class MonitorSocket(_VMSocket):
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.Command) and self.principal is not None
         if Permission.CONTROL not in self.principal.permissions:
+            self.hub.oversight.command(self.vm, self, message, message.request_id, "forbidden", time.monotonic())
             self.send(protocol.error_message(
                 ErrorCode.AUTH_ERROR, "token lacks the 'control' permission needed for commands",
                 self.hub.now(), request_id=message.request_id,
@@ -400,4 +418,5 @@ class ConsoleSocket(_VMSocket):
 
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.ConsoleInput)
+        self.hub.oversight.telemetry.typed(len(message.content.encode("utf-8", "surrogatepass")))
         self._channel.write(message.content)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine
@@ -23,6 +24,7 @@ from vmws.errors import AuthError, VMNotRunning, VMWSError
 from vmws.keylocks import KeyedLocks
 from vmws.limits import ConnectionCounter
 from vmws.logs import log_context
+from vmws.oversight import Oversight
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
@@ -57,6 +59,7 @@ class Hub:
         self._heartbeat_count = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.user_connections = ConnectionCounter(config.max_connections_per_user)
+        self.oversight = Oversight(config, self, now)  # audit events and Prometheus counters
 
     async def start(self) -> None:
         self._unsubscribe = self.backend.subscribe(self._on_status)
@@ -155,6 +158,7 @@ class Hub:
         key = (vm, peer.user)
         limit = self.config.max_commands_per_user
         if self._outstanding[key] >= limit:
+            self.oversight.command(vm, peer, command, request_id, "refused", time.monotonic())
             log.info(
                 "command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit,
                 extra=_command_context(vm, peer, request_id),
@@ -191,6 +195,7 @@ class Hub:
             if task not in self._dropping:
                 raise
             self._dropping.discard(task)
+            self.oversight.command(vm, peer, command, request_id, "dropped", time.monotonic())
             log.info("command %s on %s by %s (%s) dropped: its sender left before it started",
                      command.action.value, vm, peer.user, request_id, extra=_command_context(vm, peer, request_id))
         finally:
@@ -204,6 +209,12 @@ class Hub:
                 del self._waiting[peer]
 
     async def _perform(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> None:
+        started = time.monotonic()
+        outcome = await self._perform_and_answer(vm, command, peer, request_id)
+        self.oversight.command(vm, peer, command, request_id, outcome, started)
+
+    async def _perform_and_answer(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> str:
+        """Run the command, answer its issuer; the outcome: success, failed, timeout or error."""
         action = command.action.value
         task = asyncio.ensure_future(self.backend.perform(vm, command.action, force=command.force))
         done, _ = await asyncio.wait({task}, timeout=self.config.command_timeout)
@@ -218,7 +229,7 @@ class Hub:
                         extra=_command_context(vm, peer, request_id))
             # Keep the turn until it really ends, so commands never overlap.
             await asyncio.wait({task})
-            return
+            return "timeout"
         try:
             info = task.result()
         except VMWSError as exc:
@@ -227,20 +238,21 @@ class Hub:
             peer.send(protocol.response_message(
                 request_id, False, exc.message, self.now(), code=exc.code, action=action,
             ))
-            return
+            return "failed"
         except Exception:
             log.exception("command %s on %s (%s) raised", action, vm, request_id, extra=_command_context(vm, peer, request_id))
             peer.send(protocol.response_message(
                 request_id, False, f"Command '{action}' failed: internal error", self.now(),
                 code=ErrorCode.UNKNOWN_ERROR, action=action,
             ))
-            return
+            return "error"
         log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value,
                  extra=_command_context(vm, peer, request_id))
         peer.send(protocol.response_message(
             request_id, True, f"Command '{action}' completed successfully", self.now(),
             action=action, status=info.status.value,
         ))
+        return "success"
 
     # Consoles
 

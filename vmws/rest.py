@@ -49,6 +49,7 @@ class _APIHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
 
     def _error(self, status: int, exc: VMWSError) -> None:
+        self.hub.oversight.refused(exc, self.request.remote_ip, sub=None, where=self.request.path)
         self.set_status(status)
         if status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="vmws"')
@@ -63,11 +64,12 @@ class TicketHandler(_APIHandler):
             token = bearer_token(self.request)
             if token is None or token.startswith(TICKET_PREFIX):
                 raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
-            principal = self.auth.verifier.verify(token)
+            principal = self.auth.verify_token(token)
             ticket = self.auth.tickets.issue(principal)
         except AuthError as exc:
             self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
             return
+        self.hub.oversight.ticket_issued(principal, self.request.remote_ip)
         # The ticket's real life: its TTL, cut short by its token's expiry (+ leeway).
         expires_in = max(0.0, min(self.auth.tickets.ttl, principal.expires_at - time.time()))
         self.set_status(201)

@@ -29,6 +29,7 @@ import orjson
 from vmws.auth import Permission, Principal, TokenVerifier
 from vmws.codes import CloseCode, ErrorCode
 from vmws.errors import AuthError
+from vmws.revocations import Revocations
 
 __all__ = [
     "TicketStore", "RedisTicketStore", "Authenticator", "ClusterAuthenticator", "ClusterUnavailable",
@@ -135,6 +136,7 @@ def _principal_json(principal: Principal) -> bytes:
     return orjson.dumps({
         "sub": principal.sub, "permissions": principal.permission_names(),
         "vms": list(principal.vms) if principal.vms is not None else None, "exp": principal.expires_at,
+        "jti": principal.jti,
     })
 
 
@@ -144,6 +146,7 @@ def _principal_from(raw: bytes) -> Principal:
     return Principal(
         sub=data["sub"], permissions=frozenset(Permission(p) for p in data["permissions"]),
         vms=tuple(vms) if vms is not None else None, expires_at=float(data["exp"]),
+        jti=data.get("jti"),
     )
 
 
@@ -201,11 +204,19 @@ async def _cluster_call(call: Any, what: str) -> Any:
 
 
 class Authenticator:
-    """A credential from a request (token or ticket) → the principal it stands for."""
+    """A credential from a request (token or ticket) → the principal it stands for,
+    unless a revocation in force matches it (``vmws/revocations.py``)."""
+
+    revocations: Revocations
 
     def __init__(self, verifier: TokenVerifier, tickets: TicketStore) -> None:
         self.verifier = verifier
         self.tickets = tickets
+        self.revocations = Revocations()
+
+    def verify_token(self, token: str | None) -> Principal:
+        """A token (never a ticket) → its principal, revocations checked."""
+        return self.revocations.check(self.verifier.verify(token))
 
     async def prepare(self, credential: str | None) -> ClusterUnavailable | None:
         """Called before ``authenticate`` for the same credential; tickets in memory need
@@ -214,8 +225,8 @@ class Authenticator:
 
     def authenticate(self, credential: str | None) -> Principal:
         if credential and credential.startswith(TICKET_PREFIX):
-            return self.tickets.redeem(credential)
-        return self.verifier.verify(credential)
+            return self.revocations.check(self.tickets.redeem(credential))
+        return self.verify_token(credential)
 
 
 class ClusterAuthenticator(Authenticator):
@@ -228,6 +239,7 @@ class ClusterAuthenticator(Authenticator):
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.verifier = verifier
         self.cluster_tickets = tickets
+        self.revocations = Revocations()
         self._clock = clock
         self._outcomes: dict[str, tuple[Principal | AuthError, float]] = {}
 
@@ -252,5 +264,5 @@ class ClusterAuthenticator(Authenticator):
             outcome, _ = self._outcomes.pop(credential, (AuthError(_UNUSABLE), 0.0))
             if isinstance(outcome, AuthError):
                 raise outcome
-            return outcome
-        return self.verifier.verify(credential)
+            return self.revocations.check(outcome)
+        return self.verify_token(credential)

@@ -101,7 +101,7 @@ def _message(kind: str, endpoint: str = "monitor") -> dict[str, Any]:
 SERVER_BREAKAGES: list[tuple[str, str, str, Any]] = [
     # (endpoint, type, dotted path to change, new value or DELETE)
     ("monitor", "connection", "data.status", "open"),
-    ("monitor", "connection", "data.permissions", ["read", "admin"]),
+    ("monitor", "connection", "data.permissions", ["read", "superuser"]),
     ("monitor", "connection", "data.heartbeatInterval", 0),
     ("monitor", "connection", "data.sessionId", "DELETE"),
     ("monitor", "connection", "data.node", "n1"),

@@ -262,3 +262,21 @@ def test_the_global_pool_stays() -> None:
         store.issue(_principal(clocks, sub))
     with pytest.raises(AuthError, match="too many outstanding tickets; try again"):
         store.issue(_principal(clocks, "d"))
+
+
+def test_operator_permissions_and_jti_are_read_from_the_token() -> None:
+    names = ["read", "control", "console", "watch", "audit", "metrics", "admin"]
+    minted = mint_token(SECRET, sub="ops", permissions=names, now=time.time(), ttl=60)
+    principal = TokenVerifier(secret=SECRET).verify(minted)
+    assert principal.permission_names() == names
+    assert principal.jti == jwt.decode(minted, options={"verify_signature": False})["jti"]
+    other = mint_token(SECRET, sub="ops", permissions=["read"], now=time.time(), ttl=60)
+    assert TokenVerifier(secret=SECRET).verify(other).jti != principal.jti  # one per token
+    assert TokenVerifier(secret=SECRET).verify(hs(good_claims())).jti is None
+    for bad in (7, "", ["x"]):  # PyJWT refuses a non-string itself ("malformed or invalid")
+        rejected(TokenVerifier(secret=SECRET), hs(good_claims(jti=bad)))
+
+
+def test_minting_an_unknown_permission_names_every_known_one() -> None:
+    with pytest.raises(ValueError, match="use read, control, console, watch, audit, metrics, admin"):
+        mint_token(SECRET, sub="x", permissions=["root"], now=time.time())

@@ -79,13 +79,16 @@ class _ClusterTicketHandler(TicketHandler):
             token = bearer_token(self.request)
             if token is None or token.startswith(TICKET_PREFIX):
                 raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
-            ticket = await store.issue(self.auth.verifier.verify(token))
+            principal = self.auth.verify_token(token)
+            ticket = await store.issue(principal)
         except ClusterUnavailable as exc:
             _json_error(self, 503, exc)
             return
         except AuthError as exc:
+            self.hub.oversight.refused(exc, self.request.remote_ip, sub=None, where=self.request.path)
             _json_error(self, 429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
             return
+        self.hub.oversight.ticket_issued(principal, self.request.remote_ip)
         self.set_status(201)
         self.finish(orjson.dumps({"ticket": ticket, "expiresIn": store.ttl}))
 

@@ -68,7 +68,7 @@ export type VMStatus = (typeof VM_STATUSES)[number];
 export const ACTIONS = ["start", "stop", "restart", "suspend", "resume", "pause"] as const;
 export type Action = (typeof ACTIONS)[number];
 
-export const PERMISSIONS = ["read", "control", "console"] as const;
+export const PERMISSIONS = ["read", "control", "console", "watch", "audit", "metrics", "admin"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export const ERROR_CODES = ["AUTH_ERROR", "VM_NOT_FOUND", "VM_NOT_RUNNING", "INVALID_COMMAND", "UNKNOWN_ERROR"] as const;
