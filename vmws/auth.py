@@ -4,7 +4,7 @@ Algorithms and keys come from configuration, never from the token (``alg: none``
 and HS/RS confusion are impossible by construction): HS256 with a shared secret by
 default, or RS256/ES256 with a PEM public key or a JWKS file. Claims: ``sub`` and
 ``exp`` required, ``nbf``/``iat`` honoured, ``permissions`` a list of ``read``,
-``control``, ``console``; optional ``vms`` a list of VM names the token may reach: glob
+``control``, ``console``, ``watch``; optional ``vms`` a list of VM names the token may reach: glob
 patterns, or exact names when prefixed with ``=`` (``=web[1]`` is the VM ``web[1]``).
 
 One expiry rule everywhere: a token is accepted while ``now < exp + LEEWAY_SECONDS``
@@ -54,6 +54,7 @@ class Permission(str, enum.Enum):
     READ = "read"  # monitoring endpoint and /api/vms
     CONTROL = "control"  # commands
     CONSOLE = "console"  # console endpoint
+    WATCH = "watch"  # console endpoint, watch-only (input refused)
 
 
 _PERMISSIONS = {p.value: p for p in Permission}
@@ -247,7 +248,7 @@ def mint_token(
     _check_secret(secret)
     unknown = [p for p in permissions if p not in _PERMISSIONS]
     if unknown:
-        raise ValueError(f"unknown permission(s) {', '.join(unknown)}; use read, control, console")
+        raise ValueError(f"unknown permission(s) {', '.join(unknown)}; use read, control, console, watch")
     claims: dict[str, Any] = {
         "sub": sub,
         "iat": int(now),
