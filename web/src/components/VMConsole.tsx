@@ -116,7 +116,13 @@ export function VMConsole({ name, fontSize = 14, scrollback = 5000, ...options }
           />{" "}
           Watch only
         </label>
-        <button type="button" data-testid="console-download" disabled={!options.token} onClick={() => void download()}>
+        <button
+          type="button"
+          data-testid="console-download"
+          disabled={!options.token || tokenWatchOnly}
+          title={tokenWatchOnly ? "Recordings need the console permission" : undefined}
+          onClick={() => void download()}
+        >
           Download recording
         </button>
         {eof && <span className="note">VM stopped</span>}

@@ -72,12 +72,13 @@ describe("VMConsole", () => {
     expect(fakes.last().url).toBe("ws://h/ws/vms/my-vm/console?token=t");
   });
 
-  it("a token with only `watch` is watch-only: the toggle is on and locked", () => {
+  it("a token with only `watch` is watch-only (the toggle on and locked) and gets no recording", () => {
     const fakes = renderConsole();
     act(() => fakes.last().connect({ permissions: ["read", "watch"] }));
     const toggle = screen.getByTestId("console-watch-only") as HTMLInputElement;
     expect(toggle.checked).toBe(true);
     expect(toggle.disabled).toBe(true);
+    expect((screen.getByTestId("console-download") as HTMLButtonElement).disabled).toBe(true);
     act(() => typed.handler?.("x"));
     expect(fakes.last().frames).toEqual([]);
   });
