@@ -262,3 +262,10 @@ def test_the_global_pool_stays() -> None:
         store.issue(_principal(clocks, sub))
     with pytest.raises(AuthError, match="too many outstanding tickets; try again"):
         store.issue(_principal(clocks, "d"))
+
+
+def test_watch_is_a_permission_tokens_can_carry() -> None:
+    secret = "w" * 32
+    principal = TokenVerifier(secret=secret).verify(mint_token(secret, sub="eve", permissions=["watch"], now=time.time()))
+    assert principal.permissions == frozenset({Permission.WATCH})
+    assert principal.permission_names() == ["watch"]

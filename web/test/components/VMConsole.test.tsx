@@ -1,29 +1,15 @@
 // The console panel's bar: who is on the console, the watch-only toggle, the
-// recording download. xterm.js draws on canvas, which jsdom lacks: it is replaced by
-// a stand-in here (the real terminal runs in the browser tests).
+// recording download. xterm.js is a stand-in here (test/xtermStub.ts); the real
+// terminal runs in the browser tests.
 
 import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { VMConsole } from "../../src/components/VMConsole";
 import { fakeSockets } from "../fakeSocket";
+import { typed } from "../xtermStub";
 
-const typed: { handler: ((data: string) => void) | null } = { handler: null };
-
-vi.mock("@xterm/xterm", () => ({
-  Terminal: class {
-    loadAddon() {}
-    open() {}
-    reset() {}
-    write() {}
-    focus() {}
-    dispose() {}
-    onData(handler: (data: string) => void) {
-      typed.handler = handler;
-      return { dispose: () => undefined };
-    }
-  },
-}));
-vi.mock("@xterm/addon-fit", () => ({ FitAddon: class { fit() {} } }));
+vi.mock("@xterm/xterm", () => import("../xtermStub"));
+vi.mock("@xterm/addon-fit", () => import("../xtermStub"));
 vi.mock("@xterm/xterm/css/xterm.css", () => ({}));
 
 beforeEach(() => {
