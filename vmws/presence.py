@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from vmws import protocol
 from vmws.peer import Peer
 
-__all__ = ["ConsoleMode", "Viewer", "Presence"]
+__all__ = ["ConsoleMode", "Viewer", "Presence", "MAX_USER_CHARS"]
+
+# A `sub` is the token issuer's string, of any length: each viewer's is cut to this in
+# the list, so 32 viewers with 60 KB names cannot make every join a multi-megabyte
+# broadcast to every viewer.
+MAX_USER_CHARS = 256
 
 
 class ConsoleMode(str, enum.Enum):
@@ -35,7 +40,8 @@ class Presence:
         self._viewers: dict[Peer, Viewer] = {}
 
     def join(self, peer: Peer, mode: ConsoleMode, now: float) -> None:
-        self._viewers[peer] = Viewer(peer.user, mode, now)
+        user = peer.user if len(peer.user) <= MAX_USER_CHARS else peer.user[: MAX_USER_CHARS - 1] + "…"
+        self._viewers[peer] = Viewer(user, mode, now)
         self.announce(now)
 
     def leave(self, peer: Peer, now: float) -> None:

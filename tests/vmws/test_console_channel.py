@@ -152,3 +152,12 @@ async def test_every_viewer_gets_the_whole_list_on_join_and_leave() -> None:
     channel.remove_viewer(carol)  # twice: nothing more is sent
     assert len(users(alice)) == 4
     await channel.close()
+
+
+async def test_a_very_long_user_name_is_cut_in_the_list() -> None:
+    channel = make_channel(FakeStream())
+    peer = FakePeer("u" * 70_000)
+    channel.add_viewer(peer)
+    (listed,) = peer.of_type("viewers")[-1]["viewers"]
+    assert listed["user"] == "u" * 255 + "…"
+    await channel.close()
