@@ -24,7 +24,7 @@ from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
-from vmws.rest import HealthHandler, TicketHandler, VMListHandler
+from vmws.rest import ConsoleCastHandler, HealthHandler, TicketHandler, VMListHandler
 from vmws.tickets import Authenticator
 from vmws.web import ui_routes
 
@@ -64,6 +64,7 @@ def make_app(config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | N
         (rf"/ws/vms/{_NAME}/console", ConsoleSocket, deps),
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
+        (rf"/api/vms/{_NAME}/console\.cast", ConsoleCastHandler, deps),
         (r"/api/tickets", TicketHandler, deps),
         (r"/api/cluster", ClusterHandler, {**deps, "cluster": cluster}),
         (r"/api/audit", AuditHandler, deps),

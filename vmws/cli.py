@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--escape", default="^]", help="key that detaches, as ^X (default ^])")
     console.add_argument("--since", type=int, default=None, help="replay output from this byte offset")
     console.add_argument(
+        "--watch", action="store_true",
+        help="join watch-only (?mode=watch): see the console, send nothing but the escape key",
+    )
+    console.add_argument(
+        "--record", metavar="FILE.cast", default=None,
+        help="write the session as an asciinema v2 recording (filtered like the screen; mode 0600)",
+    )
+    console.add_argument(
         "--linger", type=float, default=1.0,
         help="seconds to keep showing output after stdin ends (non-tty input; default 1)",
     )

@@ -7,7 +7,8 @@ every viewer. Reads coalesce naturally: while a send is under way more output
 gathers in the stream, and the next read returns all of it. Input from any viewer
 goes through one queue, so it reaches the guest in arrival order, exactly once; the
 queue holds at most ``input_limit`` bytes (64 KiB) and input that does not fit is
-dropped, as a UART drops what overruns its FIFO.
+dropped, as a UART drops what overruns its FIFO. Every viewer is told who is on the
+console (``vmws/presence.py``) whenever someone joins or leaves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vmws.backend import ConsoleStream
 from vmws.codes import CloseCode
 from vmws.logs import log_context
 from vmws.peer import Peer
+from vmws.presence import ConsoleMode, Presence
 from vmws.scrollback import Scrollback
 
 __all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES"]
@@ -51,6 +53,7 @@ class ConsoleChannel:
     ) -> None:
         self.vm = vm
         self.viewers: set[Peer] = set()
+        self.presence = Presence()
         self._stream = stream
         self._scrollback = scrollback
         self._now = now
@@ -66,8 +69,9 @@ class ConsoleChannel:
 
     # Viewers
 
-    def add_viewer(self, peer: Peer, since: int | None = None) -> None:
-        """Send ``peer`` the held output (all of it, or from ``since``), then live output."""
+    def add_viewer(self, peer: Peer, since: int | None = None, mode: ConsoleMode = ConsoleMode.INTERACTIVE) -> None:
+        """Send ``peer`` the held output (all of it, or from ``since``), then live output;
+        every viewer, ``peer`` included, then gets the new list of viewers."""
         if self.finished:  # the VM stopped between opening and joining
             peer.send(protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end))
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
@@ -81,9 +85,11 @@ class ConsoleChannel:
             text = data.decode("utf-8", errors="replace")
             peer.send(protocol.console_message(text, self._now(), offset=first))
         self.viewers.add(peer)
+        self.presence.join(peer, mode, self._now())
 
     def remove_viewer(self, peer: Peer) -> None:
         self.viewers.discard(peer)
+        self.presence.leave(peer, self._now())
 
     def viewer_count(self, user: str | None = None) -> int:
         """How many live viewers this console has (those of ``user`` only, if given)."""
@@ -135,7 +141,7 @@ class ConsoleChannel:
                     break
                 held = len(self._decoder.getstate()[0])
                 offset = self._scrollback.end - held
-                self._scrollback.append(chunk)
+                self._scrollback.append(chunk, self._now())
                 text = self._decoder.decode(chunk)
                 if text and self._live_viewers():
                     message = protocol.console_message(text, self._now(), offset=offset)
@@ -182,4 +188,5 @@ class ConsoleChannel:
             peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end))
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
         self.viewers.clear()
+        self.presence.clear()  # all are being closed: nobody is left to tell
         self._on_finished(self)

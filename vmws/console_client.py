@@ -6,6 +6,11 @@ pipe), so it cannot retitle this terminal, write its clipboard or send it any ot
 control string; on detach the modes the guest switched on are switched off. Works with
 a non-tty stdin too (pipes, pexpect): input is forwarded as it comes and, when it
 ends, output is shown for ``--linger`` seconds before detaching.
+
+``--record FILE`` writes the session as an asciinema v2 recording (``vmws/recording.py``):
+exactly the filtered output this terminal was shown, with the time it arrived.
+``--watch`` joins watch-only (``?mode=watch``): keys are not sent, only the escape key
+is read.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import os
 import signal
 import sys
 import termios
+import time
 import tty
 from collections.abc import Iterator
+from typing import IO
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -27,6 +34,7 @@ import tornado.websocket
 
 from vmws.codes import CloseCode
 from vmws.logs import redact
+from vmws.recording import DEFAULT_HEIGHT, DEFAULT_WIDTH, CastRecorder
 from vmws.termfilter import TerminalFilter
 
 __all__ = ["run_console", "parse_escape", "read_token"]
@@ -63,13 +71,15 @@ def read_token(token_file: str | None) -> str:
     return token
 
 
-def console_url(base: str, name: str, token: str, since: int | None) -> str:
+def console_url(base: str, name: str, token: str, since: int | None, watch: bool = False) -> str:
     base = base.rstrip("/")
     if base.startswith("http"):
         base = "ws" + base[4:]
     query = {"token": token}
     if since is not None:
         query["since"] = str(since)
+    if watch:
+        query["mode"] = "watch"
     return f"{base}/ws/vms/{quote(name, safe='')}/console?{urlencode(query)}"
 
 
@@ -90,11 +100,37 @@ def raw_terminal(fd: int) -> Iterator[bool]:
 def run_console(args: argparse.Namespace) -> int:
     token = read_token(args.token_file)
     escape = parse_escape(args.escape)
-    url = console_url(args.url, args.name, token, args.since)
-    return asyncio.run(_attach(url, args.name, escape, args.escape, args.linger))
+    url = console_url(args.url, args.name, token, args.since, args.watch)
+    with open_recording(args.record) as record:
+        return asyncio.run(_attach(url, args.name, escape, args.escape, args.linger, args.watch, record))
 
 
-async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, linger: float) -> int:
+@contextlib.contextmanager
+def open_recording(path: str | None) -> Iterator[IO[bytes] | None]:
+    """The file ``--record`` names, created private (0600: a console shows what was
+    typed at it, passwords not echoed aside), or None without ``--record``."""
+    if path is None:
+        yield None
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise ValueError(f"cannot write the recording {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        yield fh
+
+
+def _terminal_size(fd: int) -> tuple[int, int]:
+    """This terminal's columns and rows, or 80×24 when stdout is not a terminal."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return DEFAULT_WIDTH, DEFAULT_HEIGHT
+    return size.columns or DEFAULT_WIDTH, size.lines or DEFAULT_HEIGHT
+
+
+async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, linger: float,
+                  watch: bool = False, record: IO[bytes] | None = None) -> int:
     try:
         conn = await tornado.websocket.websocket_connect(url, connect_timeout=10)
     except Exception as exc:  # refused, DNS, TLS, HTTP error: all mean "cannot connect"
@@ -104,8 +140,10 @@ async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, l
     with raw_terminal(stdin) as is_tty:
         newline = "\r\n" if is_tty else "\n"
         if escape is not None:
-            print(f"Connected to {name} (escape character is {escape_text}){newline}", end="", file=sys.stderr, flush=True)
-        session = _Session(conn, escape, is_tty, linger)
+            how = ", watch-only" if watch else ""
+            print(f"Connected to {name} (escape character is {escape_text}{how}){newline}", end="",
+                  file=sys.stderr, flush=True)
+        session = _Session(conn, escape, is_tty, linger, watch, record)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, session.done.set)
@@ -120,7 +158,7 @@ async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, l
 
 class _Session:
     def __init__(self, conn: tornado.websocket.WebSocketClientConnection, escape: bytes | None,
-                 is_tty: bool, linger: float) -> None:
+                 is_tty: bool, linger: float, watch: bool = False, record: IO[bytes] | None = None) -> None:
         self.conn = conn
         self.escape = escape
         self.is_tty = is_tty
@@ -131,6 +169,19 @@ class _Session:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._filter = TerminalFilter()
         self._out = sys.stdout.buffer
+        self.watch = watch
+        self._record = record
+        self._recorder: CastRecorder | None = None
+        if record is not None:
+            width, height = _terminal_size(sys.stdout.fileno())
+            self._recorder = CastRecorder(time.time(), width, height)
+            self._write_record(self._recorder.header())
+
+    def _write_record(self, line: str) -> None:
+        """Append to the recording, flushed at once so a killed session keeps its events."""
+        if self._record is not None and line:
+            self._record.write(line.encode("utf-8"))
+            self._record.flush()
 
     async def run(self, stdin: int) -> int:
         reader = asyncio.create_task(self._read_server())
@@ -151,6 +202,8 @@ class _Session:
             with contextlib.suppress(OSError):  # a closed pipe: nobody left to reset
                 self._out.write(reset.encode())
                 self._out.flush()
+            if self._recorder is not None:
+                self._write_record(self._recorder.filtered(time.time(), reset))
 
     async def _read_server(self) -> None:
         try:
@@ -167,8 +220,11 @@ class _Session:
                 kind, data = message.get("type"), message.get("data") or {}
                 if kind == "console":
                     if data.get("content"):
-                        self._out.write(self._filter.feed(data["content"]).encode("utf-8", "replace"))
+                        shown = self._filter.feed(data["content"])
+                        self._out.write(shown.encode("utf-8", "replace"))
                         self._out.flush()
+                        if self._recorder is not None:
+                            self._write_record(self._recorder.filtered(time.time(), shown))
                     if data.get("eof"):
                         self.message = "vmws: console closed: the VM stopped"
                         return
@@ -198,10 +254,12 @@ class _Session:
                     return
                 if self.escape is not None and self.escape in chunk:
                     chunk = chunk[: chunk.index(self.escape)]
-                    self._send(chunk)
+                    if not self.watch:
+                        self._send(chunk)
                     self.done.set()
                     return
-                self._send(chunk)
+                if not self.watch:  # watch-only: the server would refuse it anyway
+                    self._send(chunk)
         finally:
             if watching:
                 loop.remove_reader(fd)

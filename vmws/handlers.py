@@ -37,6 +37,7 @@ from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotR
 from vmws.hub import Hub
 from vmws.http_request import bearer_token, log_exception_redacted, query_argument
 from vmws.logs import log_context
+from vmws.presence import ConsoleMode
 
 __all__ = ["MonitorSocket", "ConsoleSocket", "CLOSE_CODES", "MAX_NAME_BYTES", "fit_close_reason"]
 
@@ -63,6 +64,8 @@ MAX_NAME_BYTES = 255
 # `?since=`: ASCII digits only (str.isdigit() also takes "²" and "٣"), and few enough
 # that int() never meets its 4,300-digit limit.
 _OFFSET = re.compile(r"[0-9]{1,19}")
+# `?mode=` of the console endpoint.
+_MODES = {mode.value: mode for mode in ConsoleMode}
 # Metrics and heartbeats are skipped for a peer with this much output unsent.
 _DROPPABLE_BACKLOG = 256 * 1024
 
@@ -158,7 +161,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.user = principal.sub
         if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise VMNotFound(f"no VM has a name longer than {MAX_NAME_BYTES} bytes")
-        principal.require(self.permission, name)
+        self.require(principal, name)
         if not self.hub.user_connections.acquire(principal.sub):
             raise AuthError(
                 f"too many connections for this user (limit {self.config.max_connections_per_user})", CloseCode.TOO_MANY,
@@ -224,6 +227,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def principal_sub(self) -> str | None:
         """The token's ``sub`` once it was read (a refusal after that names it)."""
         return None if self.user == "-" else self.user
+
+    def require(self, principal: Principal, name: str) -> None:
+        """Raise ``AuthError`` (4003) unless ``principal`` may use this endpoint on ``name``."""
+        principal.require(self.permission, name)
 
     def read_query(self) -> None:
         """Read the endpoint's own query arguments; raise to refuse the connection."""
@@ -387,10 +394,24 @@ class MonitorSocket(_VMSocket):
 
 
 class ConsoleSocket(_VMSocket):
-    """``/ws/vms/{name}/console``: shared serial console with scrollback replay."""
+    """``/ws/vms/{name}/console``: shared serial console with scrollback replay.
+
+    ``?mode=watch`` joins watch-only: its ``console_input`` is refused with ``AUTH_ERROR``
+    and the connection stays. A token holding ``watch`` but not ``console`` is watch-only
+    whatever the query says: the token decides, not the client.
+    """
 
     endpoint = protocol.Endpoint.CONSOLE
     permission = Permission.CONSOLE
+    mode = ConsoleMode.INTERACTIVE
+
+    def require(self, principal: Principal, name: str) -> None:
+        # Runs after read_query: a watch-only token overrides whatever ?mode= asked for.
+        if Permission.CONSOLE not in principal.permissions and Permission.WATCH in principal.permissions:
+            principal.require(Permission.WATCH, name)
+            self.mode = ConsoleMode.WATCH
+        else:
+            principal.require(Permission.CONSOLE, name)
 
     async def backend_check(self, name: str) -> None:
         if Capability.CONSOLE not in self.hub.backend.capabilities:
@@ -406,9 +427,14 @@ class ConsoleSocket(_VMSocket):
         if raw is not None and not _OFFSET.fullmatch(raw):
             raise InvalidCommand("'since' must be a byte offset: a whole number of at most 19 digits 0-9")
         self._since_offset = None if raw is None else int(raw)
+        mode = query_argument(self.request, "mode", strip=False)
+        if mode is not None and mode not in _MODES:
+            raise InvalidCommand("'mode' must be 'interactive' or 'watch'")
+        if mode is not None:
+            self.mode = _MODES[mode]
 
     async def join_hub(self, name: str) -> None:
-        self._channel.add_viewer(self, self._since_offset)
+        self._channel.add_viewer(self, self._since_offset, self.mode)
 
     # Input and leaving go to this socket's own channel (the one it joined), not back
     # through the hub by VM name: a channel that finished stays finished for its viewers.
@@ -418,5 +444,14 @@ class ConsoleSocket(_VMSocket):
 
     def handle(self, message: protocol.ClientMessage) -> None:
         assert isinstance(message, protocol.ConsoleInput)
+        if self.mode is ConsoleMode.WATCH:
+            self.send(protocol.error_message(ErrorCode.AUTH_ERROR, self._watch_only_reason(), self.hub.now()))
+            return
         self.hub.oversight.telemetry.typed(len(message.content.encode("utf-8", "surrogatepass")))
         self._channel.write(message.content)
+
+    def _watch_only_reason(self) -> str:
+        assert self.principal is not None
+        if Permission.CONSOLE not in self.principal.permissions:
+            return "console input refused: the token grants only 'watch' (watch-only console access)"
+        return "console input refused: this session joined watch-only (?mode=watch)"

@@ -278,6 +278,12 @@ class Hub:
                 self._consoles[vm] = channel
             return channel
 
+    def held_console_output(self, vm: str) -> list[tuple[float, bytes]]:
+        """The VM's held console output as ``(arrival time, bytes)`` chunks (none if
+        its console was never opened here)."""
+        scrollback = self._scrollbacks.get(vm)
+        return [] if scrollback is None else scrollback.timed_chunks()
+
     def admit_viewer(self, channel: ConsoleChannel, user: str) -> None:
         """Raise the ``AuthError`` (close 4029) that keeps ``user`` off ``channel``, if any.
 

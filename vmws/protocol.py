@@ -37,6 +37,7 @@ __all__ = [
     "console_message",
     "error_message",
     "heartbeat_message",
+    "viewers_message",
 ]
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -71,7 +72,7 @@ _ACCEPTED: dict[Endpoint, frozenset[str]] = {
     Endpoint.MONITOR: frozenset({"command", "heartbeat"}),
     Endpoint.CONSOLE: frozenset({"console_input", "heartbeat"}),
 }
-_SERVER_ONLY = frozenset({"status", "metrics", "response", "console", "error", "connection"})
+_SERVER_ONLY = frozenset({"status", "metrics", "response", "console", "error", "connection", "viewers"})
 _ACTIONS = {a.value: a for a in Action}
 
 
@@ -271,3 +272,9 @@ def error_message(code: ErrorCode, message: str, now: float, *, request_id: str 
 
 def heartbeat_message(data: Any, now: float) -> str:
     return orjson.dumps({"type": "heartbeat", "timestamp": iso_timestamp(now), "data": data}).decode()
+
+
+def viewers_message(viewers: list[tuple[str, str, float]], now: float) -> str:
+    """Who is on a console (an extension): ``(user, mode, joined_at)`` in join order."""
+    listing = [{"user": user, "mode": mode, "joinedAt": iso_timestamp(joined)} for user, mode, joined in viewers]
+    return encode("viewers", {"viewers": listing}, now)

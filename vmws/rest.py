@@ -1,4 +1,5 @@
-"""REST handlers: ``GET /healthz``, ``GET /api/vms``, ``POST /api/tickets``.
+"""REST handlers: ``GET /healthz``, ``GET /api/vms``, ``POST /api/tickets``,
+``GET /api/vms/{name}/console.cast``.
 
 Each answers JSON, with errors as ``{"error": {"code", "message"}}`` and never a
 traceback; 401 carries ``WWW-Authenticate: Bearer``.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import tornado.web
@@ -15,12 +17,16 @@ import tornado.web
 from vmws.auth import Permission
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
-from vmws.errors import AuthError, VMWSError
+from vmws.errors import AuthError, VMNotFound, VMWSError
 from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
+from vmws.recording import MEDIA_TYPE, scrollback_cast
 from vmws.tickets import TICKET_PREFIX, Authenticator
 
-__all__ = ["HealthHandler", "VMListHandler", "TicketHandler"]
+__all__ = ["HealthHandler", "VMListHandler", "TicketHandler", "ConsoleCastHandler"]
+
+# No VM has a longer name; longer ones are not looked up (as on the WebSocket endpoints).
+_MAX_NAME_BYTES = 255
 
 
 class HealthHandler(tornado.web.RequestHandler):
@@ -96,3 +102,33 @@ class VMListHandler(_APIHandler):
             return
         listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
         self.write(orjson.dumps({"vms": listing}))
+
+
+class ConsoleCastHandler(_APIHandler):
+    """``GET /api/vms/{name}/console.cast``: the held scrollback as an asciinema v2
+    recording (needs ``console``; see ``vmws/recording.py``)."""
+
+    async def get(self, name: str) -> None:
+        try:
+            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+                raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
+            principal.require(Permission.CONSOLE, name)  # before the lookup: existence does not leak
+            await self.hub.backend.get(name)
+        except UndecodableQuery as exc:
+            self._error(400, exc)
+            return
+        except AuthError as exc:
+            self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
+            return
+        except VMNotFound as exc:
+            self._error(404, exc)
+            return
+        except VMWSError as exc:
+            self._error(503, exc)
+            return
+        cast = scrollback_cast(self.hub.held_console_output(name), self.hub.now())
+        self.set_header("Content-Type", MEDIA_TYPE)
+        # The name is the client's: quoted (RFC 5987), so it cannot break out of the header.
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name, safe='')}.cast")
+        self.write(cast.encode("utf-8"))

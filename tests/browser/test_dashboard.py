@@ -118,6 +118,31 @@ def test_console_logs_in_and_shows_a_commands_output(ui: UI) -> None:
     )
 
 
+def test_a_watch_token_sees_who_is_on_the_console_watch_only(ui: UI) -> None:
+    ui.open_vm("ro-1", permissions=("read", "watch"))
+    viewers = ui.page.get_by_test_id("console-viewers")
+    viewers.wait_for()
+    assert viewers.inner_text() == "On this console: browser (watching)"
+    toggle = ui.page.get_by_test_id("console-watch-only")
+    assert toggle.is_checked() and toggle.is_disabled()
+    download = ui.page.get_by_test_id("console-download")  # recordings need `console`
+    assert download.is_disabled() and download.get_attribute("title") == "Recordings need the console permission"
+
+
+def test_the_console_recording_downloads_as_an_asciinema_file(ui: UI, tmp_path: Path) -> None:
+    ui.open_vm("con-1")
+    ui.page.get_by_test_id("console-viewers").wait_for()
+    assert "browser (typing)" in ui.page.get_by_test_id("console-viewers").inner_text()
+    with ui.page.expect_download() as download:
+        ui.page.get_by_test_id("console-download").click()
+    assert download.value.suggested_filename == "con-1.cast"
+    saved = tmp_path / "con-1.cast"
+    download.value.save_as(saved)
+    header, *events = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert header["version"] == 2 and (header["width"], header["height"]) == (80, 24)
+    assert events and all(event[1] == "o" for event in events)
+
+
 def test_vm_named_with_html_characters_renders_as_text(ui: UI) -> None:
     ui.open()
     link = ui.page.locator(f"[data-testid=vm-row][data-vm='{HTML_VM.replace(chr(39), chr(92) + chr(39))}'] a")

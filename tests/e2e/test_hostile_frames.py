@@ -50,7 +50,7 @@ async def test_random_frames(console: bool, caplog: pytest.LogCaptureFixture) ->
                 answers.append(message)
         errors = [m["data"]["code"] for m in answers if m["type"] == "error"]
         assert errors and set(errors) <= {"INVALID_COMMAND", "AUTH_ERROR"}
-        assert all(m["type"] in ("error", "response", "heartbeat", "status", "metrics", "console") for m in answers)
+        assert all(m["type"] in ("error", "response", "heartbeat", "status", "metrics", "console", "viewers") for m in answers)
         # The neighbour never noticed.
         await neighbour.send("heartbeat", {"ok": 1})
         while (await neighbour.recv("heartbeat"))["data"] != {"ok": 1}:

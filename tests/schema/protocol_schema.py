@@ -33,7 +33,7 @@ SERVER_MESSAGES: dict[str, dict[str, str]] = {
     },
     "console": {
         "connection": "ConnectionMessage", "console": "ConsoleMessage", "error": "ErrorMessage",
-        "heartbeat": "ServerHeartbeatMessage",
+        "heartbeat": "ServerHeartbeatMessage", "viewers": "ViewersMessage",
     },
 }
 CLIENT_MESSAGES: dict[str, dict[str, str]] = {

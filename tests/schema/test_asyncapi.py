@@ -103,7 +103,7 @@ def test_channels_carry_the_schemas_messages_both_ways(channel: str) -> None:
     assert by_action["receive"] == set(CLIENT_MESSAGES[channel].values())
 
 
-@pytest.mark.parametrize(("channel", "query"), [("monitor", {"token"}), ("console", {"token", "since"})])
+@pytest.mark.parametrize(("channel", "query"), [("monitor", {"token"}), ("console", {"token", "since", "mode"})])
 def test_websocket_bindings_name_the_query_parameters(channel: str, query: set[str]) -> None:
     binding = _document()["channels"][channel]["bindings"]["ws"]
     assert binding["method"] == "GET"

@@ -280,3 +280,10 @@ def test_operator_permissions_and_jti_are_read_from_the_token() -> None:
 def test_minting_an_unknown_permission_names_every_known_one() -> None:
     with pytest.raises(ValueError, match="use read, control, console, watch, audit, metrics, admin"):
         mint_token(SECRET, sub="x", permissions=["root"], now=time.time())
+
+
+def test_watch_is_a_permission_tokens_can_carry() -> None:
+    secret = "w" * 32
+    principal = TokenVerifier(secret=secret).verify(mint_token(secret, sub="eve", permissions=["watch"], now=time.time()))
+    assert principal.permissions == frozenset({Permission.WATCH})
+    assert principal.permission_names() == ["watch"]

@@ -129,3 +129,35 @@ async def test_when_the_stream_ends_viewers_get_eof_and_1000_and_later_input_is_
     channel.add_viewer(late)
     assert late.of_type("console")[0]["eof"] is True and late.closed_with is not None
     await channel.close()
+
+
+async def test_every_viewer_gets_the_whole_list_on_join_and_leave() -> None:
+    from vmws.presence import ConsoleMode
+
+    channel = make_channel(FakeStream())
+    alice, bob, carol = FakePeer("alice", "a"), FakePeer("bob", "b"), FakePeer("carol", "c")
+    channel.add_viewer(alice)
+    channel.add_viewer(bob, mode=ConsoleMode.WATCH)
+    channel.add_viewer(carol)
+
+    def users(peer: FakePeer) -> list[list[tuple[str, str]]]:
+        return [[(v["user"], v["mode"]) for v in data["viewers"]] for data in peer.of_type("viewers")]
+
+    everyone = [("alice", "interactive"), ("bob", "watch"), ("carol", "interactive")]
+    assert users(alice)[-1] == everyone and users(bob)[-1] == everyone and users(carol) == [everyone]
+    carol.close(4008, "client too slow")  # being closed: no longer listed, and told nothing more
+    channel.remove_viewer(carol)
+    assert users(alice)[-1] == users(bob)[-1] == [("alice", "interactive"), ("bob", "watch")]
+    assert len(users(carol)) == 1
+    channel.remove_viewer(carol)  # twice: nothing more is sent
+    assert len(users(alice)) == 4
+    await channel.close()
+
+
+async def test_a_very_long_user_name_is_cut_in_the_list() -> None:
+    channel = make_channel(FakeStream())
+    peer = FakePeer("u" * 70_000)
+    channel.add_viewer(peer)
+    (listed,) = peer.of_type("viewers")[-1]["viewers"]
+    assert listed["user"] == "u" * 255 + "…"
+    await channel.close()

@@ -48,6 +48,25 @@ export async function fetchVMs(token: string, signal?: AbortSignal, base = ""): 
 }
 
 /**
+ * The VM's console recording (asciinema v2) as a file, fetched with the token in a
+ * header (never in a URL a proxy would log). The caller offers it as a download.
+ */
+export async function fetchRecording(url: string, token: string): Promise<Blob> {
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+  } catch {
+    throw new ApiError(0, "vmws is not reachable");
+  }
+  if (!response.ok) {
+    const body: unknown = await response.json().catch(() => null);
+    const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
+    throw new ApiError(response.status, typeof message === "string" ? message : `recording: HTTP ${response.status}`);
+  }
+  return response.blob();
+}
+
+/**
  * A single-use ticket for one WebSocket connection (POST /api/tickets), or `null`
  * when this vmws has no ticket endpoint, in which case the token itself is used.
  */

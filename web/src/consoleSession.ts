@@ -8,7 +8,7 @@
 // because the server replays its recent scrollback to each new viewer, and a
 // terminal that kept the old screen would show that text twice.
 
-import { encode, type ConnectionData, type ServerMessage } from "./protocol";
+import { encode, type ConnectionData, type ServerMessage, type Viewer } from "./protocol";
 import { ManagedSocket, type Changes, type ConnectionState, type ManagedSocketOptions, type WireError } from "./socket";
 
 export type ConsoleEvent =
@@ -27,6 +27,8 @@ export interface ConsoleSnapshot {
   /** The VM stopped: the server sent eof and closes; no automatic reconnect. */
   readonly eof: boolean;
   readonly error: WireError | null;
+  /** Who is on this console (this page included), in join order; empty while not connected. */
+  readonly viewers: readonly Viewer[];
 }
 
 export class ConsoleSession {
@@ -34,7 +36,7 @@ export class ConsoleSession {
   private readonly stateListeners = new Set<() => void>();
   private readonly outputListeners = new Set<ConsoleListener>();
   // A session exists to be started: until then it reads "connecting" (see VMMonitor).
-  private snapshot: ConsoleSnapshot = { connection: "connecting", info: null, eof: false, error: null };
+  private snapshot: ConsoleSnapshot = { connection: "connecting", info: null, eof: false, error: null, viewers: [] };
   private backlog: ConsoleEvent[] = [];
   private backlogChars = 0;
 
@@ -107,6 +109,9 @@ export class ConsoleSession {
       case "error":
         this.update({ error: message.data });
         break;
+      case "viewers":
+        this.update({ viewers: message.data.viewers });
+        break;
       default:
         break;
     }
@@ -114,7 +119,10 @@ export class ConsoleSession {
 
   private handleState(state: ConnectionState, error: WireError | null): void {
     const changes: Changes<ConsoleSnapshot> = { connection: state };
-    if (state !== "open") changes.info = null;
+    if (state !== "open") {
+      changes.info = null;
+      changes.viewers = [];
+    }
     if (error !== null) changes.error = error;
     this.update(changes);
   }

@@ -10,10 +10,25 @@ export function defaultSocketBase(location: Pick<Location, "protocol" | "host"> 
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}`;
 }
 
-/** `/ws/vms/{name}` (or `/console`) with the token as the spec's `?token=`. */
-export function vmSocketUrl(base: string, name: string, token: string, endpoint: "monitor" | "console"): string {
+/**
+ * `/ws/vms/{name}` (or `/console`) with the token as the spec's `?token=`; `watch`
+ * joins a console watch-only (`?mode=watch`, an extension).
+ */
+export function vmSocketUrl(
+  base: string,
+  name: string,
+  token: string,
+  endpoint: "monitor" | "console",
+  watch = false,
+): string {
   const path = `/ws/vms/${encodeURIComponent(name)}${endpoint === "console" ? "/console" : ""}`;
-  return `${base.replace(/\/+$/, "")}${path}?token=${encodeURIComponent(token)}`;
+  const mode = watch && endpoint === "console" ? "&mode=watch" : "";
+  return `${base.replace(/\/+$/, "")}${path}?token=${encodeURIComponent(token)}${mode}`;
+}
+
+/** `GET /api/vms/{name}/console.cast`: the VM's held console output as an asciinema recording. */
+export function recordingUrl(httpOrigin: string, name: string): string {
+  return `${httpOrigin.replace(/\/+$/, "")}/api/vms/${encodeURIComponent(name)}/console.cast`;
 }
 
 /** The HTTP origin that serves a `ws(s)://` base. */
@@ -31,6 +46,7 @@ export function ticketedSocketUrl(
   name: string,
   token: string,
   endpoint: "monitor" | "console",
+  watch = false,
 ): UrlProvider {
-  return async () => vmSocketUrl(base, name, (await fetchTicket(token, httpBase(base))) ?? token, endpoint);
+  return async () => vmSocketUrl(base, name, (await fetchTicket(token, httpBase(base))) ?? token, endpoint, watch);
 }

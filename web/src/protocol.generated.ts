@@ -47,7 +47,7 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 export type MonitorServerMessage = ConnectionMessage | StatusMessage | MetricsMessage | ResponseMessage | ErrorMessage | ServerHeartbeatMessage;
 
 /** What the server sends on /ws/vms/{name}/console. */
-export type ConsoleServerMessage = ConnectionMessage | ConsoleMessage | ErrorMessage | ServerHeartbeatMessage;
+export type ConsoleServerMessage = ConnectionMessage | ConsoleMessage | ErrorMessage | ServerHeartbeatMessage | ViewersMessage;
 
 /** What the server accepts on /ws/vms/{name}. */
 export type MonitorClientMessage = CommandMessage | ClientHeartbeatMessage;
@@ -70,6 +70,10 @@ export type Action = (typeof ACTIONS)[number];
 
 export const PERMISSIONS = ["read", "control", "console", "watch", "audit", "metrics", "admin"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
+
+/** How a viewer is on a console (extension): 'interactive' sees and types; 'watch' only sees, its console_input is refused. */
+export const CONSOLE_MODES = ["interactive", "watch"] as const;
+export type ConsoleMode = (typeof CONSOLE_MODES)[number];
 
 export const ERROR_CODES = ["AUTH_ERROR", "VM_NOT_FOUND", "VM_NOT_RUNNING", "INVALID_COMMAND", "UNKNOWN_ERROR"] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -137,6 +141,18 @@ export interface ConsoleData {
   offset: number;
 }
 
+export interface Viewer {
+  /** The viewer's token subject (sub). */
+  user: string;
+  mode: ConsoleMode;
+  joinedAt: Timestamp;
+}
+
+export interface ViewersData {
+  /** Everyone on this console now, in the order they joined (the receiving socket included). */
+  viewers: Viewer[];
+}
+
 export interface ErrorData {
   code: ErrorCode;
   message: string;
@@ -197,6 +213,13 @@ export interface ConsoleMessage {
   type: "console";
   timestamp: Timestamp;
   data: ConsoleData;
+}
+
+/** Who is on the console (extension): the full list, sent to every viewer whenever one joins or leaves. */
+export interface ViewersMessage {
+  type: "viewers";
+  timestamp: Timestamp;
+  data: ViewersData;
 }
 
 /** A refusal (before a close code) or a bad client message (the connection stays). */

@@ -12,7 +12,7 @@ import type {
   MonitorServerMessage,
 } from "./protocol.generated";
 
-export { ACTIONS, CloseCode, ERROR_CODES, PERMISSIONS, VM_STATUSES } from "./protocol.generated";
+export { ACTIONS, CloseCode, CONSOLE_MODES, ERROR_CODES, PERMISSIONS, VM_STATUSES } from "./protocol.generated";
 export type {
   Action,
   ClientHeartbeatMessage,
@@ -25,6 +25,7 @@ export type {
   ConsoleInputData,
   ConsoleInputMessage,
   ConsoleMessage,
+  ConsoleMode,
   ConsoleServerMessage,
   ErrorData,
   ErrorMessage,
@@ -41,6 +42,9 @@ export type {
   StatusData,
   StatusMessage,
   VMStatus,
+  Viewer,
+  ViewersData,
+  ViewersMessage,
 } from "./protocol.generated";
 import { VM_STATUSES } from "./protocol.generated";
 
@@ -88,6 +92,12 @@ const validators: Record<ServerMessage["type"], (d: Record<string, unknown>) => 
   console: (d) => typeof d.content === "string",
   error: (d) => typeof d.code === "string",
   heartbeat: () => true,
+  viewers: (d) =>
+    Array.isArray(d.viewers) &&
+    d.viewers.every(
+      (v: unknown) =>
+        isObject(v) && typeof v.user === "string" && typeof v.mode === "string" && typeof v.joinedAt === "string",
+    ),
 };
 
 /** Parses one text frame; `null` for anything that is not a known, well-formed message. */

@@ -99,3 +99,17 @@ describe("ConsoleSession", () => {
     expect(events.filter((e) => e.kind === "reset")).toHaveLength(2);
   });
 });
+
+describe("ConsoleSession presence", () => {
+  it("keeps the latest viewers list while connected, and empties it when the connection goes", () => {
+    const { fakes, session } = setup();
+    fakes.last().connect();
+    const viewers = [{ user: "alice", mode: "interactive", joinedAt: "2026-01-01T00:00:00.000Z" }];
+    fakes.last().receive("viewers", { viewers });
+    expect(session.getSnapshot().viewers).toEqual(viewers);
+    fakes.last().receive("viewers", { viewers: [{ user: 1 }] }); // malformed: dropped, not shown
+    expect(session.getSnapshot().viewers).toEqual(viewers);
+    fakes.last().serverClose(1006);
+    expect(session.getSnapshot().viewers).toEqual([]);
+  });
+});

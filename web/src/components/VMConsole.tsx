@@ -3,12 +3,19 @@
 //
 // Guest output goes to term.write as terminal data: escape sequences move the
 // cursor and colour text, but nothing the guest prints is ever parsed as HTML.
+//
+// The bar shows who else is on the console (the server's `viewers` list), a
+// watch-only toggle (reconnects with ?mode=watch) and a button that downloads the
+// held console output as an asciinema recording.
 
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
+import { fetchRecording } from "../api";
+import { defaultSocketBase, httpBase, recordingUrl } from "../endpoints";
 import { useVMConsole, type UseVMConsoleOptions } from "../hooks/useVMConsole";
+import type { Viewer } from "../protocol";
 import { ConnectionBadge } from "./Badges";
 
 export interface VMConsoleProps extends UseVMConsoleOptions {
@@ -19,8 +26,22 @@ export interface VMConsoleProps extends UseVMConsoleOptions {
 }
 
 export function VMConsole({ name, fontSize = 14, scrollback = 5000, ...options }: VMConsoleProps) {
-  const consoleHandle = useVMConsole(name, options);
-  const { subscribe, send, connection, eof, error, reconnect } = consoleHandle;
+  const [watch, setWatch] = useState(options.watchOnly ?? false);
+  const consoleHandle = useVMConsole(name, { ...options, watchOnly: watch });
+  const { subscribe, send, connection, eof, error, reconnect, viewers, watchOnly, info } = consoleHandle;
+  // A token holding `watch` but not `console` cannot type, whatever the toggle says.
+  const tokenWatchOnly = info !== null && !info.permissions.includes("console");
+  const [downloadError, setDownloadError] = useState<string | null>(null);
+
+  const download = async () => {
+    setDownloadError(null);
+    try {
+      const url = recordingUrl(httpBase(options.url ?? defaultSocketBase()), name);
+      saveFile(await fetchRecording(url, options.token ?? ""), `${name}.cast`);
+    } catch (err) {
+      setDownloadError(err instanceof Error ? err.message : String(err));
+    }
+  };
   const hostRef = useRef<HTMLDivElement>(null);
   const termRef = useRef<Terminal | null>(null);
 
@@ -85,10 +106,34 @@ export function VMConsole({ name, fontSize = 14, scrollback = 5000, ...options }
       <header className="console-bar">
         <span>Console</span>
         <ConnectionBadge state={connection} testId="console-connection" />
+        <label className="watch-toggle" title={tokenWatchOnly ? "This token grants watch-only access" : undefined}>
+          <input
+            type="checkbox"
+            data-testid="console-watch-only"
+            checked={watchOnly}
+            disabled={tokenWatchOnly}
+            onChange={(e) => setWatch(e.target.checked)}
+          />{" "}
+          Watch only
+        </label>
+        <button
+          type="button"
+          data-testid="console-download"
+          disabled={!options.token || tokenWatchOnly}
+          title={tokenWatchOnly ? "Recordings need the console permission" : undefined}
+          onClick={() => void download()}
+        >
+          Download recording
+        </button>
         {eof && <span className="note">VM stopped</span>}
         {error && (
           <span className="note error" data-testid="console-error">
             {error.code}: {error.message}
+          </span>
+        )}
+        {downloadError && (
+          <span className="note error" data-testid="console-download-error">
+            {downloadError}
           </span>
         )}
         {ended && options.enabled !== false && options.token && (
@@ -97,7 +142,36 @@ export function VMConsole({ name, fontSize = 14, scrollback = 5000, ...options }
           </button>
         )}
       </header>
+      <Viewers viewers={viewers} />
       <div className="terminal-host" ref={hostRef} data-testid="terminal" onClick={() => termRef.current?.focus()} />
     </section>
   );
+}
+
+/** Who is on the console, in join order; user names are shown as text, never markup. */
+export function Viewers({ viewers }: { viewers: readonly Viewer[] }) {
+  if (viewers.length === 0) return null;
+  return (
+    <p className="console-viewers" data-testid="console-viewers">
+      On this console:{" "}
+      {viewers.map((v, i) => (
+        <span key={`${i}-${v.user}-${v.joinedAt}`} className={`viewer ${v.mode}`} title={`since ${v.joinedAt}`}>
+          {i > 0 && ", "}
+          {v.user} ({v.mode === "watch" ? "watching" : "typing"})
+        </span>
+      ))}
+    </p>
+  );
+}
+
+/** Offers `blob` as a file download (an object URL, released once clicked). */
+function saveFile(blob: Blob, filename: string): void {
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = href;
+  link.download = filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 0);
 }

@@ -32,7 +32,8 @@ export function VMPage({ name, token }: { name: string; token: string }) {
   const [busy, setBusy] = useState<string | null>(null);
   const [outcomes, setOutcomes] = useState<readonly Outcome[]>([]);
   const canControl = vm.permissions.includes("control");
-  const canConsole = vm.permissions.includes("console");
+  // `watch` opens the console too, watch-only (the server refuses its input).
+  const canConsole = vm.permissions.includes("console") || vm.permissions.includes("watch");
   const open = vm.connection === "open";
   const status = vm.status?.status ?? null;
 

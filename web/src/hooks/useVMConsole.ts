@@ -19,6 +19,8 @@ export interface UseVMConsoleOptions {
   enabled?: boolean;
   reconnectDelayMs?: number;
   staleTimeoutMs?: number;
+  /** Join watch-only (`?mode=watch`): output only, nothing typed is sent. Changing it reconnects. */
+  watchOnly?: boolean;
   /** Trade the token for a single-use ticket per connection (default true). */
   tickets?: boolean;
   /** For tests: make sockets without a network. */
@@ -28,24 +30,29 @@ export interface UseVMConsoleOptions {
 export interface VMConsoleHandle extends ConsoleSnapshot {
   /** Output events from now on (a `reset` comes first on each new connection). */
   subscribe(listener: ConsoleListener): () => void;
-  /** Types into the guest; false when not connected. */
+  /** Types into the guest; false when not connected or watch-only. */
   send(input: string): boolean;
+  /** Whether this session is watch-only: asked for, or the token grants only `watch`. */
+  watchOnly: boolean;
   /** Opens a new connection now (after eof or a refusal, say). */
   reconnect(): void;
 }
 
-const IDLE: ConsoleSnapshot = { connection: "closed", info: null, eof: false, error: null };
+const IDLE: ConsoleSnapshot = { connection: "closed", info: null, eof: false, error: null, viewers: [] };
 
 export function useVMConsole(name: string, options: UseVMConsoleOptions): VMConsoleHandle {
   const { token, enabled = true, reconnectDelayMs, staleTimeoutMs, createSocket } = options;
+  const askedWatch = options.watchOnly ?? false;
   const tickets = options.tickets ?? true;
   const base = options.url ?? defaultSocketBase();
 
   const { store: session, snapshot } = useStore(
-    [base, name, token, enabled, tickets, reconnectDelayMs, staleTimeoutMs, createSocket],
+    [base, name, token, enabled, tickets, reconnectDelayMs, staleTimeoutMs, createSocket, askedWatch],
     () => {
       if (!token || !enabled) return null;
-      const url = tickets ? ticketedSocketUrl(base, name, token, "console") : vmSocketUrl(base, name, token, "console");
+      const url = tickets
+        ? ticketedSocketUrl(base, name, token, "console", askedWatch)
+        : vmSocketUrl(base, name, token, "console", askedWatch);
       return new ConsoleSession({ url, reconnectDelayMs, staleTimeoutMs, createSocket });
     },
     IDLE,
@@ -55,8 +62,15 @@ export function useVMConsole(name: string, options: UseVMConsoleOptions): VMCons
     (listener: ConsoleListener) => (session === null ? () => undefined : session.onOutput(listener)),
     [session],
   );
-  const send = useCallback((input: string) => session?.send(input) ?? false, [session]);
+  // The server decides (a `watch` token is watch-only whatever the URL says); the UI
+  // follows, so keys are not sent only to be refused one by one.
+  const permissions = snapshot.info?.permissions ?? [];
+  const watchOnly = askedWatch || (permissions.includes("watch") && !permissions.includes("console"));
+  const send = useCallback(
+    (input: string) => (watchOnly ? false : (session?.send(input) ?? false)),
+    [session, watchOnly],
+  );
   const reconnect = useCallback(() => session?.start(), [session]);
 
-  return { ...snapshot, subscribe, send, reconnect };
+  return { ...snapshot, subscribe, send, reconnect, watchOnly };
 }

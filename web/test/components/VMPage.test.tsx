@@ -83,6 +83,16 @@ describe("VMPage", () => {
     expect(button("Start").disabled).toBe(false);
   });
 
+  it("opens the console for a token holding only `watch` (watch-only)", async () => {
+    await renderPage();
+    act(() => {
+      sockets[0]!.connect({ permissions: ["read", "watch"] });
+      sockets[0]!.receive("status", { status: "running", lastStateChange: "", uptime: 1 });
+    });
+    expect(screen.getByTestId("console").dataset.enabled).toBe("true");
+    expect(screen.queryByText(/lacks the console permission/)).toBeNull();
+  });
+
   it("enables the console only while the VM runs", async () => {
     await renderPage();
     act(() => {

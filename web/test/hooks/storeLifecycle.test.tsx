@@ -10,21 +10,8 @@ import { useVMConsole } from "../../src/hooks/useVMConsole";
 import { useVMWebSocket } from "../../src/hooks/useVMWebSocket";
 import { fakeSockets } from "../fakeSocket";
 
-// The terminal draws on canvas, which jsdom lacks: a stand-in with the calls VMConsole makes.
-vi.mock("@xterm/xterm", () => ({
-  Terminal: class {
-    loadAddon() {}
-    open() {}
-    reset() {}
-    write() {}
-    focus() {}
-    dispose() {}
-    onData() {
-      return { dispose() {} };
-    }
-  },
-}));
-vi.mock("@xterm/addon-fit", () => ({ FitAddon: class { fit() {} } }));
+vi.mock("@xterm/xterm", () => import("../xtermStub"));
+vi.mock("@xterm/addon-fit", () => import("../xtermStub"));
 vi.mock("@xterm/xterm/css/xterm.css", () => ({}));
 
 beforeEach(() => {
