@@ -154,7 +154,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.user = principal.sub
         if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise VMNotFound(f"no VM has a name longer than {MAX_NAME_BYTES} bytes")
-        principal.require(self.permission, name)
+        self.authorize(principal, name)
         if not self.hub.user_connections.acquire(principal.sub):
             raise AuthError(
                 f"too many connections for this user (limit {self.config.max_connections_per_user})", CloseCode.TOO_MANY,
@@ -214,6 +214,10 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _expired(self) -> None:
         self.send(protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", self.hub.now()))
         self.close(CloseCode.UNAUTHENTICATED, "token has expired")
+
+    def authorize(self, principal: Principal, name: str) -> None:
+        """Raise the ``AuthError`` (4003) that keeps ``principal`` off this endpoint, if any."""
+        principal.require(self.permission, name)
 
     def read_query(self) -> None:
         """Read the endpoint's own query arguments; raise to refuse the connection."""
