@@ -69,6 +69,29 @@ def test_chart_draws_points_from_live_metrics(ui: UI) -> None:
     assert re.fullmatch(r"\d+ ms", ui.page.get_by_test_id("latency").inner_text())
 
 
+def history_length(ui: UI, vm: str) -> int:
+    request = urllib.request.Request(
+        f"{ui.server.base_url}/api/vms/{vm}/metrics?since=600", headers={"Authorization": f"Bearer {token(('read',))}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return len(json.load(response))
+
+
+def test_chart_opens_pre_filled_from_the_history(ui: UI) -> None:
+    # Nobody watches hist-1: only the fleet's sweep (every 0.25 s here) has sampled it.
+    while history_length(ui, "hist-1") < 40:
+        ui.page.wait_for_timeout(250)
+    # Its monitor socket reaches no server (Playwright holds it), so no live metrics
+    # arrive: every point the chart draws came from GET /api/vms/hist-1/metrics.
+    ui.page.route_web_socket(re.compile(r"/ws/vms/hist-1\b"), lambda ws: None)
+    ui.open("#/vm/hist-1")
+    ui.page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=metrics-chart]')?.dataset.points) >= 40"
+    )
+    cpu = ui.page.get_by_test_id("chart-cpu").locator("output").first
+    assert re.fullmatch(r"[\d.]+ %", cpu.inner_text())
+
+
 def test_stop_then_start_change_the_status_badge(ui: UI) -> None:
     ui.open_vm("ctl-1")
     badge = ui.page.get_by_test_id("vm-status")

@@ -1,7 +1,8 @@
 // The REST side of vmws that the UI uses: the VM list, and single-use tickets that
 // keep the long-lived token out of WebSocket URLs.
 
-import { VM_STATUSES, type VMStatus } from "./protocol";
+import { VM_STATUSES, type MetricsData, type VMStatus } from "./protocol";
+import { sampleTime, type MetricsSample } from "./rates";
 import { ConnectError, ServerBusyError } from "./socket";
 
 export interface VMSummary {
@@ -45,6 +46,50 @@ export async function fetchVMs(token: string, signal?: AbortSignal, base = ""): 
         typeof v?.name === "string" && (VM_STATUSES as readonly string[]).includes(v?.status),
     )
     .map((v) => ({ name: v.name, status: v.status }));
+}
+
+/** Seconds of history the charts open with: as many points as they keep (300 at 2 s). */
+export const HISTORY_SECONDS = 600;
+
+/**
+ * The VM's metrics history (`GET /api/vms/{name}/metrics?since=`), oldest first, as
+ * samples the charts take; `[]` when this vmws keeps none or refuses (the charts then
+ * start empty and fill live, as before).
+ */
+export async function fetchMetricsHistory(
+  token: string,
+  name: string,
+  base = "",
+  seconds = HISTORY_SECONDS,
+): Promise<MetricsSample[]> {
+  try {
+    const response = await fetch(`${base}/api/vms/${encodeURIComponent(name)}/metrics?since=${seconds}`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!response.ok) return [];
+    const body: unknown = await response.json();
+    if (!Array.isArray(body)) return [];
+    return body.filter(isSample).map(({ timestamp, ...data }) => ({ time: sampleTime(timestamp, NaN), data }))
+      .filter((s) => Number.isFinite(s.time));
+  } catch {
+    return [];
+  }
+}
+
+function isSample(v: unknown): v is MetricsData & { timestamp: string } {
+  const s = v as Partial<MetricsData & { timestamp: unknown }> | null;
+  const n = (x: unknown) => typeof x === "number" && Number.isFinite(x);
+  return (
+    typeof s?.timestamp === "string" &&
+    n(s.cpu?.utilization) &&
+    n(s.memory?.used) &&
+    n(s.memory?.total) &&
+    n(s.network?.rxBytes) &&
+    n(s.network?.txBytes) &&
+    n(s.disk?.readBytes) &&
+    n(s.disk?.writeBytes)
+  );
 }
 
 /**
