@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -48,13 +49,17 @@ class FleetFilter:
     # the same patterns compare equal; its own rule decides (``=NAME`` is an exact name).
     scope: Principal
     glob: str | None
+    # The glob compiled here, not through fnmatch's process-wide cache of 32,768
+    # patterns, which clients sending distinct globs would fill.
+    _match: Callable[[str], object] | None = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, principal: Principal, glob: str | None) -> FleetFilter:
-        return cls(Principal("", frozenset(), principal.vms, 0.0), glob)
+        match = re.compile(fnmatch.translate(glob)).match if glob is not None else None
+        return cls(Principal("", frozenset(), principal.vms, 0.0), glob, match)
 
     def admits(self, name: str) -> bool:
-        if self.glob is not None and not fnmatch.fnmatchcase(name, self.glob):
+        if self._match is not None and self._match(name) is None:
             return False
         return self.scope.may_reach(name)
 
@@ -112,6 +117,10 @@ class Fleet:
         self._is_watched = is_watched
         self._infos: dict[str, VMInfo] = {}
         self._listeners: dict[FleetFilter, set[FleetListener]] = {}
+        # The names each filter admits, worked out once when its first socket joins and
+        # kept up to date as VMs come and go: a summary or a status change is then a set
+        # lookup per VM, not a glob match.
+        self._members: dict[FleetFilter, set[str]] = {}
         self._filters: dict[FleetListener, FleetFilter] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -136,8 +145,11 @@ class Fleet:
 
     def join(self, listener: FleetListener, fleet_filter: FleetFilter) -> None:
         """Send ``listener`` the snapshot of what it may see, then keep it posted."""
+        members = self._members.get(fleet_filter)
+        if members is None:
+            members = self._members[fleet_filter] = {name for name in self._infos if fleet_filter.admits(name)}
         entries = (status_entry(info, self.history.latest(name))
-                   for name, info in sorted(self._infos.items()) if fleet_filter.admits(name))
+                   for name, info in sorted(self._infos.items()) if name in members)
         for text in frames("fleet_snapshot", entries, self.now()):
             listener.send(text)
         self._filters[listener] = fleet_filter
@@ -151,6 +163,7 @@ class Fleet:
         group.discard(listener)
         if not group:
             del self._listeners[fleet_filter]
+            del self._members[fleet_filter]
 
     @property
     def listener_count(self) -> int:
@@ -158,9 +171,14 @@ class Fleet:
 
     def _broadcast(self, name: str, text: str) -> None:
         for fleet_filter, group in list(self._listeners.items()):
-            if fleet_filter.admits(name):
+            if name in self._members[fleet_filter]:
                 for listener in list(group):
                     listener.send(text)
+
+    def _admit_new(self, name: str) -> None:
+        for fleet_filter, members in self._members.items():
+            if fleet_filter.admits(name):
+                members.add(name)
 
     # Events
 
@@ -172,6 +190,8 @@ class Fleet:
     def _on_status(self, info: VMInfo) -> None:
         known = info.name in self._infos
         self._infos[info.name] = info
+        if not known:
+            self._admit_new(info.name)
         kind = "fleet_status" if known else "fleet_added"
         self._broadcast(info.name, message(kind, status_entry(info, self.history.latest(info.name)), self.now()))
 
@@ -215,9 +235,12 @@ class Fleet:
             gone = self._infos.pop(name)
             self.history.forget(name)
             self._broadcast(name, message("fleet_removed", {"name": name, "status": gone.status.value}, now))
+            for members in self._members.values():
+                members.discard(name)
         for name, info in current.items():
             if name not in self._infos:
                 self._infos[name] = info
+                self._admit_new(name)
                 self._broadcast(name, message("fleet_added", status_entry(info), now))
             else:
                 self._infos[name] = info  # uptime moves on; statuses also arrive as events
@@ -226,9 +249,11 @@ class Fleet:
         if not self._listeners:
             return
         now = self.now()
+        ordered = sorted(self._infos.items())
         for fleet_filter, group in list(self._listeners.items()):
+            members = self._members[fleet_filter]
             entries = ({"name": name, "status": info.status.value, **_metrics_fields(self.history.latest(name))}
-                       for name, info in sorted(self._infos.items()) if fleet_filter.admits(name))
+                       for name, info in ordered if name in members)
             texts = frames("fleet_summary", entries, now)  # once per filter, for every socket
             for listener in list(group):
                 for text in texts:

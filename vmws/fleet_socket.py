@@ -19,11 +19,14 @@ from vmws.http_request import query_argument
 from vmws.hub import Hub
 from vmws.tickets import Authenticator
 
-__all__ = ["FleetSocket", "FLEET_VM", "MAX_GLOB_BYTES"]
+__all__ = ["FleetSocket", "FLEET_VM", "MAX_GLOB_BYTES", "MAX_GLOB_STARS"]
 
 # What the `connection` message's `vm` says on this endpoint: every VM (that passes the filter).
 FLEET_VM = "*"
 MAX_GLOB_BYTES = 255
+# Matching time grows with the number of `*` in a glob (127 of them: 1.5 ms per name,
+# 15 s for 10,000 VMs); 16 keep it near 5 us.
+MAX_GLOB_STARS = 16
 
 
 class FleetSocket(_VMSocket):
@@ -46,6 +49,8 @@ class FleetSocket(_VMSocket):
         glob = query_argument(self.request, "vms", strip=False)
         if glob is not None and not 0 < len(glob.encode("utf-8", "surrogatepass")) <= MAX_GLOB_BYTES:
             raise InvalidCommand(f"'vms' must be a glob of 1 to {MAX_GLOB_BYTES} bytes")
+        if glob is not None and glob.count("*") > MAX_GLOB_STARS:
+            raise InvalidCommand(f"'vms' may hold at most {MAX_GLOB_STARS} '*'")
         self._glob = glob
 
     async def backend_check(self, name: str) -> None:

@@ -64,6 +64,33 @@ async def test_a_summary_is_built_once_per_distinct_filter(monkeypatch: pytest.M
                                "memory": {"used": 100, "total": 200}}
 
 
+async def test_globs_are_matched_when_a_filter_first_joins_and_for_new_vms_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet, backend = make(tuple(f"vm-{i}" for i in range(50)))
+    await fleet.sweep()
+    calls: list[str] = []
+    admits = FleetFilter.admits
+
+    def counting(self: FleetFilter, name: str) -> bool:
+        calls.append(name)
+        return admits(self, name)
+
+    monkeypatch.setattr(FleetFilter, "admits", counting)
+    peers = [FakePeer("a"), FakePeer("b")]
+    for peer in peers:
+        fleet.join(peer, scope(glob="vm-1*"))
+    assert len(calls) == 50  # once per VM for the filter, not per socket
+    for _ in range(3):
+        await fleet.sweep()
+    assert len(calls) == 50  # summaries look the answer up
+    backend.names = (*backend.names, "vm-100")
+    await fleet.sweep()
+    assert calls[50:] == ["vm-100"]
+    assert [m["name"] for m in peers[0].of_type("fleet_added")] == ["vm-100"]
+    assert len(peers[0].of_type("fleet_summary")[-1]["vms"]) == 12  # vm-1, vm-10..19, vm-100
+
+
 async def test_vms_coming_and_going_are_announced_to_those_who_may_see_them() -> None:
     fleet, backend = make(("web-1", "db-1"))
     await fleet.sweep()
