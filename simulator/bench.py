@@ -8,7 +8,11 @@ Issue 3's targets, each measured here and printed with the machine it ran on:
   N VMs minus its RSS with one, divided by N - 1 (and, in process, what tracemalloc
   counts for the fleet's specs and machines);
 - sampling every VM's metrics once takes < 100 ms (the engine, and through the async
-  ``SimulatorBackend`` as the hub calls it).
+  ``SimulatorBackend`` as the hub calls it);
+- issue 14's metrics history: what the fleet's sweep costs (sampling every VM into its
+  history, then a summary for one fleet socket), and the history's memory per VM, just
+  after start-up (one sample each) and at its bounds (10 min of 2 s samples and 24 h of
+  1-minute averages; measured on a few VMs filled to the bounds, times the fleet).
 
 The fleet is written both as one templated ``[[vm]]`` (``vm-{00001..10000}``) and as
 10,000 plain ``[[vm]]`` tables (what ``loadtests/fleet.py`` writes). A benchmark, not
@@ -171,7 +175,72 @@ def _in_process(path: Path, count: int) -> list[str]:
                  f"first {timings[0] * 1000:.1f} ms [{_verdict(timings[0] < _SAMPLE_TARGET)} < 100 ms]")
     lines.append(f"  sample all {count} (SimulatorBackend, awaited): {_backend_sampling(path) * 1000:.1f} ms")
     sim.halt()
+    lines += _history_figures(path, count)
     return lines
+
+
+def _history_figures(path: Path, count: int) -> list[str]:
+    """The fleet sweep's time and the metrics history's memory (vmws/fleet.py, vmws/history.py)."""
+    from vmws.backends.simulator import SimulatorBackend
+    from vmws.fleet import Fleet
+    from vmws.history import HistoryLimits, MetricsHistory
+
+    limits = HistoryLimits.for_interval(2.0)
+
+    class Listener:
+        bytes_sent = 0
+
+        def send(self, text: str, *, droppable: bool = False) -> None:
+            self.bytes_sent += len(text)
+
+    async def sweeps() -> tuple[list[float], int, int]:
+        backend = SimulatorBackend(VirtualClock(), scenario=path, seed=1)
+        await backend.start()
+        history = MetricsHistory(limits)
+        wall = iter(range(1_000_000_000, 2_000_000_000, 5))
+        fleet = Fleet(backend, history, 5.0, lambda: float(next(wall)), lambda name: False)
+        gc.collect()
+        tracemalloc.start()
+        await fleet.sweep()  # the first sweep: every VM's history made
+        held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        listener = Listener()
+        from vmws.auth import Principal
+        from vmws.fleet import FleetFilter
+
+        fleet.join(listener, FleetFilter.of(Principal("bench", frozenset(), None, 0.0), None))
+        timings = []
+        for _ in range(3):
+            began = time.perf_counter()
+            await fleet.sweep()
+            timings.append(time.perf_counter() - began)
+        await backend.close()
+        return timings, held, listener.bytes_sent // 3
+
+    timings, first, summary_bytes = asyncio.run(sweeps())
+    full = MetricsHistory(limits)
+    few = 20
+    gc.collect()
+    tracemalloc.start()
+    from vmws.backend import MetricsSample
+
+    for i in range(few):
+        for minute in range(limits.minute_count + 10):
+            full.record(f"vm-{i}", MetricsSample(0.0, 1.5, 2**29, 2**30, minute, minute, minute, minute),
+                        1_000_000_020.0 + 60 * minute)
+        for j in range(limits.recent_capacity):
+            full.record(f"vm-{i}", MetricsSample(0.0, 1.5, 2**29, 2**30, 10**9 + j, 0, 0, 0),
+                        1_000_000_020.0 + 60 * (limits.minute_count + 10) + 2 * j)
+    held_full, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    per_vm_full = held_full / few
+    return [
+        f"  fleet sweep of {count} (sample each into its history, one summary of {summary_bytes / 1024:.0f} KiB): "
+        f"best {min(timings) * 1000:.0f} ms of 3 (every 5 s by default: {min(timings) / 5 * 100:.1f}% of one core)",
+        f"  metrics history after the first sweep: {first / count:.0f} B per VM (tracemalloc)",
+        f"  metrics history at its bounds ({limits.recent_capacity} recent samples + {limits.minute_count} minutes): "
+        f"{per_vm_full / 1024:.0f} KiB per VM, {per_vm_full * count / 2**20:.0f} MiB for {count} VMs",
+    ]
 
 
 def _backend_sampling(path: Path) -> float:

@@ -20,15 +20,18 @@ from vmws.backend import Backend
 from vmws.cluster.node import Cluster
 from vmws.cluster.web import ClusterHandler, adapt_routes
 from vmws.config import Config
+from vmws.fleet import Fleet
+from vmws.fleet_socket import FleetSocket
 from vmws.handlers import ConsoleSocket, MonitorSocket
+from vmws.history import HistoryLimits, MetricsHistory
 from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
-from vmws.rest import ConsoleCastHandler, HealthHandler, TicketHandler, VMListHandler
+from vmws.rest import ConsoleCastHandler, HealthHandler, MetricsHistoryHandler, TicketHandler, VMListHandler
 from vmws.tickets import Authenticator
 from vmws.web import ui_routes
 
-__all__ = ["make_app", "Server", "make_verifier", "DeadlineHTTPServer"]
+__all__ = ["make_app", "make_fleet", "Server", "make_verifier", "DeadlineHTTPServer"]
 
 log = logging.getLogger("vmws")
 
@@ -57,14 +60,27 @@ def make_verifier(config: Config) -> TokenVerifier:
     )
 
 
-def make_app(config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | None = None) -> tornado.web.Application:
+def make_fleet(config: Config, hub: Hub) -> Fleet:
+    """The fleet view and its history, fed by the hub's samples of watched VMs."""
+    history = MetricsHistory(HistoryLimits.for_interval(min(config.metrics_interval, config.fleet_interval)))
+    fleet = Fleet(hub.backend, history, config.fleet_interval, hub.now, hub.is_watched)
+    hub.sample_listeners.append(fleet.record)
+    return fleet
+
+
+def make_app(
+    config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | None = None, fleet: Fleet | None = None,
+) -> tornado.web.Application:
     cluster = cluster or Cluster(config, hub.backend)
+    fleet = fleet or make_fleet(config, hub)
     deps: dict[str, Any] = {"hub": hub, "auth": auth, "config": config}
     routes: list[Any] = [
+        (r"/ws/fleet", FleetSocket, {**deps, "fleet": fleet}),
         (rf"/ws/vms/{_NAME}/console", ConsoleSocket, deps),
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
         (rf"/api/vms/{_NAME}/console\.cast", ConsoleCastHandler, deps),
+        (rf"/api/vms/{_NAME}/metrics", MetricsHistoryHandler, {**deps, "history": fleet.history}),
         (r"/api/tickets", TicketHandler, deps),
         (r"/api/cluster", ClusterHandler, {**deps, "cluster": cluster}),
         (r"/api/audit", AuditHandler, deps),
@@ -121,7 +137,8 @@ class Server:
         self.auth = self.cluster.authenticator(make_verifier(config))
         self.hub = Hub(backend, config, now=time.time)
         self.hub.oversight.audit.node = config.node_name or ""
-        self.app = make_app(config, self.hub, self.auth, self.cluster)
+        self.fleet = make_fleet(config, self.hub)
+        self.app = make_app(config, self.hub, self.auth, self.cluster, self.fleet)
         self._http: tornado.httpserver.HTTPServer | None = None
         self._metrics_http: tornado.httpserver.HTTPServer | None = None
         self.port = config.port
@@ -132,6 +149,7 @@ class Server:
     async def start(self) -> None:
         await self.backend.start()
         await self.hub.start()
+        await self.fleet.start()
         self._http = DeadlineHTTPServer(self.app, xheaders=False)
         self._http.configure_deadlines(self.config.header_timeout, self.config.idle_timeout)
         # A deep accept queue: at the default 128, clients connecting in bursts overflowed
@@ -185,6 +203,7 @@ class Server:
         """Stop accepting, close every client with 1001, release the backend."""
         if self._http:
             self._http.stop()
+        await self.fleet.close()
         if self._metrics_http:
             self._metrics_http.stop()
         await self.hub.close()

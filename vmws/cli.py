@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
+    _add(serve, "fleet-interval",
+         "seconds between fleet summaries on /ws/fleet (every VM sampled into its history)", 5.0, type=float)
     _add(serve, "heartbeat-interval", "seconds between heartbeats", 30.0, type=float)
     _add(serve, "command-timeout", "seconds a command may take before it fails", 300.0, type=float)
     _add(serve, "header-timeout", "seconds a new connection has to send its request line and headers", 10.0,
@@ -175,7 +177,8 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         jwt_secret=secret, jwt_algorithm=args.jwt_algorithm, jwt_public_key=args.jwt_public_key,
         jwt_jwks=args.jwt_jwks,
         jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, allowed_origins=origins,
-        metrics_interval=float(args.metrics_interval), heartbeat_interval=float(args.heartbeat_interval),
+        metrics_interval=float(args.metrics_interval),
+        fleet_interval=float(args.fleet_interval), heartbeat_interval=float(args.heartbeat_interval),
         command_timeout=float(args.command_timeout), scrollback_bytes=int(args.scrollback_bytes),
         header_timeout=float(args.header_timeout), idle_timeout=float(args.idle_timeout),
         max_message_bytes=int(args.max_message_bytes), log_format=args.log_format,

@@ -30,6 +30,8 @@ class Config:
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     # Intervals, seconds
     metrics_interval: float = 2.0
+    # The fleet's sweep: every VM sampled into its history, summaries to /ws/fleet.
+    fleet_interval: float = 5.0
     heartbeat_interval: float = 30.0
     command_timeout: float = 300.0
     # Slowloris: the request line and headers of a connection's first request must all
@@ -68,8 +70,8 @@ class Config:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is out of range 0–65535")
-        for name in ("metrics_interval", "heartbeat_interval", "command_timeout", "header_timeout", "idle_timeout",
-                     "speed"):
+        for name in ("metrics_interval", "fleet_interval", "heartbeat_interval", "command_timeout", "header_timeout",
+                     "idle_timeout", "speed"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.replace('_', '-')} must be positive")
         if self.log_format not in ("text", "json"):

@@ -161,7 +161,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.user = principal.sub
         if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise VMNotFound(f"no VM has a name longer than {MAX_NAME_BYTES} bytes")
-        self.require(principal, name)
+        self.authorize(principal, name)
         if not self.hub.user_connections.acquire(principal.sub):
             raise AuthError(
                 f"too many connections for this user (limit {self.config.max_connections_per_user})", CloseCode.TOO_MANY,
@@ -228,8 +228,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         """The token's ``sub`` once it was read (a refusal after that names it)."""
         return None if self.user == "-" else self.user
 
-    def require(self, principal: Principal, name: str) -> None:
-        """Raise ``AuthError`` (4003) unless ``principal`` may use this endpoint on ``name``."""
+    def authorize(self, principal: Principal, name: str) -> None:
+        """Raise the ``AuthError`` (4003) that keeps ``principal`` off this endpoint, if any."""
         principal.require(self.permission, name)
 
     def read_query(self) -> None:
@@ -405,7 +405,7 @@ class ConsoleSocket(_VMSocket):
     permission = Permission.CONSOLE
     mode = ConsoleMode.INTERACTIVE
 
-    def require(self, principal: Principal, name: str) -> None:
+    def authorize(self, principal: Principal, name: str) -> None:
         # Runs after read_query: a watch-only token overrides whatever ?mode= asked for.
         if Permission.CONSOLE not in principal.permissions and Permission.WATCH in principal.permissions:
             principal.require(Permission.WATCH, name)

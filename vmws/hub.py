@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from vmws import protocol
-from vmws.backend import Action, Backend, VMInfo, VMStatus
+from vmws.backend import Action, Backend, MetricsSample, VMInfo, VMStatus
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel
@@ -60,6 +60,8 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self.user_connections = ConnectionCounter(config.max_connections_per_user)
         self.oversight = Oversight(config, self, now)  # audit events and Prometheus counters
+        # Told of every sample taken for watchers (the fleet's history keeps them).
+        self.sample_listeners: list[Callable[[str, MetricsSample], None]] = []
 
     async def start(self) -> None:
         self._unsubscribe = self.backend.subscribe(self._on_status)
@@ -106,6 +108,7 @@ class Hub:
         """Send the current status and a first metrics sample, then keep ``peer`` posted."""
         info = await self.backend.get(vm)
         sample = await self.backend.sample(vm)
+        self._sampled(vm, sample)
         peer.send(protocol.status_message(info, self.now()))
         peer.send(protocol.metrics_message(sample, self.now()))
         self._watchers[vm].add(peer)
@@ -122,6 +125,14 @@ class Hub:
             sampler = self._samplers.pop(vm, None)
             if sampler:
                 sampler.cancel()
+
+    def is_watched(self, vm: str) -> bool:
+        """Whether the hub samples ``vm`` itself (at the metrics interval) for watchers."""
+        return vm in self._samplers
+
+    def _sampled(self, vm: str, sample: MetricsSample) -> None:
+        for listener in self.sample_listeners:
+            listener(vm, sample)
 
     def _on_status(self, info: VMInfo) -> None:
         watchers = self._watchers.get(info.name)
@@ -140,6 +151,7 @@ class Hub:
             except VMWSError as exc:
                 log.warning("metrics of %s unavailable: %s", vm, exc.message, extra=log_context(vm=vm))
                 continue
+            self._sampled(vm, sample)
             message = protocol.metrics_message(sample, self.now())
             for peer in list(self._watchers.get(vm, ())):
                 peer.send(message, droppable=True)

@@ -46,6 +46,7 @@ MAX_REQUEST_ID_LENGTH = 128
 class Endpoint(str, enum.Enum):
     MONITOR = "monitor"
     CONSOLE = "console"
+    FLEET = "fleet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,16 @@ ClientMessage = Command | ConsoleInput | Heartbeat
 _ACCEPTED: dict[Endpoint, frozenset[str]] = {
     Endpoint.MONITOR: frozenset({"command", "heartbeat"}),
     Endpoint.CONSOLE: frozenset({"console_input", "heartbeat"}),
+    Endpoint.FLEET: frozenset({"heartbeat"}),
 }
-_SERVER_ONLY = frozenset({"status", "metrics", "response", "console", "error", "connection", "viewers"})
+_ENDPOINT_NAMES = {
+    Endpoint.MONITOR: "the monitoring endpoint", Endpoint.CONSOLE: "the console endpoint",
+    Endpoint.FLEET: "the fleet endpoint",
+}
+_SERVER_ONLY = frozenset({
+    "status", "metrics", "response", "console", "error", "connection",
+    "viewers", "fleet_snapshot", "fleet_status", "fleet_summary", "fleet_added", "fleet_removed",
+})
 _ACTIONS = {a.value: a for a in Action}
 
 
@@ -124,8 +133,7 @@ def parse_client_message(raw: str | bytes, endpoint: Endpoint) -> ClientMessage:
         raise InvalidCommand("'type' must be a string", request_id)
     if kind not in _ACCEPTED[endpoint]:
         if kind in _ACCEPTED[Endpoint.MONITOR] | _ACCEPTED[Endpoint.CONSOLE]:
-            where = "the console endpoint" if endpoint is Endpoint.CONSOLE else "the monitoring endpoint"
-            raise InvalidCommand(f"'{kind}' messages are not accepted on {where}", request_id)
+            raise InvalidCommand(f"'{kind}' messages are not accepted on {_ENDPOINT_NAMES[endpoint]}", request_id)
         if kind in _SERVER_ONLY:
             raise InvalidCommand(f"'{kind}' messages are sent by the server, not to it", request_id)
         raise InvalidCommand(f"unknown message type {kind!r}", request_id)

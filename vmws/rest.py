@@ -1,5 +1,5 @@
 """REST handlers: ``GET /healthz``, ``GET /api/vms``, ``POST /api/tickets``,
-``GET /api/vms/{name}/console.cast``.
+``GET /api/vms/{name}/console.cast``, ``GET /api/vms/{name}/metrics``.
 
 Each answers JSON, with errors as ``{"error": {"code", "message"}}`` and never a
 traceback; 401 carries ``WWW-Authenticate: Bearer``.
@@ -7,6 +7,7 @@ traceback; 401 carries ``WWW-Authenticate: Bearer``.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -17,16 +18,19 @@ import tornado.web
 from vmws.auth import Permission
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
-from vmws.errors import AuthError, VMNotFound, VMWSError
+from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMWSError
+from vmws.history import MetricsHistory, sample_object
 from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.recording import MEDIA_TYPE, scrollback_cast
 from vmws.tickets import TICKET_PREFIX, Authenticator
 
-__all__ = ["HealthHandler", "VMListHandler", "TicketHandler", "ConsoleCastHandler"]
+__all__ = ["HealthHandler", "VMListHandler", "TicketHandler", "ConsoleCastHandler", "MetricsHistoryHandler"]
 
 # No VM has a longer name; longer ones are not looked up (as on the WebSocket endpoints).
 _MAX_NAME_BYTES = 255
+# `?since=`: seconds back, a plain decimal number (no exponent, sign, inf or nan).
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 class HealthHandler(tornado.web.RequestHandler):
@@ -132,3 +136,42 @@ class ConsoleCastHandler(_APIHandler):
         # The name is the client's: quoted (RFC 5987), so it cannot break out of the header.
         self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name, safe='')}.cast")
         self.write(cast.encode("utf-8"))
+
+
+class MetricsHistoryHandler(_APIHandler):
+    """``GET /api/vms/{name}/metrics?since=SECONDS`` (needs ``read`` and the VM in the
+    token's ``vms``): the VM's held samples from SECONDS ago on (default: all of them),
+    oldest first, each the ``metrics`` message's ``data`` plus its ``timestamp``."""
+
+    def initialize(self, hub: Hub, auth: Authenticator, config: Config, history: MetricsHistory) -> None:  # type: ignore[override]
+        super().initialize(hub, auth, config)
+        self.history = history
+
+    async def get(self, name: str) -> None:
+        try:
+            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            principal.require(Permission.READ, name)  # before the lookup: existence does not leak
+            raw = query_argument(self.request, "since", strip=False)
+            if raw is not None and not _SECONDS.fullmatch(raw):
+                raise InvalidCommand("'since' must be a number of seconds, like 600 or 2.5")
+            if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+                raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
+            await self.hub.backend.get(name)
+        except UndecodableQuery as exc:
+            self._error(400, exc)
+            return
+        except AuthError as exc:
+            self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
+            return
+        except InvalidCommand as exc:
+            self._error(400, exc)
+            return
+        except VMNotFound as exc:
+            self._error(404, exc)
+            return
+        except VMWSError as exc:
+            self._error(503, exc)
+            return
+        now = self.hub.now()
+        seconds = float(raw) if raw is not None else now  # everything held
+        self.write(orjson.dumps([sample_object(row) for row in self.history.since(name, seconds, now)]))

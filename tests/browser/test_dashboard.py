@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -67,6 +68,29 @@ def test_chart_draws_points_from_live_metrics(ui: UI) -> None:
     assert painted > 10, f"only {painted} pixels of the CPU line"
     # The page's JSON heartbeats (every heartbeatInterval, 1 s here) come back echoed.
     assert re.fullmatch(r"\d+ ms", ui.page.get_by_test_id("latency").inner_text())
+
+
+def history_length(ui: UI, vm: str) -> int:
+    request = urllib.request.Request(
+        f"{ui.server.base_url}/api/vms/{vm}/metrics?since=600", headers={"Authorization": f"Bearer {token(('read',))}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return len(json.load(response))
+
+
+def test_chart_opens_pre_filled_from_the_history(ui: UI) -> None:
+    # Nobody watches hist-1: only the fleet's sweep (every 0.25 s here) has sampled it.
+    while history_length(ui, "hist-1") < 40:
+        ui.page.wait_for_timeout(250)
+    # Its monitor socket reaches no server (Playwright holds it), so no live metrics
+    # arrive: every point the chart draws came from GET /api/vms/hist-1/metrics.
+    ui.page.route_web_socket(re.compile(r"/ws/vms/hist-1\b"), lambda ws: None)
+    ui.open("#/vm/hist-1")
+    ui.page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=metrics-chart]')?.dataset.points) >= 40"
+    )
+    cpu = ui.page.get_by_test_id("chart-cpu").locator("output").first
+    assert re.fullmatch(r"[\d.]+ %", cpu.inner_text())
 
 
 def test_stop_then_start_change_the_status_badge(ui: UI) -> None:
@@ -242,3 +266,46 @@ def test_page_reconnects_when_the_server_comes_back(ui: UI, tmp_path: Path) -> N
         p for p in ui.problems
         if "ERR_CONNECTION_REFUSED" not in p and not p.startswith("console.error: WebSocket connection to")
     ]  # fmt: skip
+
+
+def test_fleet_table_with_ten_thousand_vms(ui: UI, tmp_path: Path) -> None:
+    """The VM list on /ws/fleet at 10,000 VMs: all counted, few rendered, search and
+    status filter narrow it, sorting by CPU works; time to first rows is printed."""
+    scenario = tmp_path / "fleet-10k.toml"
+    scenario.write_text(
+        '[[vm]]\nname = "vm-{00001..10000}"\nmemory_mib = 1024\nvcpus = 1\n'
+        '[[vm]]\nname = "odd-one"\nstatus = "stopped"\n',
+        encoding="utf-8",
+    )
+    big = start_server(tmp_path / "big.log", "--scenario", str(scenario), "--fleet-interval", "1")
+    ui.server = big
+    try:
+        began = time.monotonic()
+        ui.open()
+        ui.page.get_by_test_id("vm-row").first.wait_for()
+        print(f"fleet table, 10,001 VMs: first rows after {time.monotonic() - began:.2f} s")
+        assert ui.page.get_by_test_id("fleet-count").inner_text() == "10001 VMs"
+        rendered = ui.page.get_by_test_id("vm-row").count()
+        assert 10 <= rendered <= 60, rendered  # only the rows in view (and a few either side)
+        # Scrolled to the bottom: the last VMs are drawn, still only a screenful of them.
+        ui.page.get_by_test_id("fleet-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+        ui.page.locator("[data-testid=vm-row][data-vm=vm-10000]").wait_for()
+        assert ui.page.get_by_test_id("vm-row").count() <= 60
+        # Search narrows it.
+        ui.page.get_by_test_id("fleet-search").fill("vm-0999")
+        ui.page.locator("[data-testid=fleet-count]", has_text="10 of 10001 VMs").wait_for()
+        names = [ui.page.get_by_test_id("vm-row").nth(i).get_attribute("data-vm") for i in range(10)]
+        assert names == [f"vm-0999{n}" for n in range(10)]
+        # The status filter narrows it too.
+        ui.page.get_by_test_id("fleet-search").fill("")
+        ui.page.get_by_test_id("fleet-status-filter").select_option("stopped")
+        ui.page.locator("[data-testid=fleet-count]", has_text="1 of 10001 VMs").wait_for()
+        assert ui.page.get_by_test_id("vm-row").first.get_attribute("data-vm") == "odd-one"
+        # Sorting by CPU (highest first) puts a running VM on top, with its CPU shown.
+        ui.page.get_by_test_id("fleet-status-filter").select_option("all")
+        ui.page.get_by_test_id("sort-cpu").click()
+        top = ui.page.get_by_test_id("vm-row").first
+        assert top.get_attribute("data-vm") != "odd-one"
+        assert re.fullmatch(r"[\d.]+ %", top.get_by_test_id("vm-cpu").inner_text())
+    finally:
+        big.stop()

@@ -50,8 +50,8 @@ class Client:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         # The schema differs per endpoint; the path says which this is.
-        self.endpoint = "console" if ws.request is not None and ws.request.path.split("?")[0].endswith("/console") \
-            else "monitor"
+        path = ws.request.path.split("?")[0] if ws.request is not None else ""
+        self.endpoint = "console" if path.endswith("/console") else "fleet" if path == "/ws/fleet" else "monitor"
 
     def _checked(self, frame: str | bytes) -> dict[str, Any]:
         """A received frame, parsed and checked against the schema."""

@@ -144,6 +144,7 @@ def test_bad_flags_give_a_message_not_a_traceback() -> None:
         (["serve", "--jwt-secret", "short"], "at least 32 bytes", clean),
         (["serve", "--scenario", "/nonexistent.toml"], "nonexistent.toml", clean),
         (["serve", "--metrics-interval", "0"], "metrics-interval must be positive", clean),
+        (["serve", "--fleet-interval", "-1"], "fleet-interval must be positive", clean),
         (["serve", "--jwt-algorithm", "RS256", "--jwt-public-key", "/dev/null"], "--jwt-audience", clean),
         (["token", "--sub", "x"], "no secret", clean),
         (["token", "--sub", "x", "--perm", "root"], "unknown permission", {**clean, "VMWS_JWT_SECRET": SECRET}),

@@ -25,7 +25,7 @@ __all__ = [
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schema"
 SCHEMA_PATH = SCHEMA_DIR / "vmws-protocol.schema.json"
 
-# Per endpoint ("monitor" or "console"), message type -> its definition in the bundle.
+# Per endpoint ("monitor", "console" or "fleet"), message type -> its definition in the bundle.
 SERVER_MESSAGES: dict[str, dict[str, str]] = {
     "monitor": {
         "connection": "ConnectionMessage", "status": "StatusMessage", "metrics": "MetricsMessage",
@@ -35,10 +35,17 @@ SERVER_MESSAGES: dict[str, dict[str, str]] = {
         "connection": "ConnectionMessage", "console": "ConsoleMessage", "error": "ErrorMessage",
         "heartbeat": "ServerHeartbeatMessage", "viewers": "ViewersMessage",
     },
+    "fleet": {
+        "connection": "FleetConnectionMessage", "fleet_snapshot": "FleetSnapshotMessage",
+        "fleet_status": "FleetStatusMessage", "fleet_summary": "FleetSummaryMessage",
+        "fleet_added": "FleetAddedMessage", "fleet_removed": "FleetRemovedMessage", "error": "ErrorMessage",
+        "heartbeat": "ServerHeartbeatMessage",
+    },
 }
 CLIENT_MESSAGES: dict[str, dict[str, str]] = {
     "monitor": {"command": "CommandMessage", "heartbeat": "ClientHeartbeatMessage"},
     "console": {"console_input": "ConsoleInputMessage", "heartbeat": "ClientHeartbeatMessage"},
+    "fleet": {"heartbeat": "ClientHeartbeatMessage"},
 }
 
 

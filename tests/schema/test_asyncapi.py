@@ -82,12 +82,13 @@ def _payload_definition(message: dict[str, Any]) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-@pytest.mark.parametrize("channel", ["monitor", "console"])
+@pytest.mark.parametrize("channel", ["monitor", "console", "fleet"])
 def test_channels_carry_the_schemas_messages_both_ways(channel: str) -> None:
     document = _document()
     spec = document["channels"][channel]
-    assert spec["address"] == ("/ws/vms/{name}" if channel == "monitor" else "/ws/vms/{name}/console")
-    assert "name" in spec["parameters"]
+    addresses = {"monitor": "/ws/vms/{name}", "console": "/ws/vms/{name}/console", "fleet": "/ws/fleet"}
+    assert spec["address"] == addresses[channel]
+    assert channel == "fleet" or "name" in spec["parameters"]
     by_action: dict[str, set[str]] = {"send": set(), "receive": set()}
     for operation in document["operations"].values():
         if operation["channel"]["$ref"] != f"#/channels/{channel}":
@@ -103,7 +104,7 @@ def test_channels_carry_the_schemas_messages_both_ways(channel: str) -> None:
     assert by_action["receive"] == set(CLIENT_MESSAGES[channel].values())
 
 
-@pytest.mark.parametrize(("channel", "query"), [("monitor", {"token"}), ("console", {"token", "since", "mode"})])
+@pytest.mark.parametrize(("channel", "query"), [("monitor", {"token"}), ("console", {"token", "since", "mode"}), ("fleet", {"token", "vms"})])
 def test_websocket_bindings_name_the_query_parameters(channel: str, query: set[str]) -> None:
     binding = _document()["channels"][channel]["bindings"]["ws"]
     assert binding["method"] == "GET"

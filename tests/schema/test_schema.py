@@ -40,7 +40,8 @@ def test_every_definition_named_by_an_endpoint_exists_and_every_message_is_reach
     assert named <= set(defs)
     in_unions = {
         ref["$ref"].split("/")[-1]
-        for union in ("MonitorServerMessage", "ConsoleServerMessage", "MonitorClientMessage", "ConsoleClientMessage")
+        for union in ("MonitorServerMessage", "ConsoleServerMessage", "FleetServerMessage", "MonitorClientMessage",
+                      "ConsoleClientMessage", "FleetClientMessage")
         for ref in defs[union]["oneOf"]
     }
     assert in_unions == named

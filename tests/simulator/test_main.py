@@ -80,3 +80,4 @@ def test_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("machine: ")
     assert "sample all 300 (engine): best" in out and "B per VM held by the machines" in out
+    assert "fleet sweep of 300" in out and "metrics history at its bounds" in out

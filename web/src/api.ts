@@ -1,13 +1,9 @@
-// The REST side of vmws that the UI uses: the VM list, and single-use tickets that
-// keep the long-lived token out of WebSocket URLs.
+// The REST side of vmws that the UI uses: a VM's metrics history, and single-use
+// tickets that keep the long-lived token out of WebSocket URLs.
 
-import { VM_STATUSES, type VMStatus } from "./protocol";
+import type { MetricsData } from "./protocol";
+import { sampleTime, type MetricsSample } from "./rates";
 import { ConnectError, ServerBusyError } from "./socket";
-
-export interface VMSummary {
-  readonly name: string;
-  readonly status: VMStatus;
-}
 
 /** A failed request; `status` is the HTTP status (0 for a network failure). */
 export class ApiError extends Error {
@@ -20,31 +16,48 @@ export class ApiError extends Error {
   }
 }
 
-export async function fetchVMs(token: string, signal?: AbortSignal, base = ""): Promise<VMSummary[]> {
-  let response: Response;
+/** Seconds of history the charts open with: as many points as they keep (300 at 2 s). */
+export const HISTORY_SECONDS = 600;
+
+/**
+ * The VM's metrics history (`GET /api/vms/{name}/metrics?since=`), oldest first, as
+ * samples the charts take; `[]` when this vmws keeps none or refuses (the charts then
+ * start empty and fill live, as before).
+ */
+export async function fetchMetricsHistory(
+  token: string,
+  name: string,
+  base = "",
+  seconds = HISTORY_SECONDS,
+): Promise<MetricsSample[]> {
   try {
-    response = await fetch(`${base}/api/vms`, {
+    const response = await fetch(`${base}/api/vms/${encodeURIComponent(name)}/metrics?since=${seconds}`, {
       headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
       cache: "no-store",
-      signal,
     });
-  } catch (err) {
-    if (signal?.aborted) throw err;
-    throw new ApiError(0, "vmws is not reachable");
+    if (!response.ok) return [];
+    const body: unknown = await response.json();
+    if (!Array.isArray(body)) return [];
+    return body.filter(isSample).map(({ timestamp, ...data }) => ({ time: sampleTime(timestamp, NaN), data }))
+      .filter((s) => Number.isFinite(s.time));
+  } catch {
+    return [];
   }
-  if (response.status === 401 || response.status === 403) {
-    throw new ApiError(response.status, "the token was refused (expired, or without read permission)");
-  }
-  if (!response.ok) throw new ApiError(response.status, `GET /api/vms answered ${response.status}`);
-  const body: unknown = await response.json();
-  const vms = (body as { vms?: unknown })?.vms;
-  if (!Array.isArray(vms)) throw new ApiError(response.status, "unexpected answer from /api/vms");
-  return vms
-    .filter(
-      (v): v is VMSummary =>
-        typeof v?.name === "string" && (VM_STATUSES as readonly string[]).includes(v?.status),
-    )
-    .map((v) => ({ name: v.name, status: v.status }));
+}
+
+function isSample(v: unknown): v is MetricsData & { timestamp: string } {
+  const s = v as Partial<MetricsData & { timestamp: unknown }> | null;
+  const n = (x: unknown) => typeof x === "number" && Number.isFinite(x);
+  return (
+    typeof s?.timestamp === "string" &&
+    n(s.cpu?.utilization) &&
+    n(s.memory?.used) &&
+    n(s.memory?.total) &&
+    n(s.network?.rxBytes) &&
+    n(s.network?.txBytes) &&
+    n(s.disk?.readBytes) &&
+    n(s.disk?.writeBytes)
+  );
 }
 
 /**

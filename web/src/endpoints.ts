@@ -50,3 +50,13 @@ export function ticketedSocketUrl(
 ): UrlProvider {
   return async () => vmSocketUrl(base, name, (await fetchTicket(token, httpBase(base))) ?? token, endpoint, watch);
 }
+
+/** `/ws/fleet` with the token as `?token=` (every VM the token may see). */
+export function fleetSocketUrl(base: string, token: string): string {
+  return `${base.replace(/\/+$/, "")}/ws/fleet?token=${encodeURIComponent(token)}`;
+}
+
+/** As `ticketedSocketUrl`, for `/ws/fleet`. */
+export function ticketedFleetUrl(base: string, token: string): UrlProvider {
+  return async () => fleetSocketUrl(base, (await fetchTicket(token, httpBase(base))) ?? token);
+}

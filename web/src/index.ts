@@ -4,6 +4,8 @@ export { useVMWebSocket, type UseVMWebSocketOptions, type VMWebSocket } from "./
 export { useVMConsole, type UseVMConsoleOptions, type VMConsoleHandle } from "./hooks/useVMConsole";
 export { VMConsole, type VMConsoleProps } from "./components/VMConsole";
 export { VMMetricsChart, type VMMetricsChartProps } from "./components/VMMetricsChart";
+export { useFleet, type UseFleetOptions } from "./hooks/useFleet";
+export { FleetStore, type FleetRow, type FleetSnapshot } from "./fleet";
 export { CommandError, VMMonitor, type CommandOptions, type CommandResult, type MonitorSnapshot } from "./monitor";
 export { ConsoleSession, type ConsoleEvent, type ConsoleSnapshot } from "./consoleSession";
 export { ManagedSocket, type ConnectionState, type SocketLike, type WireError } from "./socket";

@@ -5,7 +5,7 @@
 // useSyncExternalStore and tests drive it with a fake socket and fake timers.
 
 import { encode, type Action, type ConnectionData, type ServerMessage, type StatusData } from "./protocol";
-import { MetricsHistory, sampleTime } from "./rates";
+import { MetricsHistory, sampleTime, type MetricsSample } from "./rates";
 import { ManagedSocket, type Changes, type ConnectionState, type ManagedSocketOptions, type WireError } from "./socket";
 
 export interface MonitorSnapshot {
@@ -47,6 +47,8 @@ export interface MonitorOptions extends ManagedSocketOptions {
   /** Points kept for the charts (default 300: 10 minutes at the default 2 s). */
   historySize?: number;
   commandTimeoutMs?: number;
+  /** The VM's recent samples (GET /api/vms/{name}/metrics), so charts open pre-filled. */
+  loadHistory?: () => Promise<readonly MetricsSample[]>;
 }
 
 // Long enough for a graceful stop that the server forces after its own timeout.
@@ -73,10 +75,12 @@ export class VMMonitor {
   private readonly listeners = new Set<() => void>();
   private readonly pending = new Map<string, Pending>();
   private readonly commandTimeoutMs: number;
+  private loadHistory: (() => Promise<readonly MetricsSample[]>) | undefined;
   private snapshot: MonitorSnapshot;
 
   constructor(options: MonitorOptions) {
     this.commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+    this.loadHistory = options.loadHistory;
     // A monitor exists to be started: until then it reads "connecting", so a page
     // rendered before the start effect runs does not flash "closed".
     this.snapshot = {
@@ -105,6 +109,15 @@ export class VMMonitor {
 
   start(): void {
     this.socket.start();
+    // Once per monitor: the history goes before whatever arrived live meanwhile.
+    const load = this.loadHistory;
+    this.loadHistory = undefined;
+    if (load !== undefined) {
+      void load().then(
+        (samples) => this.update({ history: this.snapshot.history.prepend(samples) }),
+        () => undefined,
+      );
+    }
   }
 
   /** Closes the connection; `start()` may open it again (React runs effects twice in StrictMode). */

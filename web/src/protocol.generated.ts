@@ -49,11 +49,17 @@ export type MonitorServerMessage = ConnectionMessage | StatusMessage | MetricsMe
 /** What the server sends on /ws/vms/{name}/console. */
 export type ConsoleServerMessage = ConnectionMessage | ConsoleMessage | ErrorMessage | ServerHeartbeatMessage | ViewersMessage;
 
+/** What the server sends on /ws/fleet (an extension, docs/protocol.md). */
+export type FleetServerMessage = FleetConnectionMessage | FleetSnapshotMessage | FleetStatusMessage | FleetSummaryMessage | FleetAddedMessage | FleetRemovedMessage | ErrorMessage | ServerHeartbeatMessage;
+
 /** What the server accepts on /ws/vms/{name}. */
 export type MonitorClientMessage = CommandMessage | ClientHeartbeatMessage;
 
 /** What the server accepts on /ws/vms/{name}/console. */
 export type ConsoleClientMessage = ConsoleInputMessage | ClientHeartbeatMessage;
+
+/** What the server accepts on /ws/fleet: heartbeats only. */
+export type FleetClientMessage = ClientHeartbeatMessage;
 
 /** RFC 3339 UTC with milliseconds, as the server writes every timestamp. */
 export type Timestamp = string;
@@ -181,6 +187,70 @@ export interface ConsoleInputData {
   content: string;
 }
 
+/** The connection message of /ws/fleet: `vm` is "*" (every VM the filter admits). */
+export interface FleetConnectionData {
+  status: "connected";
+  vm: "*";
+  sessionId: string;
+  user: string;
+  permissions: Permission[];
+  /** Seconds between the server's heartbeats. */
+  heartbeatInterval: number;
+  /** Seconds between metrics messages on /ws/vms/{name}. */
+  metricsInterval: number;
+  /** Seconds between fleet summaries (--fleet-interval). */
+  fleetInterval: number;
+  /** The ?vms= glob this socket asked for, or null (the token's own vms apply either way). */
+  filter: string | null;
+}
+
+export interface FleetCpu {
+  /** Percent of the VM's vCPUs. */
+  utilization: number;
+}
+
+export interface FleetMemory {
+  used: ByteCount;
+  total: ByteCount;
+}
+
+/** One VM in a snapshot, a status change or an added VM: its status, and its latest CPU and memory once it has been sampled. */
+export interface FleetVM {
+  name: string;
+  status: VMStatus;
+  lastStateChange: Timestamp;
+  /** Whole seconds since the guest booted (0 when stopped). */
+  uptime: number;
+  cpu?: FleetCpu;
+  memory?: FleetMemory;
+}
+
+/** One VM in a summary: its status and latest CPU and memory (absent until first sampled). */
+export interface FleetSummaryVM {
+  name: string;
+  status: VMStatus;
+  cpu?: FleetCpu;
+  memory?: FleetMemory;
+}
+
+/** A VM that is gone, with the last status it had. */
+export interface FleetRemovedVM {
+  name: string;
+  status: VMStatus;
+}
+
+/** A slice of the snapshot (each frame at most 32 KiB); `complete` is true on the last one. */
+export interface FleetSnapshotData {
+  vms: FleetVM[];
+  complete: boolean;
+}
+
+/** A slice of one summary (each frame at most 32 KiB); `complete` is true on the last one. */
+export interface FleetSummaryData {
+  vms: FleetSummaryVM[];
+  complete: boolean;
+}
+
 /** The first message on every accepted connection. */
 export interface ConnectionMessage {
   type: "connection";
@@ -253,4 +323,46 @@ export interface ClientHeartbeatMessage {
   type: "heartbeat";
   timestamp?: ClientTimestamp;
   data?: HeartbeatData;
+}
+
+/** The first message on an accepted /ws/fleet connection. */
+export interface FleetConnectionMessage {
+  type: "connection";
+  timestamp: Timestamp;
+  data: FleetConnectionData;
+}
+
+/** Right after connection: every VM the socket may see, in slices. */
+export interface FleetSnapshotMessage {
+  type: "fleet_snapshot";
+  timestamp: Timestamp;
+  data: FleetSnapshotData;
+}
+
+/** A VM's status changed. */
+export interface FleetStatusMessage {
+  type: "fleet_status";
+  timestamp: Timestamp;
+  data: FleetVM;
+}
+
+/** Every --fleet-interval: CPU and memory of every VM the socket may see, in slices. */
+export interface FleetSummaryMessage {
+  type: "fleet_summary";
+  timestamp: Timestamp;
+  data: FleetSummaryData;
+}
+
+/** A VM appeared (defined, or a node joined). */
+export interface FleetAddedMessage {
+  type: "fleet_added";
+  timestamp: Timestamp;
+  data: FleetVM;
+}
+
+/** A VM disappeared (undefined, or a node left). */
+export interface FleetRemovedMessage {
+  type: "fleet_removed";
+  timestamp: Timestamp;
+  data: FleetRemovedVM;
 }

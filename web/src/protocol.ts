@@ -8,6 +8,7 @@ import type {
   ConsoleClientMessage,
   ConsoleServerMessage,
   ErrorCode as KnownErrorCode,
+  FleetServerMessage,
   MonitorClientMessage,
   MonitorServerMessage,
 } from "./protocol.generated";
@@ -29,6 +30,9 @@ export type {
   ConsoleServerMessage,
   ErrorData,
   ErrorMessage,
+  FleetServerMessage,
+  FleetSummaryVM,
+  FleetVM,
   HeartbeatData,
   HeartbeatTick,
   MetricsData,
@@ -46,12 +50,12 @@ export type {
   ViewersData,
   ViewersMessage,
 } from "./protocol.generated";
-import { VM_STATUSES } from "./protocol.generated";
+import { VM_STATUSES, type VMStatus } from "./protocol.generated";
 
 /** Wire error codes; the server may add more, so any string is accepted too. */
 export type ErrorCode = KnownErrorCode | (string & {});
 
-export type ServerMessage = MonitorServerMessage | ConsoleServerMessage;
+export type ServerMessage = MonitorServerMessage | ConsoleServerMessage | FleetServerMessage;
 export type ClientMessage = MonitorClientMessage | ConsoleClientMessage;
 
 type ClientData<T extends ClientMessage["type"]> = Extract<ClientMessage, { type: T }>["data"];
@@ -98,7 +102,17 @@ const validators: Record<ServerMessage["type"], (d: Record<string, unknown>) => 
       (v: unknown) =>
         isObject(v) && typeof v.user === "string" && typeof v.mode === "string" && typeof v.joinedAt === "string",
     ),
+  fleet_snapshot: (d) => Array.isArray(d.vms) && typeof d.complete === "boolean",
+  fleet_summary: (d) => Array.isArray(d.vms) && typeof d.complete === "boolean",
+  fleet_status: (d) => isVM(d),
+  fleet_added: (d) => isVM(d),
+  fleet_removed: (d) => typeof d.name === "string",
 };
+
+/** A fleet entry the UI can show: a name and a known status (metrics are optional). */
+export function isVM(v: unknown): v is { name: string; status: VMStatus } {
+  return isObject(v) && typeof v.name === "string" && (VM_STATUSES as readonly string[]).includes(v.status as string);
+}
 
 /** Parses one text frame; `null` for anything that is not a known, well-formed message. */
 export function decode(raw: unknown): ServerMessage | null {

@@ -80,6 +80,21 @@ export class MetricsHistory {
     return new MetricsHistory(this.capacity, points, sample);
   }
 
+  /**
+   * `samples` (older ones, from the server's history, oldest first) placed before the
+   * points held; samples not older than the first held point are left out, and the
+   * capacity keeps the newest.
+   */
+  prepend(samples: readonly MetricsSample[]): MetricsHistory {
+    const first = this.points[0]?.time ?? Infinity;
+    let older = MetricsHistory.empty(this.capacity);
+    for (const sample of samples) if (sample.time < first) older = older.push(sample);
+    if (older.points.length === 0) return this;
+    const points = [...older.points, ...this.points];
+    if (points.length > this.capacity) points.splice(0, points.length - this.capacity);
+    return new MetricsHistory(this.capacity, points, this.points.length > 0 ? this.last : older.last);
+  }
+
   /** Keeps the points but forgets the baseline: the next sample starts fresh rates. */
   rebase(): MetricsHistory {
     return new MetricsHistory(this.capacity, this.points, null);

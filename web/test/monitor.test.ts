@@ -139,3 +139,33 @@ describe("sendCommand", () => {
     await expect(done).rejects.toMatchObject({ code: "DISCONNECTED" });
   });
 });
+
+describe("charts pre-filled from the server's history", () => {
+  it("puts the loaded samples before the live ones, once per monitor", async () => {
+    const loaded = [
+      { time: Date.parse("2023-05-23T12:30:00Z") / 1000, data: metricsData(0, 0, 0, 0) },
+      { time: Date.parse("2023-05-23T12:30:10Z") / 1000, data: metricsData(10_000, 0, 0, 0) },
+      // as new as the live sample: left out
+      { time: Date.parse("2023-05-23T12:34:56Z") / 1000, data: metricsData(99, 0, 0, 0) },
+    ];
+    let resolve: (samples: typeof loaded) => void = () => undefined;
+    const loadHistory = vi.fn(() => new Promise<typeof loaded>((r) => (resolve = r)));
+    const fakes = fakeSockets();
+    const monitor = new VMMonitor({ url: "ws://vmws.test/ws/vms/my-vm?token=t", createSocket: fakes.factory, loadHistory });
+    monitor.start();
+    const ws = fakes.last();
+    ws.connect();
+    ws.receive("metrics", metricsData(20_000, 0, 0, 0), "2023-05-23T12:34:56Z");
+    resolve(loaded);
+    await vi.waitFor(() => expect(monitor.getSnapshot().history.points).toHaveLength(3));
+    expect(monitor.getSnapshot().history.points.map((p) => [p.time, p.rxRate])).toEqual([
+      [loaded[0]!.time, null],
+      [loaded[1]!.time, 1000],
+      [Date.parse("2023-05-23T12:34:56Z") / 1000, null],
+    ]);
+    monitor.stop();
+    monitor.start();
+    expect(loadHistory).toHaveBeenCalledTimes(1);
+    monitor.dispose();
+  });
+});

@@ -82,3 +82,23 @@ describe("sampleTime", () => {
     expect(sampleTime("yesterday-ish", 42)).toBe(42);
   });
 });
+
+describe("MetricsHistory.prepend", () => {
+  const at = (time: number, rx: number) => ({ time, data: metricsData(rx, 0, 0, 0) });
+
+  it("places older samples first, keeps the newest within the capacity", () => {
+    const live = MetricsHistory.empty(4).push(at(100, 500)).push(at(102, 700));
+    const filled = live.prepend([at(90, 0), at(94, 100), at(98, 300), at(100, 999)]);
+    expect(filled.points.map((p) => p.time)).toEqual([94, 98, 100, 102]);
+    expect(filled.points.map((p) => p.rxRate)).toEqual([25, 50, null, 100]);
+    // the baseline stays the live one: the next sample's rate is against t=102
+    expect(filled.push(at(104, 900)).points.at(-1)!.rxRate).toBe(100);
+  });
+
+  it("on an empty history takes the loaded samples as they are", () => {
+    const filled = MetricsHistory.empty(10).prepend([at(1, 0), at(2, 10)]);
+    expect(filled.points.map((p) => p.rxRate)).toEqual([null, 10]);
+    expect(filled.push(at(3, 30)).points.at(-1)!.rxRate).toBe(20);
+    expect(MetricsHistory.empty(3).prepend([])).toEqual(MetricsHistory.empty(3));
+  });
+});

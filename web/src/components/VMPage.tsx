@@ -1,6 +1,7 @@
 // One VM: its status, controls, metrics chart and console.
 
 import { useState } from "react";
+import { actionValid } from "../actions";
 import { formatDuration } from "../format";
 import { useVMWebSocket } from "../hooks/useVMWebSocket";
 import { CommandError } from "../monitor";
@@ -86,18 +87,28 @@ export function VMPage({ name, token }: { name: string; token: string }) {
       )}
 
       <div className="actions" role="group" aria-label="Actions">
-        {BUTTONS.map(({ action, label, force }) => (
-          <button
-            key={label}
-            type="button"
-            data-testid={`action-${label.toLowerCase().replace(/\s+/g, "-")}`}
-            disabled={controlHint !== undefined}
-            title={controlHint}
-            onClick={() => void run(action, label, force)}
-          >
-            {label}
-          </button>
-        ))}
+        {BUTTONS.map(({ action, label, force }) => {
+          // Only what changes the VM in its current status (no Start on a running VM).
+          const hint =
+            controlHint ??
+            (status === null
+              ? "Status not known yet"
+              : actionValid(action, status)
+                ? undefined
+                : `Not possible while the VM is ${status}`);
+          return (
+            <button
+              key={label}
+              type="button"
+              data-testid={`action-${label.toLowerCase().replace(/\s+/g, "-")}`}
+              disabled={hint !== undefined}
+              title={hint}
+              onClick={() => void run(action, label, force)}
+            >
+              {label}
+            </button>
+          );
+        })}
       </div>
       {outcomes.length > 0 && (
         <ul className="outcomes" data-testid="outcomes">

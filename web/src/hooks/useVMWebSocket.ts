@@ -5,7 +5,8 @@
 // to React.
 
 import { useCallback } from "react";
-import { defaultSocketBase, ticketedSocketUrl, vmSocketUrl } from "../endpoints";
+import { fetchMetricsHistory } from "../api";
+import { defaultSocketBase, httpBase, ticketedSocketUrl, vmSocketUrl } from "../endpoints";
 import { CommandError, VMMonitor, type CommandOptions, type CommandResult, type MonitorSnapshot } from "../monitor";
 import type { Action, Permission } from "../protocol";
 import { MetricsHistory, type MetricsPoint } from "../rates";
@@ -23,6 +24,8 @@ export interface UseVMWebSocketOptions {
   commandTimeoutMs?: number;
   /** Trade the token for a single-use ticket per connection (default true). */
   tickets?: boolean;
+  /** Open the charts with the server's history (GET /api/vms/{name}/metrics; default true). */
+  prefill?: boolean;
   /** For tests: make sockets without a network. */
   createSocket?: SocketFactory;
 }
@@ -45,14 +48,18 @@ const IDLE: MonitorSnapshot = {
 export function useVMWebSocket(name: string, options: UseVMWebSocketOptions): VMWebSocket {
   const { token, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket } = options;
   const tickets = options.tickets ?? true;
+  const prefill = options.prefill ?? true;
   const base = options.url ?? defaultSocketBase();
 
   const { store: monitor, snapshot } = useStore(
-    [base, name, token, tickets, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket],
+    [base, name, token, tickets, prefill, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket],
     () => {
       if (!token) return null;
       const url = tickets ? ticketedSocketUrl(base, name, token, "monitor") : vmSocketUrl(base, name, token, "monitor");
-      return new VMMonitor({ url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket });
+      const loadHistory = prefill ? () => fetchMetricsHistory(token, name, httpBase(base)) : undefined;
+      return new VMMonitor({
+        url, historySize, reconnectDelayMs, staleTimeoutMs, commandTimeoutMs, createSocket, loadHistory,
+      });
     },
     IDLE,
   );

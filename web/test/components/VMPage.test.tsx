@@ -70,7 +70,7 @@ describe("VMPage", () => {
     fireEvent.click(button("Force off"));
     const command = sockets[0]!.frames.find((f) => f.type === "command")!;
     expect(command.data).toMatchObject({ action: "stop", force: true });
-    expect(button("Start").disabled).toBe(true); // one command at a time from this page
+    expect(button("Pause").disabled).toBe(true); // one command at a time from this page
     await act(async () => {
       sockets[0]!.receive("response", {
         requestId: command.data.requestId,
@@ -80,7 +80,27 @@ describe("VMPage", () => {
       });
     });
     expect(screen.getByTestId("outcomes").textContent).toContain("Force off failed: UNKNOWN_ERROR: VM is busy");
-    expect(button("Start").disabled).toBe(false);
+    expect(button("Pause").disabled).toBe(false);
+  });
+
+  it("enables only the actions that change the VM in its current status", async () => {
+    await renderPage();
+    act(() => sockets[0]!.connect());
+    expect(button("Stop").disabled).toBe(true); // no status yet
+    const enabled = () =>
+      ["Start", "Stop", "Force off", "Restart", "Suspend", "Pause", "Resume"].filter((n) => !button(n).disabled);
+    const expected: Record<string, string[]> = {
+      running: ["Stop", "Force off", "Restart", "Suspend", "Pause"],
+      stopped: ["Start"],
+      paused: ["Start", "Stop", "Force off", "Suspend", "Resume"],
+      suspended: ["Start", "Stop", "Force off", "Resume"],
+      error: ["Start", "Stop", "Force off"],
+    };
+    for (const [status, names] of Object.entries(expected)) {
+      act(() => sockets[0]!.receive("status", { status, lastStateChange: "", uptime: 0 }));
+      expect(enabled()).toEqual(names);
+    }
+    expect(button("Resume").title).toBe("Not possible while the VM is error");
   });
 
   it("opens the console for a token holding only `watch` (watch-only)", async () => {

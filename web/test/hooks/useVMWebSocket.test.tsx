@@ -76,7 +76,9 @@ describe("useVMWebSocket", () => {
       return new Response(JSON.stringify({ ticket: `vmt_${fetch.mock.calls.length}`, expiresIn: 30 }), { status: 201 });
     });
     vi.stubGlobal("fetch", fetch);
-    renderHook(() => useVMWebSocket("my-vm", { url: "wss://h:9", token: "secret-token", createSocket: fakes.factory }));
+    renderHook(() =>
+      useVMWebSocket("my-vm", { url: "wss://h:9", token: "secret-token", prefill: false, createSocket: fakes.factory }),
+    );
     await act(async () => {});
     expect(fetch.mock.calls[0]?.[0]).toBe("https://h:9/api/tickets");
     expect(fakes.last().url).toBe("wss://h:9/ws/vms/my-vm?token=vmt_1");
@@ -86,6 +88,24 @@ describe("useVMWebSocket", () => {
     });
     expect(fakes.last().url).toBe("wss://h:9/ws/vms/my-vm?token=vmt_2");
     expect(fakes.sockets.every((s) => !s.url.includes("secret-token"))).toBe(true);
+    vi.unstubAllGlobals();
+  });
+
+  it("opens the charts with the VM's history from GET /api/vms/{name}/metrics", async () => {
+    const fakes = fakeSockets();
+    const sample = (timestamp: string, rx: number) => ({ timestamp, ...metricsData(rx, 0, 0, 0) });
+    const fetch = vi.fn(async (url: string, init?: RequestInit) => {
+      expect(new Headers(init?.headers).get("Authorization")).toBe("Bearer t");
+      return url.includes("/metrics?")
+        ? new Response(JSON.stringify([sample("2023-05-23T12:30:00.000Z", 0), sample("2023-05-23T12:30:02.000Z", 4000),
+            { timestamp: "junk" }]), { status: 200 })
+        : new Response("", { status: 404 });
+    });
+    vi.stubGlobal("fetch", fetch);
+    const { result } = renderHook(() => useVMWebSocket("a b", { url: "ws://h", token: "t", tickets: false, createSocket: fakes.factory }));
+    await act(async () => {});
+    expect(fetch.mock.calls[0]?.[0]).toBe("http://h/api/vms/a%20b/metrics?since=600");
+    expect(result.current.metrics.map((p) => p.rxRate)).toEqual([null, 2000]);
     vi.unstubAllGlobals();
   });
 
