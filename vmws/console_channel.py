@@ -17,6 +17,10 @@ import codecs
 import logging
 from collections.abc import Callable
 
+# Told of every chunk the console reads (channel, its byte offset, the bytes), and of the
+# end (an empty chunk at the final offset): a cluster's owner node publishes them.
+OutputListener = Callable[["ConsoleChannel", int, bytes], None]
+
 from vmws import protocol
 from vmws.backend import ConsoleStream
 from vmws.codes import CloseCode
@@ -24,7 +28,7 @@ from vmws.logs import log_context
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES"]
+__all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES", "OutputListener"]
 
 log = logging.getLogger("vmws.console")
 # Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
@@ -48,8 +52,14 @@ class ConsoleChannel:
         now: Callable[[], float],
         on_finished: Callable[[ConsoleChannel], None],
         input_limit: int = INPUT_LIMIT_BYTES,
+        *,
+        epoch: str | None = None,
+        on_output: OutputListener | None = None,
     ) -> None:
         self.vm = vm
+        # Names the history these offsets count in; a new one means offsets restarted.
+        self.epoch = epoch
+        self._on_output = on_output
         self.viewers: set[Peer] = set()
         self._stream = stream
         self._scrollback = scrollback
@@ -69,7 +79,8 @@ class ConsoleChannel:
     def add_viewer(self, peer: Peer, since: int | None = None) -> None:
         """Send ``peer`` the held output (all of it, or from ``since``), then live output."""
         if self.finished:  # the VM stopped between opening and joining
-            peer.send(protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end))
+            peer.send(protocol.console_message(
+                "", self._now(), eof=True, offset=self._scrollback.end, epoch=self.epoch))
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
             return
         held = len(self._decoder.getstate()[0])
@@ -79,7 +90,7 @@ class ConsoleChannel:
         )
         if data:
             text = data.decode("utf-8", errors="replace")
-            peer.send(protocol.console_message(text, self._now(), offset=first))
+            peer.send(protocol.console_message(text, self._now(), offset=first, epoch=self.epoch))
         self.viewers.add(peer)
 
     def remove_viewer(self, peer: Peer) -> None:
@@ -135,10 +146,12 @@ class ConsoleChannel:
                     break
                 held = len(self._decoder.getstate()[0])
                 offset = self._scrollback.end - held
+                if self._on_output is not None:
+                    self._on_output(self, self._scrollback.end, chunk)
                 self._scrollback.append(chunk)
                 text = self._decoder.decode(chunk)
                 if text and self._live_viewers():
-                    message = protocol.console_message(text, self._now(), offset=offset)
+                    message = protocol.console_message(text, self._now(), offset=offset, epoch=self.epoch)
                     for peer in list(self.viewers):
                         peer.send(message)
                     # Read no faster than the fastest viewer takes it: a flood outran a
@@ -178,8 +191,10 @@ class ConsoleChannel:
         now = self._now()
         for peer in list(self.viewers):
             if tail:
-                peer.send(protocol.console_message(tail, now, offset=offset))
-            peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end))
+                peer.send(protocol.console_message(tail, now, offset=offset, epoch=self.epoch))
+            peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end, epoch=self.epoch))
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
         self.viewers.clear()
+        if self._on_output is not None:
+            self._on_output(self, self._scrollback.end, b"")
         self._on_finished(self)

@@ -26,6 +26,12 @@ class Scrollback:
         """Offset just past the newest byte (total bytes ever appended)."""
         return self._start + len(self._buf)
 
+    def restart_at(self, offset: int) -> None:
+        """Forget what is held and continue at ``offset`` (a console relayed from another
+        node takes that node's offsets)."""
+        self._buf.clear()
+        self._start = offset
+
     def append(self, data: bytes) -> None:
         self._buf += data
         excess = len(self._buf) - self.limit
