@@ -55,6 +55,7 @@ class ConsoleChannel:
         *,
         epoch: str | None = None,
         on_output: OutputListener | None = None,
+        history: bytes = b"",
     ) -> None:
         self.vm = vm
         # Names the history these offsets count in; a new one means offsets restarted.
@@ -66,6 +67,9 @@ class ConsoleChannel:
         self._now = now
         self._on_finished = on_finished
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if history:  # output read elsewhere (a cluster's owner node) before this channel
+            scrollback.append(history)
+            self._decoder.decode(history)  # a character split at its end stays whole
         self._inputs: asyncio.Queue[bytes] = asyncio.Queue()
         self._input_limit = input_limit
         self._input_bytes = 0  # queued or being written

@@ -283,13 +283,15 @@ class Hub:
                 channel = ConsoleChannel(
                     vm, stream, scrollback, self.now, self._console_finished,
                     epoch=self._console_epoch(vm, stream, scrollback), on_output=self.console_output,
+                    history=getattr(stream, "history", b""),
                 )
                 self._consoles[vm] = channel
             return channel
 
     def _console_epoch(self, vm: str, stream: object, scrollback: Scrollback) -> str:
         """The epoch of ``vm``'s console offsets. A console relayed from its owner node
-        (``relayed_from``: its first offset and epoch) counts in the owner's offsets."""
+        (``relayed_from``: the offset of its ``history`` and the epoch) counts in the
+        owner's offsets."""
         relayed: tuple[int, str] | None = getattr(stream, "relayed_from", None)
         if relayed is None:
             return self._epochs.setdefault(vm, new_epoch())

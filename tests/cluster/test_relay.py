@@ -68,3 +68,77 @@ async def test_a_command_from_node_2_on_a_vm_of_node_1_answers_on_2_and_node_3_s
         refused = (await recv(commander, "response"))["data"]
         assert refused["requestId"] == "r-43" and not refused["success"] and refused["code"] == "VM_NOT_RUNNING"
     assert listing(nodes[2])[vm]["status"] == "paused"
+
+
+class Viewer:
+    """A console socket that keeps every console message by offset."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.chunks: dict[int, str] = {}
+        self.epochs: set[str] = set()
+        self.text = ""
+
+    async def until(self, needle: str, timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout):
+            while needle not in self.text:
+                data = (await recv(self.ws, "console"))["data"]
+                self.chunks[data["offset"]] = data["content"]
+                self.epochs.add(data["epoch"])
+                self.text += data["content"]
+
+    async def type(self, content: str) -> None:
+        await self.ws.send(json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z",
+                                       "data": {"content": content}}))
+
+    def transcript(self) -> tuple[int, bytes]:
+        first, out = min(self.chunks), bytearray()
+        for offset in sorted(self.chunks):
+            assert offset == first + len(out), f"gap or overlap at {offset}"
+            out += self.chunks[offset].encode()
+        return first, bytes(out)
+
+
+@pytest.mark.asyncio
+async def test_console_viewers_on_two_nodes_share_offsets_input_once_and_resume_on_a_third(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    started = start_nodes(4, redis_url=redis_server.url)  # the owner, two viewers' nodes, a fresh one
+    vm, owner = next((name, v["node"]) for name, v in sorted(listing(started[0]).items()) if v["status"] == "running")
+    nodes = sorted(started, key=lambda node: node.name != owner)  # the owner first
+    url = f"/ws/vms/{vm}/console?token={token()}"
+    async with websockets.connect(nodes[1].ws + url) as ws_a, websockets.connect(nodes[2].ws + url) as ws_b:
+        a, b = Viewer(ws_a), Viewer(ws_b)
+        epoch = (await recv(ws_a, "connection"))["data"]["epoch"]
+        assert (await recv(ws_b, "connection"))["data"]["epoch"] == epoch
+        await a.type("\n")
+        await a.until("login: ")
+        await b.type("admin\n")
+        await b.until("Password: ")
+        await a.type("admin\n")
+        for viewer in (a, b):
+            await viewer.until(f"admin@{vm}:~$ ")
+        for n in range(10):  # both type, interleaved: each line once, in the order sent
+            await (a if n % 2 else b).type(f"echo line-{n}\n")
+            await asyncio.sleep(0.05)
+        for viewer in (a, b):
+            await viewer.until("line-9\r\n")
+        first_a, text_a = a.transcript()
+        first_b, text_b = b.transcript()
+        common = max(first_a, first_b)
+        end = min(first_a + len(text_a), first_b + len(text_b))
+        assert end - common > 100
+        assert text_a[common - first_a:end - first_a] == text_b[common - first_b:end - first_b]
+        assert a.epochs == b.epochs == {epoch}
+        echoed = [line for line in text_a.decode().split("\r\n") if line.startswith("line-")]
+        assert echoed == [f"line-{n}" for n in range(10)]
+        resume_at = first_a + text_a.index(b"echo line-5")
+    # a node that never had this console reads the history from Redis; the owner from
+    # its own scrollback: both resume byte for byte
+    for node in (nodes[3], nodes[0]):
+        async with websockets.connect(f"{node.ws}{url}&since={resume_at}&epoch={epoch}") as ws_c:
+            c = Viewer(ws_c)
+            await c.until("line-9\r\n")
+            first_c, text_c = c.transcript()
+            assert first_c == resume_at and c.epochs == {epoch}
+            assert text_c == text_a[resume_at - first_a:resume_at - first_a + len(text_c)]

@@ -64,6 +64,8 @@ class RemoteConsole(ConsoleStream):
         self.end = 0
         # For the hub: the offset of the first byte read() returns, and the epoch.
         self.relayed_from: tuple[int, str] = (0, "")
+        # The output held before joining, in place before any viewer joins (not read()).
+        self.history = b""
 
     async def join(self, timeout: float) -> None:
         """Have the owner open the console, then read the history held in Redis."""
@@ -87,8 +89,7 @@ class RemoteConsole(ConsoleStream):
         else:
             start, history = offset, b""
         self.epoch, self.end, self.relayed_from = epoch, start + len(history), (start, epoch)
-        if history:
-            self._chunks.put_nowait(history)
+        self.history = history
         self._ready = True
         for header, data in self._early:
             self.feed(header, data)
