@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -142,3 +143,45 @@ async def test_console_viewers_on_two_nodes_share_offsets_input_once_and_resume_
             first_c, text_c = c.transcript()
             assert first_c == resume_at and c.epochs == {epoch}
             assert text_c == text_a[resume_at - first_a:resume_at - first_a + len(text_c)]
+
+
+async def closing(ws: Any, timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
+    """Messages until the server closes, and the close code."""
+    messages = []
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async with asyncio.timeout(timeout):
+            while True:
+                messages.append(json.loads(await ws.recv()))
+    return messages, ws.close_code
+
+
+@pytest.mark.asyncio
+async def test_kill_9_of_an_owner_closes_its_vms_sockets_elsewhere_with_1013_until_it_is_back(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    nodes = start_nodes(3, redis_url=redis_server.url)
+    lost_vm = owned_by(nodes, nodes[0])
+    other_vm = owned_by(nodes, nodes[2])
+    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{lost_vm}?token={token()}") as watcher, \
+            websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}/console?token={token()}") as viewer, \
+            websockets.connect(f"{nodes[1].ws}/ws/vms/{other_vm}?token={token()}") as bystander:
+        await recv(watcher, "status")
+        await recv(viewer, "connection")
+        await recv(bystander, "status")
+        nodes[0].kill()
+        for ws in (watcher, viewer):
+            messages, code = await closing(ws)
+            errors = [m for m in messages if m["type"] == "error"]
+            assert code == 1013 and errors and "node-1" in errors[-1]["data"]["message"]
+        await recv(bystander, "metrics")  # the other VMs are untouched
+        assert bystander.close_code is None
+    async with websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}?token={token()}") as refused:
+        messages, code = await closing(refused)
+        assert code == 1013 and messages[-1]["type"] == "error" and "node-1" in messages[-1]["data"]["message"]
+    assert listing(nodes[1])[lost_vm] == {"name": lost_vm, "status": "error", "node": None}
+    assert listing(nodes[1])[other_vm]["node"] == "node-3"
+    nodes[0].start()  # same --node-name: its VMs are served again, from every node
+    assert listing(nodes[1])[lost_vm]["node"] == "node-1"
+    async with websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}?token={token()}") as again:
+        assert (await recv(again, "status"))["data"]["status"] == "running"
+        await recv(again, "metrics")
