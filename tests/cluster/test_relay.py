@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 
+from loadtests.cluster_procs import start_redis
 from simulator.scenario import demo_fleet
 
 from .conftest import Node, token
@@ -185,3 +187,58 @@ async def test_kill_9_of_an_owner_closes_its_vms_sockets_elsewhere_with_1013_unt
     async with websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}?token={token()}") as again:
         assert (await recv(again, "status"))["data"]["status"] == "running"
         await recv(again, "metrics")
+
+
+@pytest.mark.asyncio
+async def test_redis_stopped_and_restarted_under_load_nothing_crashes_and_the_relay_comes_back(
+    tmp_path: Path, redis_server: Any, start_nodes: Any
+) -> None:
+    nodes = start_nodes(3, redis_url=redis_server.url)
+    remote_vm = owned_by(nodes, nodes[0])
+    local_vm = owned_by(nodes, nodes[1])
+    stop = asyncio.Event()
+
+    async def load(node: Node, vm: str) -> int:
+        """Watchers that reconnect whenever they are closed; counts messages received."""
+        received = 0
+        while not stop.is_set():
+            with contextlib.suppress(websockets.ConnectionClosed, OSError, TimeoutError):
+                async with websockets.connect(f"{node.ws}/ws/vms/{vm}?token={token()}") as ws:
+                    while not stop.is_set():
+                        async with asyncio.timeout(2):
+                            await ws.recv()
+                        received += 1
+            await asyncio.sleep(0.2)
+        return received
+
+    loads = [asyncio.create_task(load(node, vm)) for node in nodes[1:] for vm in (remote_vm, local_vm)
+             for _ in range(3)]
+    await asyncio.sleep(2)
+    redis_server.stop()
+    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{local_vm}?token={token()}") as ws:
+        assert (await recv(ws, "status"))["data"]["status"] == "running"  # its own VMs: still served
+        await recv(ws, "metrics")
+    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{remote_vm}?token={token()}") as ws:
+        messages, code = await closing(ws)
+        assert code == 1013 and messages[-1]["type"] == "error"
+    await asyncio.sleep(3)
+    revived = start_redis(tmp_path / "redis2", port=redis_server.port)
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # cross-node service comes back by itself
+            with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
+                async with websockets.connect(f"{nodes[2].ws}/ws/vms/{remote_vm}?token={token()}") as ws:
+                    await recv(ws, "status", timeout=5)
+                    await recv(ws, "metrics", timeout=5)
+                    break
+            assert asyncio.get_running_loop().time() < deadline, "the relay did not come back after Redis"
+            await asyncio.sleep(0.5)
+        assert listing(nodes[2])[remote_vm]["node"] == "node-1"
+    finally:
+        stop.set()
+        counts = await asyncio.gather(*loads)
+        revived.stop()
+    assert all(counts)
+    for node in nodes:
+        assert node.proc is not None and node.proc.poll() is None  # no node crashed
+        assert "Traceback" not in node.log()
