@@ -101,7 +101,7 @@ class Cluster:
             await self.relay.start()
             self.owner = Owner(self.relay, self.backend, self._hub, self.name, self.membership.incarnation,
                                self.config.scrollback_bytes)
-            await self.owner.refresh()
+            await self.owner.start()
             self._relay_task = asyncio.create_task(self._relaying(), name="relay-refresh")
 
     async def _relaying(self) -> None:

@@ -62,6 +62,19 @@ class Owner:
         self._unsubscribe = backend.subscribe(self._on_status)
         hub.console_output = self._on_console_output
 
+    async def start(self) -> None:
+        """Write every local VM's record before the node listens, then take them up."""
+        infos = await self.backend.list()
+        pipe = self.relay.redis.pipeline(transaction=False)
+        for info in infos:
+            pipe.hset(wire.vm_key(info.name), mapping=self._record(info))
+            pipe.sadd(wire.VMS_KEY, info.name)
+        try:
+            await pipe.execute()
+        except Exception as exc:  # Redis down at start-up: the refresh writes them later
+            log.warning("VM records not written (Redis unreachable: %s); retrying every refresh", exc)
+        await self.refresh()
+
     async def refresh(self) -> None:
         """Take up every local VM (listen on its ``:in``) and rewrite its record."""
         infos = await self.backend.list()
@@ -81,11 +94,12 @@ class Owner:
         await asyncio.sleep(0.1)  # let the outbox go out
 
     def _write_record(self, info: VMInfo) -> None:
-        self.relay.enqueue("hset", wire.vm_key(info.name), mapping={
-            "status": info.status.value, "owner": self.name, "incarnation": self.incarnation,
-            "changed": repr(info.last_state_change), "uptime": repr(info.uptime),
-        })
+        self.relay.enqueue("hset", wire.vm_key(info.name), mapping=self._record(info))
         self.relay.enqueue("sadd", wire.VMS_KEY, info.name)
+
+    def _record(self, info: VMInfo) -> dict[str, str]:
+        return {"status": info.status.value, "owner": self.name, "incarnation": self.incarnation,
+                "changed": repr(info.last_state_change), "uptime": repr(info.uptime)}
 
     def _on_status(self, info: VMInfo) -> None:
         if info.name not in self.vms:
