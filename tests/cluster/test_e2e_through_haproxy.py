@@ -4,9 +4,10 @@
 land on any node, so most sockets reach their VM through the relay.
 
 Left out, and why (``EXCLUDED``): tests that look inside the one in-process server
-(``server.hub``, ``server.backend``), and tests of per-node per-user limits, which behind
+(``server.hub``, ``server.backend``); tests of per-node per-user limits, which behind
 a round-robin balancer hold per node (docs/cluster.md): a user's N sockets spread over 3
-nodes never meet one node's cap.
+nodes never meet one node's cap; and one that takes input typed on two sockets a moment
+apart to arrive in that order, which holds on one node but not across nodes.
 """
 
 from __future__ import annotations
@@ -23,19 +24,39 @@ import pytest
 
 from loadtests.cluster_procs import start_haproxy, start_redis
 from tests.e2e import client as e2e_client
-from tests.e2e import test_console, test_monitor, test_nothing_lost
+from tests.e2e import (
+    test_access, test_console, test_console_filter, test_credentials, test_faults, test_hostile_frames, test_http,
+    test_limits_commands, test_limits_console, test_monitor, test_nothing_lost,
+)
 from vmws.app import Server
 from vmws.backends.simulator import SimulatorBackend
 from vmws.config import Config
 
 pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.asyncio]
 
-MODULES: list[ModuleType] = [test_monitor, test_console, test_nothing_lost]
+MODULES: list[ModuleType] = [
+    test_monitor, test_console, test_nothing_lost, test_access, test_console_filter, test_credentials, test_faults,
+    test_hostile_frames, test_http, test_limits_commands, test_limits_console,
+]
 EXCLUDED: dict[str, str] = {
     "test_monitor.test_command_without_control_is_refused_and_connection_stays":
         "looks inside the one in-process server (server.backend)",
     "test_nothing_lost.test_slow_viewer_is_cut_off_without_slowing_others":
         "looks inside the one in-process server (server.hub.peers)",
+    "test_limits_console.test_a_stalled_viewer_cut_off_never_takes_the_reading_one_with_it":
+        "looks inside the one in-process server (server.hub)",
+    "test_limits_console.test_the_slow_viewer_bound_counts_bytes_not_characters":
+        "looks inside the one in-process server (server.hub)",
+    "test_limits_console.test_refused_console_requests_for_unknown_vms_leave_nothing_in_the_hub":
+        "looks inside the one in-process server (server.hub)",
+    "test_nothing_lost.test_input_from_several_viewers_arrives_once_in_order":
+        "its end marker is typed by one viewer right after the others' last line: input from sockets on "
+        "different nodes reaches the owner in the order Redis received it, so another node's lines may still "
+        "be on the way (each viewer's input arrives once and in order: tests/cluster/test_relay.py)",
+    "test_access.test_connection_limits_per_user_and_per_console":
+        "per-node limit: --max-connections-per-user and the console caps count per node",
+    "test_limits_console.test_one_user_holds_at_most_eight_console_sockets_per_vm_and_others_still_get_in":
+        "per-node limit: --max-console-viewers-per-user counts per node",
 }
 
 

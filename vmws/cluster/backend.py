@@ -193,6 +193,10 @@ class ClusterBackend(Backend):
             return False
         return True
 
+    # This node's VMs by name, kept by the owner side (at start and every refresh): the
+    # command relay decides without waiting, so commands leave in the order they came.
+    local_names: set[str] = set()
+
     async def get(self, name: str) -> VMInfo:
         try:
             return await self.local.get(name)
@@ -271,7 +275,7 @@ class ClusterBackend(Backend):
 
     async def relay_command(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> bool:
         """The hub's ``command_relay``: run ``command`` on ``vm``'s owner node."""
-        if await self._is_local(vm):
+        if vm in self.local_names:
             return False
 
         def forward(answer: dict[str, Any]) -> None:

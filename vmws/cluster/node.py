@@ -101,6 +101,8 @@ class Cluster:
             await self.relay.start()
             self.owner = Owner(self.relay, self.backend, self._hub, self.name, self.membership.incarnation,
                                self.config.scrollback_bytes)
+            if self.relayed is not None:
+                self.relayed.local_names = self.owner.vms  # one set, kept by the owner side
             await self.owner.start()
             self._relay_task = asyncio.create_task(self._relaying(), name="relay-refresh")
 

@@ -49,7 +49,8 @@ class Relay:
         self._pubsub: Any = None
         self._broken = False
         self._pending: dict[str, tuple[asyncio.Queue[dict[str, Any]], str]] = {}
-        self._outbox: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        # (command, args, kwargs, a future for its result or None)
+        self._outbox: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]] = []
         self._outbox_ready = asyncio.Event()
         self._outbox_dropping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,14 +137,17 @@ class Relay:
 
     # Publishing
 
-    def enqueue(self, command: str, *args: Any, **kwargs: Any) -> None:
-        """Run a Redis command after every one enqueued before it (no answer awaited)."""
+    def enqueue(self, command: str, *args: Any, result: asyncio.Future[Any] | None = None, **kwargs: Any) -> None:
+        """Run a Redis command after every one enqueued before it; its answer goes to
+        ``result`` if given (an exception there when Redis failed or the outbox is full)."""
         if len(self._outbox) >= _OUTBOX_LIMIT:
             if not self._outbox_dropping:
                 self._outbox_dropping = True
                 log.warning("cluster relay: %d messages wait for Redis; dropping new ones", _OUTBOX_LIMIT)
+            if result is not None:
+                result.set_exception(RelayUnavailable("the cluster's Redis does not keep up: try again later"))
             return
-        self._outbox.append((command, args, kwargs))
+        self._outbox.append((command, args, kwargs, result))
         self._outbox_ready.set()
 
     async def _writing(self) -> None:
@@ -153,21 +157,29 @@ class Relay:
             batch, self._outbox = self._outbox, []
             self._outbox_dropping = False
             pipe = self.redis.pipeline(transaction=False)
-            for command, args, kwargs in batch:
+            for command, args, kwargs, _ in batch:
                 getattr(pipe, command)(*args, **kwargs)
             try:
-                await pipe.execute(raise_on_error=False)
+                results = await pipe.execute(raise_on_error=False)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._fail(exc)
+                results = [RelayUnavailable("the cluster's Redis is unreachable: try again later")] * len(batch)
+            for (_, _, _, result), value in zip(batch, results, strict=True):
+                if result is None or result.done():
+                    continue
+                if isinstance(value, Exception):
+                    result.set_exception(value)
+                else:
+                    result.set_result(value)
 
     # Requests to a VM's owner
 
     async def request(self, vm: str, header: dict[str, Any], data: bytes = b"", *, timeout: float,
                       on_message: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Send ``header`` to ``vm``'s owner on its ``:in`` channel and return its final
-        answer (earlier ones, marked ``more``, go to ``on_message``). Raises
+        """Send ``header`` to ``vm``'s owner on its ``:in`` channel (at once, in order with
+        everything this node publishes) and return its final answer (earlier ones, marked ``more``, go to ``on_message``). Raises
         ``RelayUnavailable`` when nobody owns it or no answer comes in ``timeout``."""
         if self._broken:
             raise RelayUnavailable("the cluster's Redis is unreachable: try again later")
@@ -175,11 +187,14 @@ class Relay:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._pending[rid] = (queue, vm)
         try:
+            # Through the outbox, before any wait: requests leave in the order they were
+            # made (one socket's commands run in the order it sent them).
+            published: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.enqueue("publish", wire.in_channel(vm), wire.encode({**header, "id": rid, "node": self.node}, data),
+                         result=published)
             try:
-                receivers = await self.redis.publish(
-                    wire.in_channel(vm), wire.encode({**header, "id": rid, "node": self.node}, data))
-            except Exception as exc:
-                self._fail(exc)
+                receivers = await published
+            except Exception:
                 raise RelayUnavailable("the cluster's Redis is unreachable: try again later") from None
             if not receivers:
                 raise RelayUnavailable(f"VM {vm!r} has no live owner node: try again later")
