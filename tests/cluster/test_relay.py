@@ -242,3 +242,17 @@ async def test_redis_stopped_and_restarted_under_load_nothing_crashes_and_the_re
     for node in nodes:
         assert node.proc is not None and node.proc.poll() is None  # no node crashed
         assert "Traceback" not in node.log()
+
+
+@pytest.mark.asyncio
+async def test_a_node_stopped_cleanly_takes_its_vms_out_of_the_cluster_at_once(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    nodes = start_nodes(2, redis_url=redis_server.url)
+    vm = owned_by(nodes, nodes[0])
+    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{vm}?token={token()}") as watcher:
+        await recv(watcher, "status")
+        nodes[0].stop()
+        messages, code = await closing(watcher, timeout=5)  # no wait for the liveness TTL
+        assert code == 1013 and "node-1" in messages[-1]["data"]["message"]
+    assert vm not in listing(nodes[1])
