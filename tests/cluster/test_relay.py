@@ -82,13 +82,16 @@ class Viewer:
         self.epochs: set[str] = set()
         self.text = ""
 
-    async def until(self, needle: str, timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while needle not in self.text:
-                data = (await recv(self.ws, "console"))["data"]
-                self.chunks[data["offset"]] = data["content"]
-                self.epochs.add(data["epoch"])
-                self.text += data["content"]
+    async def until(self, needle: str, timeout: float = 30) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while needle not in self.text:
+                    data = (await recv(self.ws, "console", timeout))["data"]
+                    self.chunks[data["offset"]] = data["content"]
+                    self.epochs.add(data["epoch"])
+                    self.text += data["content"]
+        except TimeoutError:
+            raise AssertionError(f"no {needle!r} in {timeout:g}s; got {self.text[-500:]!r}") from None
 
     async def type(self, content: str) -> None:
         await self.ws.send(json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z",
@@ -114,18 +117,20 @@ async def test_console_viewers_on_two_nodes_share_offsets_input_once_and_resume_
         a, b = Viewer(ws_a), Viewer(ws_b)
         epoch = (await recv(ws_a, "connection"))["data"]["epoch"]
         assert (await recv(ws_b, "connection"))["data"]["epoch"] == epoch
-        await a.type("\n")
-        await a.until("login: ")
-        await b.type("admin\n")
-        await b.until("Password: ")
+        # (Each waits for the effect of the other's input before typing: input typed on two
+        # nodes at the same moment reaches the owner in either order.)
+        await a.until("login: ")  # the boot log, from the owner's history
         await a.type("admin\n")
+        await b.until("Password: ")
+        await b.type("admin\n")
         for viewer in (a, b):
             await viewer.until(f"admin@{vm}:~$ ")
-        for n in range(10):  # both type, interleaved: each line once, in the order sent
-            await (a if n % 2 else b).type(f"echo line-{n}\n")
-            await asyncio.sleep(0.05)
+        for n in range(10):  # both type, in turn: each line once, in the order sent
+            viewer = a if n % 2 else b
+            await viewer.type(f"echo line-{n}\n")
+            await viewer.until(f"\r\nline-{n}\r\n")
         for viewer in (a, b):
-            await viewer.until("line-9\r\n")
+            await viewer.until("\r\nline-9\r\n")
         first_a, text_a = a.transcript()
         first_b, text_b = b.transcript()
         common = max(first_a, first_b)

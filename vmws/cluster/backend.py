@@ -286,8 +286,9 @@ class ClusterBackend(Backend):
         header = {"op": "command", "action": command.action.value, "force": command.force,
                   "requestId": request_id, "user": peer.user, "session": peer.session_id}
         try:
-            await self.relay.request(vm, header, timeout=self._command_wait, on_message=forward)
-        except RelayUnavailable as exc:
+            answer = await self.relay.request(vm, header, timeout=self._command_wait, on_message=forward)
+            _raise_answer(answer)
+        except VMWSError as exc:  # RelayUnavailable, or the owner refused the request itself
             peer.send(protocol.response_message(request_id, False, exc.message, self._now(),
                                                 code=ErrorCode.UNKNOWN_ERROR, action=command.action.value))
         return True

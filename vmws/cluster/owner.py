@@ -160,7 +160,7 @@ class Owner:
                 action = Action(wire.field_str(header, "action", 16))
                 force = header.get("force") is True
                 request_id = wire.field_str(header, "requestId", 256)
-                peer = RemotePeer(self.relay, node, rid, wire.field_str(header, "user"),
+                peer = RemotePeer(self.relay, node, rid, wire.field_str(header, "user", 4096),
                                   wire.field_str(header, "session", 64))
                 await self.hub.run_command(vm, protocol.Command(action, request_id, force), peer)
                 self.relay.reply(node, rid, {"ok": True})
@@ -177,7 +177,9 @@ class Owner:
             self.relay.reply(node, rid, {"ok": False, "kind": type(exc).__name__, "code": exc.code,
                                          "message": exc.message})
         except ValueError as exc:
-            log.warning("dropped a %s request for %s: %s", op, vm, exc)
+            log.warning("refused a malformed %s request for %s from %s: %s", op, vm, node, exc)
+            self.relay.reply(node, rid, {"ok": False, "kind": "VMWSError", "code": "UNKNOWN_ERROR",
+                                         "message": f"the owner node refused a malformed request: {exc}"})
         except Exception:
             log.exception("serving a %s request for %s failed", op, vm)
             self.relay.reply(node, rid, {"ok": False, "kind": "VMWSError", "code": "UNKNOWN_ERROR",
