@@ -34,6 +34,11 @@ async def recv(ws: Any, kind: str, timeout: float = 15) -> dict[str, Any]:
                 return message
 
 
+def connect(node: Node, vm: str, suffix: str = "") -> Any:
+    """A socket to ``vm`` on ``node`` (``suffix``: ``/console``)."""
+    return websockets.connect(f"{node.ws}/ws/vms/{vm}{suffix}?token={token()}")
+
+
 def owned_by(nodes: list[Node], node: Node, status: str = "running") -> str:
     return next(name for name, vm in listing(nodes[0]).items() if vm["node"] == node.name and vm["status"] == status)
 
@@ -54,8 +59,8 @@ async def test_a_command_from_node_2_on_a_vm_of_node_1_answers_on_2_and_node_3_s
 ) -> None:
     nodes = start_nodes(3, redis_url=redis_server.url)
     vm = owned_by(nodes, nodes[0])
-    async with websockets.connect(f"{nodes[2].ws}/ws/vms/{vm}?token={token()}") as watcher, \
-            websockets.connect(f"{nodes[1].ws}/ws/vms/{vm}?token={token()}") as commander:
+    async with connect(nodes[2], vm) as watcher, \
+            connect(nodes[1], vm) as commander:
         assert (await recv(watcher, "connection"))["data"]["vm"] == vm
         assert (await recv(watcher, "status"))["data"]["status"] == "running"
         await recv(watcher, "metrics")
@@ -169,9 +174,9 @@ async def test_kill_9_of_an_owner_closes_its_vms_sockets_elsewhere_with_1013_unt
     nodes = start_nodes(3, redis_url=redis_server.url)
     lost_vm = owned_by(nodes, nodes[0])
     other_vm = owned_by(nodes, nodes[2])
-    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{lost_vm}?token={token()}") as watcher, \
-            websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}/console?token={token()}") as viewer, \
-            websockets.connect(f"{nodes[1].ws}/ws/vms/{other_vm}?token={token()}") as bystander:
+    async with connect(nodes[1], lost_vm) as watcher, \
+            connect(nodes[2], lost_vm, "/console") as viewer, \
+            connect(nodes[1], other_vm) as bystander:
         await recv(watcher, "status")
         await recv(viewer, "connection")
         await recv(bystander, "status")
@@ -182,14 +187,14 @@ async def test_kill_9_of_an_owner_closes_its_vms_sockets_elsewhere_with_1013_unt
             assert code == 1013 and errors and "node-1" in errors[-1]["data"]["message"]
         await recv(bystander, "metrics")  # the other VMs are untouched
         assert bystander.close_code is None
-    async with websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}?token={token()}") as refused:
+    async with connect(nodes[2], lost_vm) as refused:
         messages, code = await closing(refused)
         assert code == 1013 and messages[-1]["type"] == "error" and "node-1" in messages[-1]["data"]["message"]
     assert listing(nodes[1])[lost_vm] == {"name": lost_vm, "status": "error", "node": None}
     assert listing(nodes[1])[other_vm]["node"] == "node-3"
     nodes[0].start()  # same --node-name: its VMs are served again, from every node
     assert listing(nodes[1])[lost_vm]["node"] == "node-1"
-    async with websockets.connect(f"{nodes[2].ws}/ws/vms/{lost_vm}?token={token()}") as again:
+    async with connect(nodes[2], lost_vm) as again:
         assert (await recv(again, "status"))["data"]["status"] == "running"
         await recv(again, "metrics")
 
@@ -208,7 +213,7 @@ async def test_redis_stopped_and_restarted_under_load_nothing_crashes_and_the_re
         received = 0
         while not stop.is_set():
             with contextlib.suppress(websockets.ConnectionClosed, OSError, TimeoutError):
-                async with websockets.connect(f"{node.ws}/ws/vms/{vm}?token={token()}") as ws:
+                async with connect(node, vm) as ws:
                     while not stop.is_set():
                         async with asyncio.timeout(2):
                             await ws.recv()
@@ -220,10 +225,10 @@ async def test_redis_stopped_and_restarted_under_load_nothing_crashes_and_the_re
              for _ in range(3)]
     await asyncio.sleep(2)
     redis_server.stop()
-    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{local_vm}?token={token()}") as ws:
+    async with connect(nodes[1], local_vm) as ws:
         assert (await recv(ws, "status"))["data"]["status"] == "running"  # its own VMs: still served
         await recv(ws, "metrics")
-    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{remote_vm}?token={token()}") as ws:
+    async with connect(nodes[1], remote_vm) as ws:
         messages, code = await closing(ws)
         assert code == 1013 and messages[-1]["type"] == "error"
     await asyncio.sleep(3)
@@ -232,7 +237,7 @@ async def test_redis_stopped_and_restarted_under_load_nothing_crashes_and_the_re
         deadline = asyncio.get_running_loop().time() + 30
         while True:  # cross-node service comes back by itself
             with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
-                async with websockets.connect(f"{nodes[2].ws}/ws/vms/{remote_vm}?token={token()}") as ws:
+                async with connect(nodes[2], remote_vm) as ws:
                     await recv(ws, "status", timeout=5)
                     await recv(ws, "metrics", timeout=5)
                     break
@@ -255,7 +260,7 @@ async def test_a_node_stopped_cleanly_takes_its_vms_out_of_the_cluster_at_once(
 ) -> None:
     nodes = start_nodes(2, redis_url=redis_server.url)
     vm = owned_by(nodes, nodes[0])
-    async with websockets.connect(f"{nodes[1].ws}/ws/vms/{vm}?token={token()}") as watcher:
+    async with connect(nodes[1], vm) as watcher:
         await recv(watcher, "status")
         nodes[0].stop()
         messages, code = await closing(watcher, timeout=5)  # no wait for the liveness TTL
