@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from vmws import protocol
@@ -229,9 +229,15 @@ class ClusterBackend(Backend):
         self._owners[name] = owner
         await self.relay.listen(wire.out_channel(name), lambda header, data: self._on_out(name, header, data))
 
-    async def unfollow(self, name: str) -> None:
+    def unfollow(self, name: str) -> Coroutine[Any, Any, None]:
+        """Stop following ``name`` now; the returned coroutine unsubscribes, unless a
+        socket has followed it again by the time it runs."""
         self._owners.pop(name, None)
-        await self.relay.unlisten(wire.out_channel(name))
+
+        async def unsubscribe() -> None:
+            if name not in self._owners:
+                await self.relay.unlisten(wire.out_channel(name))
+        return unsubscribe()
 
     def followed(self) -> dict[str, Owner_]:
         return dict(self._owners)
