@@ -52,3 +52,10 @@ def test_records_and_liveness_values_from_redis_are_checked() -> None:
     assert not live_incarnation(b'{"incarnation": "old"}', "abc")
     assert not live_incarnation(b"[]", "abc") and not live_incarnation(None, "abc")
     assert not live_incarnation(b"{" * 5000, "abc")
+
+
+def test_numbers_from_another_node_are_bounded() -> None:
+    good = {b"status": b"running", b"owner": b"node-1", b"incarnation": b"abc", b"changed": b"1.5", b"uptime": b"3"}
+    for changed in (b"1e300", b"-1", b"inf"):
+        with pytest.raises(ValueError):
+            parse_record("vm", {**good, b"changed": changed})

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import orjson
+
 from vmws import protocol
 from vmws.backend import Action, Backend, ConsoleStream, MetricsSample, StatusListener, VMInfo, VMStatus
 from vmws.cluster import wire
@@ -33,9 +35,16 @@ _REQUEST_TIMEOUT = 10.0
 Owner_ = tuple[str, str]  # (node name, incarnation)
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError("not a finite number ≥ 0")
+# Numbers from another node: timestamps, uptimes, counters. Below 2**53 (a float holds it
+# exactly; orjson writes it) and, for times, before the year 5000 (ISO timestamps).
+_MAX_NUMBER = 2.0**53
+_MAX_TIME = 95_000_000_000.0
+
+
+def _number(value: object, limit: float = _MAX_NUMBER) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 0 <= value <= limit:
+        raise ValueError(f"not a number from 0 to {limit:g}")
     return float(value)
 
 
@@ -246,8 +255,8 @@ class ClusterBackend(Backend):
         op = header.get("op")
         if op == "status":
             try:
-                info = VMInfo(vm, VMStatus(header.get("status")), _number(header.get("changed")),
-                              _number(header.get("uptime")))
+                info = VMInfo(vm, VMStatus(header.get("status")), _number(header.get("changed"), _MAX_TIME),
+                              _number(header.get("uptime"), _MAX_TIME))
             except ValueError as exc:
                 log.warning("dropped a status of %s: %s", vm, exc)
                 return
@@ -272,7 +281,7 @@ class ClusterBackend(Backend):
             if not isinstance(values, list) or len(values) != 8:
                 raise ValueError("not 8 values")
             t, cpu, *counters = (_number(v) for v in values)
-            return MetricsSample(t, cpu, *(int(c) for c in counters))
+            return MetricsSample(t, min(cpu, 100.0), *(int(c) for c in counters))
         except ValueError as exc:
             raise VMWSError(f"metrics of {name!r} from its owner node are malformed: {exc}") from None
 
@@ -285,9 +294,19 @@ class ClusterBackend(Backend):
             return False
 
         def forward(answer: dict[str, Any]) -> None:
+            """The owner hub's answer, sent on as is once it is seen to be one."""
             message = answer.get("message")
-            if isinstance(message, str) and len(message) <= 64 * 1024 and message.startswith('{"type":'):
+            if not isinstance(message, str) or len(message) > 64 * 1024:
+                return
+            try:
+                parsed = orjson.loads(message)
+            except orjson.JSONDecodeError:
+                return
+            if (isinstance(parsed, dict) and parsed.get("type") in ("response", "error")
+                    and isinstance(parsed.get("data"), dict) and parsed["data"].get("requestId") == request_id):
                 peer.send(message)
+            else:
+                log.warning("dropped an answer for %s from its owner node: not a response to %s", vm, request_id)
 
         header = {"op": "command", "action": command.action.value, "force": command.force,
                   "requestId": request_id, "user": peer.user, "session": peer.session_id}
@@ -343,14 +362,12 @@ def parse_record(name: str, raw: dict[bytes, bytes]) -> tuple[VMInfo, Owner_]:
         return value.decode("utf-8", "replace")
 
     status = VMStatus(text(b"status", 16))
-    changed, uptime = _number(float(text(b"changed", 40))), _number(float(text(b"uptime", 40)))
+    changed, uptime = _number(float(text(b"changed", 40)), _MAX_TIME), _number(float(text(b"uptime", 40)), _MAX_TIME)
     return VMInfo(name, status, changed, uptime), (text(b"owner"), text(b"incarnation", 64))
 
 
 def live_incarnation(raw: object, incarnation: str) -> bool:
     """Whether a ``vmws:node:NAME`` value says that node lives as ``incarnation``."""
-    import orjson
-
     if not isinstance(raw, bytes) or len(raw) > 4096:
         return False
     try:
