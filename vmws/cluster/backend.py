@@ -20,7 +20,7 @@ import orjson
 from vmws import protocol
 from vmws.backend import Action, Backend, ConsoleStream, MetricsSample, StatusListener, VMInfo, VMStatus
 from vmws.cluster import wire
-from vmws.cluster.membership import node_key
+from vmws.cluster.membership import NODE_TTL, node_key
 from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.codes import ErrorCode
 from vmws.errors import NoConsole, VMNotFound, VMNotRunning, VMWSError
@@ -219,14 +219,21 @@ class ClusterBackend(Backend):
         """``name``'s record and its live owner; raises VMNotFound / RelayUnavailable."""
         try:
             raw = await self.relay.redis.hgetall(wire.vm_key(name))
+            if not raw and self.relay.up_for() < NODE_TTL:
+                # Redis came back, maybe empty: owners rewrite their records within a refresh
+                raise RelayUnavailable(f"the cluster is recovering from a Redis restart: try {name!r} again later")
             if not raw:
                 raise VMNotFound(f"no VM named {name!r}")
             info, owner = parse_record(name, raw)
             live = await self.relay.redis.get(node_key(owner[0]))
-        except (VMNotFound, ValueError) as exc:
-            raise VMNotFound(f"no VM named {name!r}") from exc if isinstance(exc, ValueError) else exc
-        except Exception as exc:
+        except RelayUnavailable:
+            raise
+        except (VMNotFound, ValueError):  # none, or a record that is not one
+            raise VMNotFound(f"no VM named {name!r}") from None
+        except Exception:
             raise RelayUnavailable("the cluster's Redis is unreachable: try again later") from None
+        if not live_incarnation(live, owner[1]) and self.relay.up_for() < NODE_TTL:
+            raise RelayUnavailable(f"the cluster is recovering from a Redis restart: try {name!r} again later")
         if not live_incarnation(live, owner[1]):
             raise RelayUnavailable(f"VM {name!r} is unavailable: its node {owner[0]!r} is gone")
         return info, owner

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
 from vmws.cluster.backend import ClusterBackend, live_incarnation
-from vmws.cluster.membership import REFRESH_INTERVAL, Membership, node_key
+from vmws.cluster.membership import NODE_TTL, REFRESH_INTERVAL, Membership, node_key
 from vmws.cluster.owner import Owner
 from vmws.cluster.relay import Relay
 from vmws.codes import CloseCode, ErrorCode
@@ -113,6 +113,10 @@ class Cluster:
             try:
                 assert self.owner is not None and self.relayed is not None
                 await self.owner.refresh()
+                if self.relay is None or self.relay.up_for() < NODE_TTL:
+                    # Redis just came back (maybe empty): live owners re-register within a
+                    # refresh; a missing liveness key means a dead owner only after a TTL.
+                    continue
                 for vm, (node, incarnation) in self.relayed.followed().items():
                     if not live_incarnation(await self.redis.get(node_key(node)), incarnation):
                         self._lost(vm, f"VM {vm!r} is unavailable: its node {node!r} is gone")

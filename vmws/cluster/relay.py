@@ -54,8 +54,15 @@ class Relay:
         self._outbox_ready = asyncio.Event()
         self._outbox_dropping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._up_since = 0.0  # loop time since Redis answers again after a break
+
+    def up_for(self) -> float:
+        """Seconds since Redis answers again after a break (infinite if it never broke;
+        0 while it is broken)."""
+        return 0.0 if self._broken else asyncio.get_running_loop().time() - self._up_since
 
     async def start(self) -> None:
+        self._up_since = float("-inf")  # what Redis holds at start-up is the cluster's
         self._pubsub = self.redis.pubsub()
         await self.listen(wire.reply_channel(self.node), self._on_reply)
         self._tasks = [asyncio.create_task(self._reading(), name="relay-read"),
@@ -129,6 +136,7 @@ class Relay:
         except Exception:
             return  # still down: try again in a second
         self._broken = False
+        self._up_since = asyncio.get_running_loop().time()
         log.info("cluster relay reconnected to Redis (%d channels)", len(self._handlers))
         for queue, _ in self._pending.values():  # their answers may have been lost
             queue.put_nowait({"op": "reply", "lost": True})
