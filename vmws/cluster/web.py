@@ -21,7 +21,7 @@ from vmws.cluster.listing import cluster_vms
 from vmws.codes import CloseCode
 from vmws.cluster.node import Cluster
 from vmws.errors import AuthError, VMWSError
-from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
 from vmws.rest import TicketHandler, VMListHandler
 from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore
 
@@ -94,7 +94,11 @@ class _ClusterTicketHandler(TicketHandler):
 
 
 async def _prepare_credential(self: Any) -> None:
-    unavailable = await self.auth.prepare(_credential(self))
+    try:
+        credential = _credential(self)
+    except UndecodableQuery:
+        return  # the handler refuses it as on one node (HTTP 400, close 4001)
+    unavailable = await self.auth.prepare(credential)
     if unavailable is not None and not isinstance(self, tornado.websocket.WebSocketHandler):
         _json_error(self, 503, unavailable)
     # a WebSocket is upgraded first and refused after (close 1013), like every refusal
@@ -113,6 +117,9 @@ class _ClusterVMListHandler(VMListHandler):
             principal = self.auth.authenticate(_credential(self))
             principal.require(Permission.READ)
             local = await self.cluster.backend.list()
+        except UndecodableQuery as exc:
+            self._error(400, exc)
+            return
         except AuthError as exc:
             self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
             return
