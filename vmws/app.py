@@ -135,7 +135,8 @@ class Server:
         self.backend = backend
         self.cluster = Cluster(config, backend)
         self.auth = self.cluster.authenticator(make_verifier(config))
-        self.hub = Hub(backend, config, now=time.time)
+        self.hub = Hub(self.cluster.hub_backend(), config, now=time.time)
+        self.cluster.attach(self.hub)
         self.hub.oversight.audit.node = config.node_name or ""
         self.fleet = make_fleet(config, self.hub)
         self.app = make_app(config, self.hub, self.auth, self.cluster, self.fleet)

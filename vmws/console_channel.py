@@ -18,6 +18,10 @@ import codecs
 import logging
 from collections.abc import Callable
 
+# Told of every chunk the console reads (channel, its byte offset, the bytes), and of the
+# end (an empty chunk at the final offset): a cluster's owner node publishes them.
+OutputListener = Callable[["ConsoleChannel", int, bytes], None]
+
 from vmws import protocol
 from vmws.backend import ConsoleStream
 from vmws.codes import CloseCode
@@ -26,7 +30,7 @@ from vmws.peer import Peer
 from vmws.presence import ConsoleMode, Presence
 from vmws.scrollback import Scrollback
 
-__all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES"]
+__all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES", "OutputListener"]
 
 log = logging.getLogger("vmws.console")
 # Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
@@ -50,8 +54,15 @@ class ConsoleChannel:
         now: Callable[[], float],
         on_finished: Callable[[ConsoleChannel], None],
         input_limit: int = INPUT_LIMIT_BYTES,
+        *,
+        epoch: str | None = None,
+        on_output: OutputListener | None = None,
+        history: bytes = b"",
     ) -> None:
         self.vm = vm
+        # Names the history these offsets count in; a new one means offsets restarted.
+        self.epoch = epoch
+        self._on_output = on_output
         self.viewers: set[Peer] = set()
         self.presence = Presence()
         self._stream = stream
@@ -59,6 +70,9 @@ class ConsoleChannel:
         self._now = now
         self._on_finished = on_finished
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if history:  # output read elsewhere (a cluster's owner node) before this channel
+            scrollback.append(history)
+            self._decoder.decode(history)  # a character split at its end stays whole
         self._inputs: asyncio.Queue[bytes] = asyncio.Queue()
         self._input_limit = input_limit
         self._input_bytes = 0  # queued or being written
@@ -73,7 +87,8 @@ class ConsoleChannel:
         """Send ``peer`` the held output (all of it, or from ``since``), then live output;
         every viewer, ``peer`` included, then gets the new list of viewers."""
         if self.finished:  # the VM stopped between opening and joining
-            peer.send(protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end))
+            peer.send(protocol.console_message(
+                "", self._now(), eof=True, offset=self._scrollback.end, epoch=self.epoch))
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
             return
         held = len(self._decoder.getstate()[0])
@@ -83,7 +98,7 @@ class ConsoleChannel:
         )
         if data:
             text = data.decode("utf-8", errors="replace")
-            peer.send(protocol.console_message(text, self._now(), offset=first))
+            peer.send(protocol.console_message(text, self._now(), offset=first, epoch=self.epoch))
         self.viewers.add(peer)
         self.presence.join(peer, mode, self._now())
 
@@ -141,10 +156,12 @@ class ConsoleChannel:
                     break
                 held = len(self._decoder.getstate()[0])
                 offset = self._scrollback.end - held
+                if self._on_output is not None:
+                    self._on_output(self, self._scrollback.end, chunk)
                 self._scrollback.append(chunk, self._now())
                 text = self._decoder.decode(chunk)
                 if text and self._live_viewers():
-                    message = protocol.console_message(text, self._now(), offset=offset)
+                    message = protocol.console_message(text, self._now(), offset=offset, epoch=self.epoch)
                     for peer in list(self.viewers):
                         peer.send(message)
                     # Read no faster than the fastest viewer takes it: a flood outran a
@@ -184,9 +201,11 @@ class ConsoleChannel:
         now = self._now()
         for peer in list(self.viewers):
             if tail:
-                peer.send(protocol.console_message(tail, now, offset=offset))
-            peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end))
+                peer.send(protocol.console_message(tail, now, offset=offset, epoch=self.epoch))
+            peer.send(protocol.console_message("", now, eof=True, offset=self._scrollback.end, epoch=self.epoch))
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
         self.viewers.clear()
         self.presence.clear()  # all are being closed: nobody is left to tell
+        if self._on_output is not None:
+            self._on_output(self, self._scrollback.end, b"")
         self._on_finished(self)

@@ -56,6 +56,7 @@ _CLOSE_REASONS = {
     CloseCode.VM_NOT_FOUND: "no such VM", CloseCode.NO_CONSOLE: "this server's backend has no consoles",
     CloseCode.VM_NOT_RUNNING: "VM is not running", CloseCode.TOO_MANY: "too many connections",
     CloseCode.POLICY_VIOLATION: "invalid request", CloseCode.INTERNAL_ERROR: "internal error",
+    CloseCode.TRY_AGAIN_LATER: "try again later",
 }
 # RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -66,6 +67,8 @@ MAX_NAME_BYTES = 255
 _OFFSET = re.compile(r"[0-9]{1,19}")
 # `?mode=` of the console endpoint.
 _MODES = {mode.value: mode for mode in ConsoleMode}
+# `?epoch=`: what the server hands out is 16 hex digits; anything this shape is compared.
+_EPOCH = re.compile(r"[0-9A-Za-z_-]{1,64}")
 # Metrics and heartbeats are skipped for a peer with this much output unsent.
 _DROPPABLE_BACKLOG = 256 * 1024
 
@@ -134,7 +137,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._release()  # it left while we were waiting on the backend
         except VMWSError as exc:
             self._release()
-            code = exc.close_code if isinstance(exc, AuthError) else CLOSE_CODES.get(type(exc), CloseCode.INTERNAL_ERROR)
+            # AuthError (4001 / 4003 / 4029) and a cluster's VMUnavailable (1013) carry their own.
+            own: CloseCode | None = getattr(exc, "close_code", None)
+            code = own or CLOSE_CODES.get(type(exc), CloseCode.INTERNAL_ERROR)
             self._refuse(exc, code)
         except Exception:
             # A bug, not the client's doing: logged with its traceback, and the client
@@ -432,9 +437,19 @@ class ConsoleSocket(_VMSocket):
             raise InvalidCommand("'mode' must be 'interactive' or 'watch'")
         if mode is not None:
             self.mode = _MODES[mode]
+        epoch = query_argument(self.request, "epoch", strip=False)
+        if epoch is not None and not _EPOCH.fullmatch(epoch):
+            raise InvalidCommand("'epoch' must be the epoch of a console message: 1-64 letters, digits, '-' or '_'")
+        self._since_epoch = epoch
+
+    def connection_extra(self) -> dict[str, Any] | None:
+        return {"epoch": self._channel.epoch} if self._channel.epoch is not None else None
 
     async def join_hub(self, name: str) -> None:
-        self._channel.add_viewer(self, self._since_offset, self.mode)
+        since = self._since_offset
+        if self._since_epoch is not None and self._since_epoch != self._channel.epoch:
+            since = None  # offsets of a lost history: all that is held now, in the new epoch
+        self._channel.add_viewer(self, since, self.mode)
 
     # Input and leaving go to this socket's own channel (the one it joined), not back
     # through the hub by VM name: a channel that finished stays finished for its viewers.

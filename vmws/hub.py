@@ -12,14 +12,14 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from vmws import protocol
 from vmws.backend import Action, Backend, MetricsSample, VMInfo, VMStatus
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
-from vmws.console_channel import ConsoleChannel
+from vmws.console_channel import ConsoleChannel, OutputListener
 from vmws.errors import AuthError, VMNotRunning, VMWSError
 from vmws.keylocks import KeyedLocks
 from vmws.limits import ConnectionCounter
@@ -28,9 +28,18 @@ from vmws.oversight import Oversight
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "CommandRelay", "new_epoch"]
 
 log = logging.getLogger("vmws.hub")
+
+
+# Runs a command on another node when ``vm`` is owned there (True), else declines (False).
+CommandRelay = Callable[[str, protocol.Command, Peer, str], Awaitable[bool]]
+
+
+def new_epoch() -> str:
+    """A console history's epoch: random, so a restarted process never reuses one."""
+    return uuid.uuid4().hex[:16]
 
 
 def _command_context(vm: str, peer: Peer, request_id: str) -> dict[str, str]:
@@ -54,6 +63,13 @@ class Hub:
         self._consoles: dict[str, ConsoleChannel] = {}
         self._console_locks = KeyedLocks()
         self._scrollbacks: dict[str, Scrollback] = {}
+        # The epoch of each console's offsets: one per VM for the life of the process
+        # (or the owner node's, for a console relayed from it).
+        self._epochs: dict[str, str] = {}
+        # Set by a cluster node (vmws/cluster): its owner publishes console output, and
+        # commands on VMs owned by another node go there.
+        self.console_output: OutputListener | None = None
+        self.command_relay: CommandRelay | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._heartbeat_count = 0
@@ -166,6 +182,8 @@ class Hub:
         ever queued behind more than that many of one user's commands.
         """
         request_id = command.request_id or f"srv-{uuid.uuid4().hex[:12]}"
+        if self.command_relay is not None and await self.command_relay(vm, command, peer, request_id):
+            return  # its owner node ran it (its per-user cap and its turn) and answered
         action = command.action.value
         key = (vm, peer.user)
         limit = self.config.max_commands_per_user
@@ -286,7 +304,11 @@ class Hub:
             if channel is None or channel.finished:
                 stream = await self.backend.open_console(vm)
                 scrollback = self._scrollbacks.setdefault(vm, Scrollback(self.config.scrollback_bytes))
-                channel = ConsoleChannel(vm, stream, scrollback, self.now, self._console_finished)
+                channel = ConsoleChannel(
+                    vm, stream, scrollback, self.now, self._console_finished,
+                    epoch=self._console_epoch(vm, stream, scrollback), on_output=self.console_output,
+                    history=getattr(stream, "history", b""),
+                )
                 self._consoles[vm] = channel
             return channel
 
@@ -295,6 +317,40 @@ class Hub:
         its console was never opened here)."""
         scrollback = self._scrollbacks.get(vm)
         return [] if scrollback is None else scrollback.timed_chunks()
+
+    def _console_epoch(self, vm: str, stream: object, scrollback: Scrollback) -> str:
+        """The epoch of ``vm``'s console offsets. A console relayed from its owner node
+        (``relayed_from``: the offset of its ``history`` and the epoch) counts in the
+        owner's offsets."""
+        relayed: tuple[int, str] | None = getattr(stream, "relayed_from", None)
+        if relayed is None:
+            return self._epochs.setdefault(vm, new_epoch())
+        offset, epoch = relayed
+        if self._epochs.get(vm) != epoch or scrollback.end != offset:
+            scrollback.restart_at(offset)
+        self._epochs[vm] = epoch
+        return epoch
+
+    def open_console_channel(self, vm: str) -> ConsoleChannel | None:
+        """``vm``'s console channel if it is open (never opens one)."""
+        channel = self._consoles.get(vm)
+        return None if channel is None or channel.finished else channel
+
+    def console_end(self, vm: str) -> int:
+        """The offset just past ``vm``'s newest console byte read so far."""
+        scrollback = self._scrollbacks.get(vm)
+        return 0 if scrollback is None else scrollback.end
+
+    def lost(self, vm: str, code: ErrorCode, message: str, close_code: CloseCode) -> None:
+        """Close every socket of ``vm`` on this node with ``message`` (its owner is gone)."""
+        error = protocol.error_message(code, message, self.now())
+        peers = list(self._watchers.get(vm, ()))
+        channel = self._consoles.get(vm)
+        if channel is not None:
+            peers += list(channel.viewers)
+        for peer in peers:
+            peer.send(error)
+            peer.close(close_code, "try again later")
 
     def admit_viewer(self, channel: ConsoleChannel, user: str) -> None:
         """Raise the ``AuthError`` (close 4029) that keeps ``user`` off ``channel``, if any.

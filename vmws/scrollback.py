@@ -39,6 +39,13 @@ class Scrollback:
         """Offset just past the newest byte (total bytes ever appended)."""
         return self._start + len(self._buf)
 
+    def restart_at(self, offset: int) -> None:
+        """Forget what is held and continue at ``offset`` (a console relayed from another
+        node takes that node's offsets)."""
+        self._buf.clear()
+        self._marks.clear()
+        self._start = offset
+
     def append(self, data: bytes, at: float | None = None) -> None:
         """Hold ``data`` (the newest bytes); ``at`` is when it arrived, if known."""
         if at is not None and data and (not self._marks or at - self._marks[-1][1] >= COALESCE_SECONDS):

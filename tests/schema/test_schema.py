@@ -75,9 +75,9 @@ def _built() -> list[tuple[str, str]]:
                                               action="start", status="running")),
         ("monitor", protocol.response_message("r2", False, "VM is not running", NOW, code=ErrorCode.VM_NOT_RUNNING,
                                               action="restart")),
-        ("console", protocol.console_message("Ubuntu 22.04 LTS\nmy-vm login: ", NOW, offset=0)),
-        ("console", protocol.console_message("y\n" * 2000, NOW, offset=77)),  # the stdlib-escaped fast path
-        ("console", protocol.console_message("", NOW, eof=True, offset=123)),
+        ("console", protocol.console_message("Ubuntu 22.04 LTS\nmy-vm login: ", NOW, offset=0, epoch="5f0c1a2b3c4d5e6f")),
+        ("console", protocol.console_message("y\n" * 2000, NOW, offset=77, epoch="5f0c1a2b3c4d5e6f")),  # the stdlib-escaped fast path
+        ("console", protocol.console_message("", NOW, eof=True, offset=123, epoch="5f0c1a2b3c4d5e6f")),
         *[(e, protocol.error_message(ErrorCode.INVALID_COMMAND, "unknown action 'fly'", NOW, request_id="r7")) for e in both],
         *[(e, protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", NOW)) for e in both],
         *[(e, protocol.heartbeat_message({"seq": 3, "interval": 30}, NOW)) for e in both],
@@ -231,7 +231,7 @@ def _contract_examples() -> list[dict[str, Any]]:
 
 def test_the_contracts_examples_are_described_with_vmws_documented_refinements() -> None:
     """Client examples as written; server examples once the refinements of docs/protocol.md
-    are applied: timestamps with milliseconds, `offset` on console output, and the
+    are applied: timestamps with milliseconds, `offset` and `epoch` on console output, and the
     resulting `status` (and `action`) on a successful response."""
     examples = _contract_examples()
     kinds = {e["type"] for e in examples}
@@ -249,6 +249,7 @@ def test_the_contracts_examples_are_described_with_vmws_documented_refinements()
             data["lastStateChange"] = data["lastStateChange"].replace("Z", ".000Z")
         if kind == "console":
             data["offset"] = 0
+            data["epoch"] = "5f0c1a2b3c4d5e6f"
         if kind == "response":
             data.update(action="start", status="running")
         check_received(refined, endpoint)

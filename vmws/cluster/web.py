@@ -15,11 +15,14 @@ import tornado.web
 import tornado.websocket
 
 from vmws.auth import Permission
+from vmws.config import Config
+from vmws.hub import Hub
+from vmws.cluster.listing import cluster_vms
 from vmws.codes import CloseCode
 from vmws.cluster.node import Cluster
 from vmws.errors import AuthError, VMWSError
-from vmws.http_request import bearer_token, log_exception_redacted, query_argument
-from vmws.rest import TicketHandler
+from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
+from vmws.rest import TicketHandler, VMListHandler
 from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore
 
 __all__ = ["ClusterHandler", "adapt_routes"]
@@ -94,10 +97,40 @@ class _ClusterTicketHandler(TicketHandler):
 
 
 async def _prepare_credential(self: Any) -> None:
-    unavailable = await self.auth.prepare(_credential(self))
+    try:
+        credential = _credential(self)
+    except UndecodableQuery:
+        return  # the handler refuses it as on one node (HTTP 400, close 4001)
+    unavailable = await self.auth.prepare(credential)
     if unavailable is not None and not isinstance(self, tornado.websocket.WebSocketHandler):
         _json_error(self, 503, unavailable)
     # a WebSocket is upgraded first and refused after (close 1013), like every refusal
+
+
+class _ClusterVMListHandler(VMListHandler):
+    """``GET /api/vms`` on a cluster node: every VM of the cluster, each with its ``node``."""
+
+    def initialize(self, hub: Hub, auth: Authenticator, config: Config, cluster: Cluster | None = None) -> None:
+        super().initialize(hub, auth, config)
+        assert cluster is not None
+        self.cluster = cluster
+
+    async def get(self) -> None:
+        try:
+            principal = self.auth.authenticate(_credential(self))
+            principal.require(Permission.READ)
+            local = await self.cluster.backend.list()
+        except UndecodableQuery as exc:
+            self._error(400, exc)
+            return
+        except AuthError as exc:
+            self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
+            return
+        except VMWSError as exc:
+            self._error(503, exc)
+            return
+        listing = await cluster_vms(self.cluster.redis, self.cluster.name, local)
+        self.write(orjson.dumps({"vms": [vm for vm in listing if principal.may_reach(vm["name"])]}))
 
 
 _adapted: dict[type[Any], type[Any]] = {}
@@ -119,6 +152,8 @@ def adapt_routes(routes: list[Any], cluster: Cluster) -> list[Any]:
             pattern, cls, deps = route
             if cls is TicketHandler:
                 cls = _ClusterTicketHandler
+            elif cls is VMListHandler:
+                cls, deps = _with_prepared_credential(_ClusterVMListHandler), {**deps, "cluster": cluster}
             elif cls is not ClusterHandler:
                 cls = _with_prepared_credential(cls)
             route = (pattern, cls, deps)

@@ -89,6 +89,9 @@ export type RequestId = string;
 
 export type ByteCount = number;
 
+/** Console sockets only (extension, docs/protocol.md): names the history the console's offsets count in. Resume with ?since=N&epoch=E; a different epoch in the answer means the offsets restarted (the history was lost) and what is held now was sent. */
+export type Epoch = string;
+
 export interface ConnectionData {
   status: "connected";
   vm: string;
@@ -99,6 +102,7 @@ export interface ConnectionData {
   heartbeatInterval: number;
   /** Seconds between metrics messages. */
   metricsInterval: number;
+  epoch?: Epoch;
 }
 
 export interface StatusData {
@@ -145,6 +149,7 @@ export interface ConsoleData {
   eof: boolean;
   /** Byte offset of the first byte of content in the VM's console output; reconnect with ?since= to resume. */
   offset: number;
+  epoch: Epoch;
 }
 
 export interface Viewer {

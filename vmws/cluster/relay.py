@@ -1,0 +1,240 @@
+"""This node's line to the others through Redis: one pub/sub connection, an ordered
+outbox, and requests to a VM's owner answered on this node's reply channel.
+
+- One pub/sub connection per node, whatever the number of sockets: a handler per
+  channel (a VM's ``:out`` while this node has sockets on it, a local VM's ``:in``,
+  this node's reply channel). If Redis goes away the connection is rebuilt, every
+  channel subscribed again, and ``on_reconnect`` told (what was published meanwhile
+  is lost: the console followers catch up from the stream).
+- The outbox keeps one order for everything this node publishes (a console's chunks,
+  the answers to a command) and sends whatever has gathered in one pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from vmws.cluster import wire
+from vmws.errors import VMWSError
+
+__all__ = ["Relay", "RelayUnavailable", "Handler"]
+
+log = logging.getLogger("vmws.cluster")
+
+Handler = Callable[[dict[str, Any], bytes], None]
+_OUTBOX_LIMIT = 10_000  # commands waiting for Redis; past it new ones are dropped (logged)
+
+
+class RelayUnavailable(VMWSError):
+    """What needs another node cannot be done now: close 1013 (try again later)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        from vmws.codes import CloseCode
+
+        self.close_code = CloseCode.TRY_AGAIN_LATER
+
+
+class Relay:
+    def __init__(self, redis: Any, node: str) -> None:
+        self.redis = redis
+        self.node = node
+        self.on_reconnect: Callable[[], None] | None = None
+        self._handlers: dict[str, Handler] = {}
+        self._pubsub: Any = None
+        self._broken = False
+        self._pending: dict[str, tuple[asyncio.Queue[dict[str, Any]], str]] = {}
+        # (command, args, kwargs, a future for its result or None)
+        self._outbox: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]] = []
+        self._outbox_ready = asyncio.Event()
+        self._outbox_dropping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._up_since = 0.0  # loop time since Redis answers again after a break
+
+    def up_for(self) -> float:
+        """Seconds since Redis answers again after a break (infinite if it never broke;
+        0 while it is broken)."""
+        return 0.0 if self._broken else asyncio.get_running_loop().time() - self._up_since
+
+    async def start(self) -> None:
+        self._up_since = float("-inf")  # what Redis holds at start-up is the cluster's
+        self._pubsub = self.redis.pubsub()
+        await self.listen(wire.reply_channel(self.node), self._on_reply)
+        self._tasks = [asyncio.create_task(self._reading(), name="relay-read"),
+                       asyncio.create_task(self._writing(), name="relay-write")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+
+    # Subscriptions
+
+    async def listen(self, channel: str, handler: Handler) -> None:
+        new = channel not in self._handlers
+        self._handlers[channel] = handler
+        if new and not self._broken:
+            try:
+                await self._pubsub.subscribe(channel)
+            except Exception as exc:  # RedisError/OSError: subscribed again on reconnect
+                self._fail(exc)
+
+    async def unlisten(self, channel: str) -> None:
+        if self._handlers.pop(channel, None) is not None and not self._broken:
+            try:
+                await self._pubsub.unsubscribe(channel)
+            except Exception as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._broken:
+            log.warning("cluster relay lost Redis (%s): other nodes' VMs are unavailable until it is back",
+                        exc or type(exc).__name__)
+        self._broken = True
+
+    async def _reading(self) -> None:
+        while True:
+            if self._broken:
+                await asyncio.sleep(1.0)
+                await self._reconnect()
+                continue
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(exc)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            raw_channel = message.get("channel")
+            channel = raw_channel.decode("utf-8", "replace") if isinstance(raw_channel, bytes) else ""
+            handler = self._handlers.get(channel)
+            decoded = wire.decode(message.get("data"), channel[:300])
+            if handler is None or decoded is None:
+                continue
+            try:
+                handler(*decoded)
+            except Exception:
+                log.exception("handling a message on %s failed", channel[:300])
+
+    async def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+        self._pubsub = self.redis.pubsub()
+        try:
+            await self._pubsub.subscribe(*self._handlers)
+            await self._pubsub.ping()
+        except Exception:
+            return  # still down: try again in a second
+        self._broken = False
+        self._up_since = asyncio.get_running_loop().time()
+        log.info("cluster relay reconnected to Redis (%d channels)", len(self._handlers))
+        for queue, _ in self._pending.values():  # their answers may have been lost
+            queue.put_nowait({"op": "reply", "lost": True})
+        if self.on_reconnect is not None:
+            self.on_reconnect()
+
+    # Publishing
+
+    def enqueue(self, command: str, *args: Any, result: asyncio.Future[Any] | None = None, **kwargs: Any) -> None:
+        """Run a Redis command after every one enqueued before it; its answer goes to
+        ``result`` if given (an exception there when Redis failed or the outbox is full)."""
+        if len(self._outbox) >= _OUTBOX_LIMIT:
+            if not self._outbox_dropping:
+                self._outbox_dropping = True
+                log.warning("cluster relay: %d messages wait for Redis; dropping new ones", _OUTBOX_LIMIT)
+            if result is not None:
+                result.set_exception(RelayUnavailable("the cluster's Redis does not keep up: try again later"))
+            return
+        self._outbox.append((command, args, kwargs, result))
+        self._outbox_ready.set()
+
+    async def _writing(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            batch, self._outbox = self._outbox, []
+            self._outbox_dropping = False
+            pipe = self.redis.pipeline(transaction=False)
+            for command, args, kwargs, _ in batch:
+                getattr(pipe, command)(*args, **kwargs)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(exc)
+                results = [RelayUnavailable("the cluster's Redis is unreachable: try again later")] * len(batch)
+            for (_, _, _, result), value in zip(batch, results, strict=True):
+                if result is None or result.done():
+                    continue
+                if isinstance(value, Exception):
+                    result.set_exception(value)
+                else:
+                    result.set_result(value)
+
+    # Requests to a VM's owner
+
+    async def request(self, vm: str, header: dict[str, Any], data: bytes = b"", *, timeout: float,
+                      on_message: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Send ``header`` to ``vm``'s owner on its ``:in`` channel (at once, in order with
+        everything this node publishes) and return its final answer (earlier ones, marked ``more``, go to ``on_message``). Raises
+        ``RelayUnavailable`` when nobody owns it or no answer comes in ``timeout``."""
+        if self._broken:
+            raise RelayUnavailable("the cluster's Redis is unreachable: try again later")
+        rid = uuid.uuid4().hex
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._pending[rid] = (queue, vm)
+        try:
+            # Through the outbox, before any wait: requests leave in the order they were
+            # made (one socket's commands run in the order it sent them).
+            published: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.enqueue("publish", wire.in_channel(vm), wire.encode({**header, "id": rid, "node": self.node}, data),
+                         result=published)
+            try:
+                receivers = await published
+            except Exception:
+                raise RelayUnavailable("the cluster's Redis is unreachable: try again later") from None
+            if not receivers:
+                raise RelayUnavailable(f"VM {vm!r} has no live owner node: try again later")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                try:
+                    answer = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise RelayUnavailable(f"the owner node of {vm!r} did not answer in {timeout:g}s") from None
+                if answer.get("lost"):
+                    raise RelayUnavailable("the cluster's Redis went away while waiting for the answer")
+                if answer.get("more"):
+                    if on_message is not None:
+                        on_message(answer)
+                    continue
+                return answer
+        finally:
+            self._pending.pop(rid, None)
+
+    def _on_reply(self, header: dict[str, Any], data: bytes) -> None:
+        rid = header.get("id")
+        pending = self._pending.get(rid) if isinstance(rid, str) else None
+        if pending is not None:
+            pending[0].put_nowait(header)
+
+    def reply(self, node: str, rid: str, header: dict[str, Any]) -> None:
+        """Answer request ``rid`` of ``node`` (in order with everything else published)."""
+        self.enqueue("publish", wire.reply_channel(node), wire.encode({**header, "op": "reply", "id": rid}))
+
+    async def send_in(self, vm: str, header: dict[str, Any], data: bytes = b"") -> None:
+        """One message to ``vm``'s owner, no answer (console input)."""
+        if self._broken:
+            raise RelayUnavailable("the cluster's Redis is unreachable")
+        self.enqueue("publish", wire.in_channel(vm), wire.encode({**header, "node": self.node}, data))
