@@ -245,6 +245,14 @@ class Fleet:
             else:
                 self._infos[name] = info  # uptime moves on; statuses also arrive as events
 
+    def _summary_entry(self, name: str, info: VMInfo) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": name, "status": info.status.value}
+        latest = self.history.latest_cpu_memory(name)
+        if latest is not None:
+            entry["cpu"] = {"utilization": round(latest[0], 2)}
+            entry["memory"] = {"used": latest[1], "total": latest[2]}
+        return entry
+
     def _send_summaries(self) -> None:
         if not self._listeners:
             return
@@ -252,8 +260,7 @@ class Fleet:
         ordered = sorted(self._infos.items())
         for fleet_filter, group in list(self._listeners.items()):
             members = self._members[fleet_filter]
-            entries = ({"name": name, "status": info.status.value, **_metrics_fields(self.history.latest(name))}
-                       for name, info in ordered if name in members)
+            entries = (self._summary_entry(name, info) for name, info in ordered if name in members)
             texts = frames("fleet_summary", entries, now)  # once per filter, for every socket
             for listener in list(group):
                 for text in texts:
