@@ -121,6 +121,11 @@ class Fleet:
         # kept up to date as VMs come and go: a summary or a status change is then a set
         # lookup per VM, not a glob match.
         self._members: dict[FleetFilter, set[str]] = {}
+        # Snapshot frames per filter, reused until the fleet changes (a status, a VM
+        # added or removed, a sweep): a thousand dashboards reconnecting after a restart
+        # cost one snapshot per filter, not a thousand (80 ms each at 10,000 VMs).
+        self._version = 0
+        self._snapshots: dict[FleetFilter, tuple[int, list[str]]] = {}
         self._filters: dict[FleetListener, FleetFilter] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -148,9 +153,12 @@ class Fleet:
         members = self._members.get(fleet_filter)
         if members is None:
             members = self._members[fleet_filter] = {name for name in self._infos if fleet_filter.admits(name)}
-        entries = (status_entry(info, self.history.latest(name))
-                   for name, info in sorted(self._infos.items()) if name in members)
-        for text in frames("fleet_snapshot", entries, self.now()):
+        cached = self._snapshots.get(fleet_filter)
+        if cached is None or cached[0] != self._version:
+            entries = (status_entry(info, self.history.latest(name))
+                       for name, info in sorted(self._infos.items()) if name in members)
+            cached = self._snapshots[fleet_filter] = (self._version, frames("fleet_snapshot", entries, self.now()))
+        for text in cached[1]:
             listener.send(text)
         self._filters[listener] = fleet_filter
         self._listeners.setdefault(fleet_filter, set()).add(listener)
@@ -164,6 +172,7 @@ class Fleet:
         if not group:
             del self._listeners[fleet_filter]
             del self._members[fleet_filter]
+            self._snapshots.pop(fleet_filter, None)
 
     @property
     def listener_count(self) -> int:
@@ -188,6 +197,7 @@ class Fleet:
             self.history.record(vm, sample, self.now())
 
     def _on_status(self, info: VMInfo) -> None:
+        self._version += 1
         known = info.name in self._infos
         self._infos[info.name] = info
         if not known:
@@ -217,6 +227,7 @@ class Fleet:
             log.warning("fleet: cannot list VMs: %s", exc.message)
             return
         self._reconcile(infos)
+        self._version += 1  # uptimes and metrics moved on
         for info in infos:
             name = info.name
             if self._is_watched(name) or name not in self._infos:
@@ -245,6 +256,14 @@ class Fleet:
             else:
                 self._infos[name] = info  # uptime moves on; statuses also arrive as events
 
+    def _summary_entry(self, name: str, info: VMInfo) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": name, "status": info.status.value}
+        latest = self.history.latest_cpu_memory(name)
+        if latest is not None:
+            entry["cpu"] = {"utilization": round(latest[0], 2)}
+            entry["memory"] = {"used": latest[1], "total": latest[2]}
+        return entry
+
     def _send_summaries(self) -> None:
         if not self._listeners:
             return
@@ -252,8 +271,7 @@ class Fleet:
         ordered = sorted(self._infos.items())
         for fleet_filter, group in list(self._listeners.items()):
             members = self._members[fleet_filter]
-            entries = ({"name": name, "status": info.status.value, **_metrics_fields(self.history.latest(name))}
-                       for name, info in ordered if name in members)
+            entries = (self._summary_entry(name, info) for name, info in ordered if name in members)
             texts = frames("fleet_summary", entries, now)  # once per filter, for every socket
             for listener in list(group):
                 for text in texts:

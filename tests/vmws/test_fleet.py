@@ -11,7 +11,7 @@ import pytest
 import vmws.fleet
 from tests.vmws.fakes import FakeBackend, FakePeer
 from vmws.auth import Principal
-from vmws.backend import MetricsSample
+from vmws.backend import MetricsSample, VMInfo, VMStatus
 from vmws.fleet import FRAME_BYTES, Fleet, FleetFilter, frames
 from vmws.history import HistoryLimits, MetricsHistory
 
@@ -89,6 +89,32 @@ async def test_globs_are_matched_when_a_filter_first_joins_and_for_new_vms_only(
     assert calls[50:] == ["vm-100"]
     assert [m["name"] for m in peers[0].of_type("fleet_added")] == ["vm-100"]
     assert len(peers[0].of_type("fleet_summary")[-1]["vms"]) == 12  # vm-1, vm-10..19, vm-100
+
+
+async def test_a_snapshot_is_built_once_per_filter_until_the_fleet_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet, _ = make(("web-1", "web-2"))
+    await fleet.sweep()
+    built: list[str] = []
+
+    def counting(kind: str, entries: Any, now: float) -> list[str]:
+        built.append(kind)
+        return frames(kind, entries, now)
+
+    monkeypatch.setattr(vmws.fleet, "frames", counting)
+    peers = [FakePeer(f"u{i}") for i in range(5)]
+    for peer in peers[:3]:
+        fleet.join(peer, scope("web-*"))
+    assert built == ["fleet_snapshot"]
+    fleet._on_status(VMInfo("web-1", VMStatus.PAUSED, 1.0, 0.0))
+    fleet.join(peers[3], scope("web-*"))
+    assert built == ["fleet_snapshot"] * 2  # rebuilt: web-1 changed
+    snapshot = peers[3].of_type("fleet_snapshot")[0]["vms"]
+    assert [(vm["name"], vm["status"]) for vm in snapshot] == [("web-1", "paused"), ("web-2", "running")]
+    assert peers[0].sent[0] == peers[1].sent[0]
+    for peer in peers[:4]:
+        fleet.leave(peer)
+    fleet.join(peers[4], scope("web-*"))  # the last one left: nothing kept for the filter
+    assert built == ["fleet_snapshot"] * 3
 
 
 async def test_vms_coming_and_going_are_announced_to_those_who_may_see_them() -> None:
