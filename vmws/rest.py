@@ -23,7 +23,7 @@ from vmws.history import MetricsHistory, sample_object
 from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.recording import MEDIA_TYPE, scrollback_cast
-from vmws.tickets import TICKET_PREFIX, Authenticator
+from vmws.tickets import TICKET_PREFIX, Authenticator, ticket_life
 
 __all__ = ["HealthHandler", "VMListHandler", "TicketHandler", "ConsoleCastHandler", "MetricsHistoryHandler"]
 
@@ -80,8 +80,7 @@ class TicketHandler(_APIHandler):
             self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
             return
         self.hub.oversight.ticket_issued(principal, self.request.remote_ip)
-        # The ticket's real life: its TTL, cut short by its token's expiry (+ leeway).
-        expires_in = max(0.0, min(self.auth.tickets.ttl, principal.expires_at - time.time()))
+        expires_in = max(0.0, ticket_life(self.auth.tickets.ttl, principal, time.time()))
         self.set_status(201)
         self.write(orjson.dumps({"ticket": ticket, "expiresIn": round(expires_in, 3)}))
 

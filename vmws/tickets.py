@@ -32,6 +32,7 @@ from vmws.errors import AuthError
 from vmws.revocations import Revocations
 
 __all__ = [
+    "ticket_life",
     "TicketStore", "RedisTicketStore", "Authenticator", "ClusterAuthenticator", "ClusterUnavailable",
     "TICKET_PREFIX", "PER_SUBJECT_LIMIT",
 ]
@@ -40,6 +41,12 @@ log = logging.getLogger("vmws")
 
 TICKET_PREFIX = "vmt_"
 PER_SUBJECT_LIMIT = 100
+
+
+def ticket_life(ttl: float, principal: Principal, now: float) -> float:
+    """Seconds a ticket bought now lives: its TTL, cut short by its token's expiry
+    (``expires_at`` includes the leeway), so a ticket never outlives its token."""
+    return min(ttl, principal.expires_at - now)
 
 
 class TicketStore:
@@ -54,7 +61,7 @@ class TicketStore:
         self._by_subject: dict[str, set[str]] = {}
 
     def issue(self, principal: Principal) -> str:
-        life = min(self.ttl, principal.expires_at - self._wall())
+        life = ticket_life(self.ttl, principal, self._wall())
         if life <= 0:
             raise AuthError("token has expired")
         mine = self._by_subject.get(principal.sub)
@@ -162,7 +169,7 @@ class RedisTicketStore:
         self._issue = redis.register_script(_ISSUE)
 
     async def issue(self, principal: Principal) -> str:
-        life = min(self.ttl, principal.expires_at - self._wall())
+        life = ticket_life(self.ttl, principal, self._wall())
         if life <= 0:
             raise AuthError("token has expired")
         ticket = TICKET_PREFIX + secrets.token_urlsafe(24)

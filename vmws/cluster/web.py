@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import time
+
 import orjson
 import tornado.web
 import tornado.websocket
@@ -23,7 +25,7 @@ from vmws.cluster.node import Cluster
 from vmws.errors import AuthError, VMWSError
 from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
 from vmws.rest import TicketHandler, VMListHandler
-from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore
+from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore, ticket_life
 
 __all__ = ["ClusterHandler", "adapt_routes"]
 
@@ -93,7 +95,8 @@ class _ClusterTicketHandler(TicketHandler):
             return
         self.hub.oversight.ticket_issued(principal, self.request.remote_ip)
         self.set_status(201)
-        self.finish(orjson.dumps({"ticket": ticket, "expiresIn": store.ttl}))
+        expires_in = max(0.0, ticket_life(store.ttl, principal, time.time()))
+        self.finish(orjson.dumps({"ticket": ticket, "expiresIn": round(expires_in, 3)}))
 
 
 async def _prepare_credential(self: Any) -> None:
