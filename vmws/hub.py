@@ -182,7 +182,7 @@ class Hub:
         ever queued behind more than that many of one user's commands.
         """
         request_id = command.request_id or f"srv-{uuid.uuid4().hex[:12]}"
-        if self.command_relay is not None and await self.command_relay(vm, command, peer, request_id):
+        if self.command_relay is not None and await self._relayed(vm, command, peer, request_id):
             return  # its owner node ran it (its per-user cap and its turn) and answered
         action = command.action.value
         key = (vm, peer.user)
@@ -212,6 +212,23 @@ class Hub:
             self._outstanding[key] -= 1
             if self._outstanding[key] <= 0:
                 del self._outstanding[key]
+
+    async def _relayed(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> bool:
+        """Hand ``command`` to the cluster's relay; if ``peer`` leaves meanwhile it is
+        cancelled (the relay tells the owner, which drops it unless it has started)."""
+        assert self.command_relay is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.setdefault(peer, set()).add(task)
+        try:
+            return await self.command_relay(vm, command, peer, request_id)
+        except asyncio.CancelledError:
+            if task not in self._dropping:
+                raise
+            self._dropping.discard(task)
+            return True
+        finally:
+            self._forget_waiting(peer, task)
 
     async def _run_in_turn(self, vm: str, command: protocol.Command, peer: Peer, request_id: str) -> None:
         task = asyncio.current_task()

@@ -76,7 +76,7 @@ EXCLUDED: dict[str, str] = {
     "test_hostile_handshake.test_refusals_quoting_long_unicode_names_close_cleanly_and_free_the_slot":
         "looks inside the one in-process server (server.hub)",
     "test_limits_commands.test_a_users_queue_is_capped_and_dropped_when_it_leaves_so_another_operator_goes_next":
-        "a relayed command waiting at the owner is not dropped when its client leaves another node (planned: docs/cluster.md)",
+        "looks inside the one in-process server (server.hub); its behaviour is tested across nodes in test_relay.py",
     "test_access.test_connection_limits_per_user_and_per_console":
         "per-node limit: --max-connections-per-user and the console caps count per node",
     "test_limits_console.test_one_user_holds_at_most_eight_console_sockets_per_vm_and_others_still_get_in":

@@ -34,9 +34,9 @@ async def recv(ws: Any, kind: str, timeout: float = 15) -> dict[str, Any]:
                 return message
 
 
-def connect(node: Node, vm: str, suffix: str = "") -> Any:
+def connect(node: Node, vm: str, suffix: str = "", *, sub: str = "alice") -> Any:
     """A socket to ``vm`` on ``node`` (``suffix``: ``/console``)."""
-    return websockets.connect(f"{node.ws}/ws/vms/{vm}{suffix}?token={token()}")
+    return websockets.connect(f"{node.ws}/ws/vms/{vm}{suffix}?token={token(sub=sub)}")
 
 
 def owned_by(nodes: list[Node], node: Node, status: str = "running") -> str:
@@ -266,3 +266,43 @@ async def test_a_node_stopped_cleanly_takes_its_vms_out_of_the_cluster_at_once(
         messages, code = await closing(watcher, timeout=5)  # no wait for the liveness TTL
         assert code == 1013 and "node-1" in messages[-1]["data"]["message"]
     assert vm not in listing(nodes[1])
+
+
+SLOW_FLEET = "".join(f"""
+[[vm]]
+name = "slow-{n}"
+status = "running"
+timings = {{ reboot_shutdown = "2s" }}
+""" for n in range(1, 7))
+
+
+@pytest.mark.asyncio
+async def test_relayed_commands_keep_the_owners_cap_and_are_dropped_when_their_client_leaves(
+    tmp_path: Path, redis_server: Any, start_nodes: Any
+) -> None:
+    scenario = tmp_path / "slow.toml"
+    scenario.write_text(SLOW_FLEET, encoding="utf-8")
+    nodes = start_nodes(2, "--scenario", str(scenario), "--speed", "1", redis_url=redis_server.url)
+    vm = owned_by(nodes, nodes[0])
+    async with connect(nodes[1], vm, sub="bob") as bob:
+        await recv(bob, "status")
+        async with connect(nodes[1], vm) as alice:
+            await recv(alice, "status")
+            for n in range(1, 7):
+                await alice.send(json.dumps({"type": "command", "timestamp": "2023-05-23T12:34:56Z",
+                                             "data": {"action": "restart", "requestId": f"a{n}"}}))
+            refused = [(await recv(alice, "error"))["data"] for _ in range(2)]
+            assert [e["requestId"] for e in refused] == ["a5", "a6"]  # the cap, counted at the owner
+            assert all("at most 4 per user per VM" in e["message"] for e in refused)
+        # alice left with a1 running and a2-a4 waiting at the owner
+        await bob.send(json.dumps({"type": "command", "timestamp": "2023-05-23T12:34:56Z",
+                                   "data": {"action": "pause", "requestId": "b1"}}))
+        try:
+            answer = (await recv(bob, "response", timeout=30))["data"]
+        except TimeoutError:
+            raise AssertionError(nodes[0].log()[-3000:] + "\n---\n" + nodes[1].log()[-3000:]) from None
+        assert answer["requestId"] == "b1" and answer["success"] is True and answer["status"] == "paused"
+    log = nodes[0].log()
+    assert "(a1) succeeded" in log
+    for request_id in ("a2", "a3", "a4"):
+        assert f"({request_id}) dropped: its sender left" in log and f"({request_id}) succeeded" not in log

@@ -59,6 +59,8 @@ class Owner:
         self.scrollback_bytes = scrollback_bytes
         self.vms: set[str] = set()
         self._stream_epochs: dict[str, str] = {}  # the epoch each :con stream holds
+        # The clients of relayed commands not yet finished, by (node, request id).
+        self._remote_peers: dict[tuple[str, str], RemotePeer] = {}
         self._unsubscribe = backend.subscribe(self._on_status)
         hub.console_output = self._on_console_output
 
@@ -144,7 +146,11 @@ class Owner:
             except ValueError as exc:
                 log.warning("dropped a request for %s: %s", vm, exc)
                 return
-            if op == "input":
+            if op == "cancel":
+                peer = self._remote_peers.get((node, rid))
+                if peer is not None:
+                    self.hub.unregister(peer)  # its command is dropped unless it has started
+            elif op == "input":
                 channel = self.hub.open_console_channel(vm)
                 if channel is not None:
                     channel.write(data.decode("utf-8", "replace"))
@@ -162,7 +168,11 @@ class Owner:
                 request_id = wire.field_str(header, "requestId", 256)
                 peer = RemotePeer(self.relay, node, rid, wire.field_str(header, "user", 4096),
                                   wire.field_str(header, "session", 64))
-                await self.hub.run_command(vm, protocol.Command(action, request_id, force), peer)
+                self._remote_peers[(node, rid)] = peer
+                try:
+                    await self.hub.run_command(vm, protocol.Command(action, request_id, force), peer)
+                finally:
+                    del self._remote_peers[(node, rid)]
                 self.relay.reply(node, rid, {"ok": True})
             elif op == "sample":
                 s = await self.backend.sample(vm)

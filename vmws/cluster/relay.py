@@ -220,6 +220,10 @@ class Relay:
                         on_message(answer)
                     continue
                 return answer
+        except asyncio.CancelledError:
+            # Whoever asked is gone: the owner drops the request if it has not started.
+            self.enqueue("publish", wire.in_channel(vm), wire.encode({"op": "cancel", "id": rid, "node": self.node}))
+            raise
         finally:
             self._pending.pop(rid, None)
 
