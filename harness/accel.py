@@ -44,8 +44,21 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT) -> KvmProbe:
     if qemu is None:
         return KvmProbe(False, f"{QEMU_BINARY} is not installed (apt-get install qemu-system-x86)")
     command = [
-        qemu, "-accel", "kvm", "-m", "128", "-nodefaults", "-display", "none", "-no-reboot",
-        "-serial", "stdio", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
+        qemu,
+        "-accel",
+        "kvm",
+        "-m",
+        "128",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "console=ttyS0 panic=-1",
     ]
     try:
         result = subprocess.run(command, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -60,8 +73,13 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT) -> KvmProbe:
 
 def _probe_key(kernel: Path) -> str:
     qemu = shutil.which(QEMU_BINARY) or ""
-    parts = [os.uname().release, qemu, str(os.stat(qemu).st_mtime_ns) if qemu else "",
-             str(kernel), str(kernel.stat().st_size)]
+    parts = [
+        os.uname().release,
+        qemu,
+        str(os.stat(qemu).st_mtime_ns) if qemu else "",
+        str(kernel),
+        str(kernel.stat().st_size),
+    ]
     try:
         parts.append(hashlib.sha256(Path("/proc/cpuinfo").read_bytes().split(b"\n\n")[0]).hexdigest())
     except OSError:

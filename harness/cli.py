@@ -1,9 +1,9 @@
 """``python -m harness``: boot, log in to, and remove real guests; check the host.
 
-    python -m harness up NAME --image tiny [--accel auto|kvm|tcg]
-    python -m harness wait-login NAME [--url ws://127.0.0.1:8080] [--token-file F]
-    python -m harness down NAME
-    python -m harness doctor
+python -m harness up NAME --image tiny [--accel auto|kvm|tcg]
+python -m harness wait-login NAME [--url ws://127.0.0.1:8080] [--token-file F]
+python -m harness down NAME
+python -m harness doctor
 """
 
 from __future__ import annotations
@@ -28,26 +28,42 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="define and boot a guest", description="Define and boot a guest through libvirt.")
     up.add_argument("name", help="VM name (also its hostname)")
     up.add_argument("--image", default="tiny", help="tiny (default) or a cloud image from images/cloud.toml")
-    up.add_argument("--accel", default=Accel.AUTO.value, choices=[a.value for a in Accel],
-                    help="auto probes KVM and falls back to TCG (default auto)")
+    up.add_argument(
+        "--accel",
+        default=Accel.AUTO.value,
+        choices=[a.value for a in Accel],
+        help="auto probes KVM and falls back to TCG (default auto)",
+    )
     up.add_argument("--uri", default=DEFAULT_URI, help=f"libvirt URI (default {DEFAULT_URI})")
     up.add_argument("--memory", type=int, default=128, help="MiB of guest memory (default 128)")
     up.add_argument("--password", default="admin", help="login password of user admin (default admin)")
     up.add_argument("--replace", action="store_true", help="remove an existing VM of that name first")
     up.add_argument("--no-start", action="store_true", help="define only, leave it stopped")
-    up.add_argument("--crash-after", type=float, default=None,
-                    help="tiny only: the guest kernel panics this many seconds after boot (tests of 'error')")
+    up.add_argument(
+        "--crash-after",
+        type=float,
+        default=None,
+        help="tiny only: the guest kernel panics this many seconds after boot (tests of 'error')",
+    )
 
-    login = sub.add_parser("wait-login", help="log in through `vmws console` until a shell prompt",
-                           description="Drive `vmws console NAME` with pexpect until a shell prompt.")
+    login = sub.add_parser(
+        "wait-login",
+        help="log in through `vmws console` until a shell prompt",
+        description="Drive `vmws console NAME` with pexpect until a shell prompt.",
+    )
     login.add_argument("name")
     login.add_argument("--url", default="ws://127.0.0.1:8080", help="vmws server (default ws://127.0.0.1:8080)")
     login.add_argument("--token-file", default=None, help="file with the token (default: env VMWS_TOKEN)")
     login.add_argument("--user", default="admin")
     login.add_argument("--password", default="admin")
     login.add_argument("--timeout", type=float, default=180.0, help="seconds for boot and login (default 180)")
-    login.add_argument("--run", action="append", default=[], metavar="CMD",
-                       help="a command to run once logged in, output printed (repeatable)")
+    login.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="a command to run once logged in, output printed (repeatable)",
+    )
 
     down = sub.add_parser("down", help="remove a guest and its files")
     down.add_argument("name")
@@ -65,12 +81,22 @@ def _up(args: argparse.Namespace) -> int:
 
     check_image_name(args.image)
     started = time.monotonic()
-    guest = up(args.name, image=args.image, accel=Accel(args.accel), uri=args.uri, memory_mib=args.memory,
-               password=args.password, replace=args.replace, start=not args.no_start,
-               crash_after=args.crash_after)
+    guest = up(
+        args.name,
+        image=args.image,
+        accel=Accel(args.accel),
+        uri=args.uri,
+        memory_mib=args.memory,
+        password=args.password,
+        replace=args.replace,
+        start=not args.no_start,
+        crash_after=args.crash_after,
+    )
     state = "defined" if args.no_start else "booting"
-    print(f"{guest.name}: {state} ({guest.image}, {guest.accel.value}) in {time.monotonic() - started:.1f} s; "
-          f"files in {guest.directory}")
+    print(
+        f"{guest.name}: {state} ({guest.image}, {guest.accel.value}) in {time.monotonic() - started:.1f} s; "
+        f"files in {guest.directory}"
+    )
     return 0
 
 

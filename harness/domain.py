@@ -28,8 +28,6 @@ class Accel(str, enum.Enum):
     TCG = "tcg"
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Disk:
     path: Path

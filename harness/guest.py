@@ -19,12 +19,12 @@ from pathlib import Path
 import libvirt
 
 from harness.accel import resolve_accel
-from vmws.backends.libvirt.aio import quiet_libvirt
 from harness.domain import Accel, Disk, GuestSpec, domain_xml, read_metadata
-from vmws.backends.libvirt.translate import translate
 from images.cache import ensure_free_space
 from images.errors import ImageError
 from images.tiny import DEFAULT_PASSWORD, build_tiny, kernel_cmdline
+from vmws.backends.libvirt.aio import quiet_libvirt
+from vmws.backends.libvirt.translate import translate
 from vmws.errors import BackendUnavailable, CommandFailed
 
 __all__ = ["Guest", "storage_root", "up", "down", "DEFAULT_URI"]
@@ -77,12 +77,14 @@ def _lookup(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
         raise translate(exc, name, "lookup") from None
 
 
-def _tiny_spec(name: str, directory: Path, accel: Accel, memory_mib: int, password: str,
-               disk_mib: int, crash_after: float | None) -> GuestSpec:
+def _tiny_spec(
+    name: str, directory: Path, accel: Accel, memory_mib: int, password: str, disk_mib: int, crash_after: float | None
+) -> GuestSpec:
     image = build_tiny(password=password)
     accel = resolve_accel(accel, image.kernel)
-    ensure_free_space(directory.parent, image.kernel.stat().st_size + image.initrd.stat().st_size + 2**20,
-                      f"the files of VM {name}")
+    ensure_free_space(
+        directory.parent, image.kernel.stat().st_size + image.initrd.stat().st_size + 2**20, f"the files of VM {name}"
+    )
     directory.mkdir(parents=True, exist_ok=True)
     kernel, initrd, disk = directory / "vmlinuz", directory / "initrd.img", directory / "disk.raw"
     shutil.copyfile(image.kernel, kernel)
@@ -90,15 +92,31 @@ def _tiny_spec(name: str, directory: Path, accel: Accel, memory_mib: int, passwo
     with open(disk, "wb") as handle:  # sparse: costs nothing until the guest writes
         handle.truncate(disk_mib * 2**20)
     return GuestSpec(
-        name=name, accel=accel, directory=directory, image=image.key, memory_mib=memory_mib,
-        kernel=kernel, initrd=initrd, cmdline=kernel_cmdline(name, crash_after=crash_after),
+        name=name,
+        accel=accel,
+        directory=directory,
+        image=image.key,
+        memory_mib=memory_mib,
+        kernel=kernel,
+        initrd=initrd,
+        cmdline=kernel_cmdline(name, crash_after=crash_after),
         disks=(Disk(disk),),
     )
 
 
-def up(name: str, *, image: str = "tiny", accel: Accel = Accel.AUTO, uri: str = DEFAULT_URI,
-       memory_mib: int = 128, password: str = DEFAULT_PASSWORD, disk_mib: int = 64,
-       crash_after: float | None = None, replace: bool = False, start: bool = True) -> Guest:
+def up(
+    name: str,
+    *,
+    image: str = "tiny",
+    accel: Accel = Accel.AUTO,
+    uri: str = DEFAULT_URI,
+    memory_mib: int = 128,
+    password: str = DEFAULT_PASSWORD,
+    disk_mib: int = 64,
+    crash_after: float | None = None,
+    replace: bool = False,
+    start: bool = True,
+) -> Guest:
     """Define guest ``name`` from ``image`` and (unless ``start=False``) boot it."""
     kernel_cmdline(name)  # validates the name before anything is made
     directory = storage_root(uri) / name
@@ -115,8 +133,7 @@ def up(name: str, *, image: str = "tiny", accel: Accel = Accel.AUTO, uri: str = 
         else:
             from images.cloud import prepare_cloud_guest
 
-            spec = prepare_cloud_guest(name, image, directory, accel=accel, memory_mib=memory_mib,
-                                       password=password)
+            spec = prepare_cloud_guest(name, image, directory, accel=accel, memory_mib=memory_mib, password=password)
         try:
             dom = conn.defineXML(domain_xml(spec))
             if start:
@@ -139,9 +156,7 @@ def down(name: str, *, uri: str = DEFAULT_URI) -> bool:
             recorded = read_metadata(dom.XMLDesc(0)).get("directory")
             if dom.isActive():
                 dom.destroy()
-            dom.undefineFlags(
-                libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-            )
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
         except libvirt.libvirtError as exc:
             raise translate(exc, name, "removal") from None
     target = Path(recorded) if recorded else directory

@@ -36,8 +36,16 @@ class LoginResult:
 class ConsoleSession:
     """A ``vmws console NAME`` process under pexpect."""
 
-    def __init__(self, name: str, *, url: str, token: str | None = None, token_file: str | None = None,
-                 timeout: float = 120.0, logfile: object | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        token: str | None = None,
+        token_file: str | None = None,
+        timeout: float = 120.0,
+        logfile: object | None = None,
+    ) -> None:
         env = dict(os.environ)
         if token is not None:
             env["VMWS_TOKEN"] = token
@@ -47,8 +55,9 @@ class ConsoleSession:
         self.name = name
         self.timeout = timeout
         self._markers = itertools.count(1)
-        self.child = pexpect.spawn(sys.executable, args, env=env, encoding="utf-8",
-                                   codec_errors="replace", timeout=timeout)
+        self.child = pexpect.spawn(
+            sys.executable, args, env=env, encoding="utf-8", codec_errors="replace", timeout=timeout
+        )
         if logfile is not None:
             self.child.logfile_read = logfile
 

@@ -43,8 +43,9 @@ def ensure_free_space(directory: Path, needed: int, what: str) -> None:
         )
 
 
-def cached_dir(key: str, build: Callable[[Path], None], *, root: Path | None = None,
-               needed: int = 0, what: str = "an image") -> Path:
+def cached_dir(
+    key: str, build: Callable[[Path], None], *, root: Path | None = None, needed: int = 0, what: str = "an image"
+) -> Path:
     """The cache directory for ``key``, calling ``build(tmpdir)`` to fill it if absent.
 
     ``build`` writes into an empty temporary directory that is then renamed to the

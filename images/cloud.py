@@ -106,11 +106,19 @@ def _parse_entry(key: str, entry: dict[str, Any], path: Path) -> CloudImage:
     if pin_algorithm and (len(pin) != ALGORITHMS[pin_algorithm] or not all(c in "0123456789abcdef" for c in pin)):
         raise ImageError(f"{path}: entry [{key}] has a malformed {pin_algorithm} pin")
     return CloudImage(
-        name=key, title=str(_field(entry, key, "title", path)), release_url=release_url,
-        file=str(_field(entry, key, "file", path)), sums=sums, signature=str(signature) if signature else None,
-        keyring=Path(keyring) if keyring else None, keyring_package=entry.get("keyring_package") or None,
-        pin_algorithm=pin_algorithm, pin=pin, format=str(entry.get("format", "qcow2")),
-        size_mib=int(entry.get("size_mib", 1024)), min_memory_mib=int(entry.get("min_memory_mib", 1024)),
+        name=key,
+        title=str(_field(entry, key, "title", path)),
+        release_url=release_url,
+        file=str(_field(entry, key, "file", path)),
+        sums=sums,
+        signature=str(signature) if signature else None,
+        keyring=Path(keyring) if keyring else None,
+        keyring_package=entry.get("keyring_package") or None,
+        pin_algorithm=pin_algorithm,
+        pin=pin,
+        format=str(entry.get("format", "qcow2")),
+        size_mib=int(entry.get("size_mib", 1024)),
+        min_memory_mib=int(entry.get("min_memory_mib", 1024)),
     )
 
 
@@ -137,8 +145,11 @@ def _mirrored(url: str) -> str:
 def _fetch_verified_sums(image: CloudImage) -> str:
     """The digest of ``image.file`` per the release's checksum file, signature checked."""
     if image.signature and image.keyring and not image.keyring.is_file():
-        package = f"apt-get install {image.keyring_package} (or run scripts/install-libvirt.sh)" \
-            if image.keyring_package else "install the package that ships it"
+        package = (
+            f"apt-get install {image.keyring_package} (or run scripts/install-libvirt.sh)"
+            if image.keyring_package
+            else "install the package that ships it"
+        )
         raise ImageError(f"{image.name} is verified with the keyring {image.keyring}, which is missing: {package}")
     sums_url = _mirrored(f"{image.release_url}/{image.sums}")
     sums = fetch_bytes(sums_url, limit=_SUMS_LIMIT)
@@ -149,8 +160,10 @@ def _fetch_verified_sums(image: CloudImage) -> str:
         except DownloadError as exc:
             if exc.status != 404:
                 raise
-            raise ImageError(f"{signature_url} does not exist, but {image.name} expects {image.sums} to be "
-                             f"signed; refusing an unsigned checksum file") from None
+            raise ImageError(
+                f"{signature_url} does not exist, but {image.name} expects {image.sums} to be "
+                f"signed; refusing an unsigned checksum file"
+            ) from None
         verify_signature(sums, signature, image.keyring, data_url=sums_url, signature_url=signature_url)
     return expected_digest(sums, image.file, image.algorithm, url=sums_url)
 
@@ -166,19 +179,32 @@ def download(image: CloudImage, *, cache: Path | None = None, progress: IO[str] 
     if image.pin_algorithm:
         checks.append((image.pin_algorithm, image.pin, "images/cloud.toml pins"))
         if image.pin_algorithm == image.algorithm and image.pin != listed:
-            raise ImageError(f"the {image.pin_algorithm} pinned for {image.name} in images/cloud.toml is not the one "
-                             f"{image.sums} lists for {image.file} ({listed}); refusing the download")
+            raise ImageError(
+                f"the {image.pin_algorithm} pinned for {image.name} in images/cloud.toml is not the one "
+                f"{image.sums} lists for {image.file} ({listed}); refusing the download"
+            )
     ensure_free_space(directory, image.size_mib * 2**20 * 2, f"the {image.title}")
     directory.mkdir(parents=True, exist_ok=True)
     url = _mirrored(image.url)
-    partial, actual = stream_to_file(url, directory, algorithms=tuple({name for name, _, _ in checks}),
-                                     limit=image.size_mib * 2**20 * 2, label=image.name, progress=progress)
-    failed = [f"{source} {name} {want} but the download has {actual[name]}"
-              for name, want, source in checks if actual[name] != want]
+    partial, actual = stream_to_file(
+        url,
+        directory,
+        algorithms=tuple({name for name, _, _ in checks}),
+        limit=image.size_mib * 2**20 * 2,
+        label=image.name,
+        progress=progress,
+    )
+    failed = [
+        f"{source} {name} {want} but the download has {actual[name]}"
+        for name, want, source in checks
+        if actual[name] != want
+    ]
     if failed:
         partial.unlink(missing_ok=True)
-        raise ImageError(f"checksum mismatch for {url}: {'; '.join(failed)}. The file was deleted: retry, and "
-                         f"if it fails again the mirror or the release changed")
+        raise ImageError(
+            f"checksum mismatch for {url}: {'; '.join(failed)}. The file was deleted: retry, and "
+            f"if it fails again the mirror or the release changed"
+        )
     os.replace(partial, final)
     return final
 
@@ -202,10 +228,16 @@ def seed_files(*, hostname: str, password: str, user: str = "admin") -> dict[str
     meta = {"instance-id": f"vmws-{hostname}", "local-hostname": hostname}
     config = {
         "hostname": hostname,
-        "users": [{
-            "name": user, "lock_passwd": False, "hashed_passwd": sha512_crypt(password, purpose=f"cloud-{hostname}"),
-            "shell": "/bin/bash", "groups": ["sudo"], "sudo": "ALL=(ALL) NOPASSWD:ALL",
-        }],
+        "users": [
+            {
+                "name": user,
+                "lock_passwd": False,
+                "hashed_passwd": sha512_crypt(password, purpose=f"cloud-{hostname}"),
+                "shell": "/bin/bash",
+                "groups": ["sudo"],
+                "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            }
+        ],
         "ssh_pwauth": False,
     }
     return {
@@ -234,8 +266,9 @@ def make_seed(path: Path, *, hostname: str, password: str, user: str = "admin") 
     return path
 
 
-def prepare_cloud_guest(name: str, image_name: str, directory: Path, *, accel: Any, memory_mib: int,
-                        password: str) -> Any:
+def prepare_cloud_guest(
+    name: str, image_name: str, directory: Path, *, accel: Any, memory_mib: int, password: str
+) -> Any:
     """Download (once), overlay and seed ``image_name`` for VM ``name``: its ``GuestSpec``."""
     from harness.accel import resolve_accel
     from harness.domain import Disk, GuestSpec
@@ -256,7 +289,11 @@ def prepare_cloud_guest(name: str, image_name: str, directory: Path, *, accel: A
     overlay = make_overlay(base, directory / "disk.qcow2", size_gib=10)
     seed = make_seed(directory / "seed.iso", hostname=name, password=password)
     return GuestSpec(
-        name=name, accel=accel, directory=directory, image=image.cache_stem,
-        memory_mib=max(memory_mib, image.min_memory_mib), vcpus=2,
+        name=name,
+        accel=accel,
+        directory=directory,
+        image=image.cache_stem,
+        memory_mib=max(memory_mib, image.min_memory_mib),
+        vcpus=2,
         disks=(Disk(overlay, "qcow2"), Disk(seed, "raw", cdrom=True)),
     )

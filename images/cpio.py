@@ -85,8 +85,15 @@ def read_newc(archive: bytes) -> list[Entry]:
         if archive[pos : pos + 6] != b"070701":
             raise ValueError(f"not a newc header at offset {pos}")
         fields = [int(archive[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i in range(13)]
-        mode, uid, gid, size, major, minor, namesize = (fields[1], fields[2], fields[3], fields[6],
-                                                        fields[9], fields[10], fields[11])
+        mode, uid, gid, size, major, minor, namesize = (
+            fields[1],
+            fields[2],
+            fields[3],
+            fields[6],
+            fields[9],
+            fields[10],
+            fields[11],
+        )
         name_start = pos + 110
         name = archive[name_start : name_start + namesize - 1].decode()
         data_start = name_start + namesize + _pad_len(110 + namesize)

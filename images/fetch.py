@@ -102,8 +102,9 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def stream_to_file(url: str, directory: Path, *, algorithms: tuple[str, ...], limit: int, label: str,
-                   progress: IO[str] | None = None) -> tuple[Path, dict[str, str]]:
+def stream_to_file(
+    url: str, directory: Path, *, algorithms: tuple[str, ...], limit: int, label: str, progress: IO[str] | None = None
+) -> tuple[Path, dict[str, str]]:
     """Stream ``url`` into a new temporary file in ``directory``, hashing as it goes.
 
     Returns the file and its hex digests by algorithm. The caller verifies them and

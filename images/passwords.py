@@ -28,8 +28,9 @@ def sha512_crypt(password: str, *, purpose: str, busybox: Path | None = None) ->
     tool = str(busybox) if busybox else (shutil.which("busybox") or "/bin/busybox")
     salt = hashlib.sha256(f"{purpose}:{password}".encode()).hexdigest()[:16]
     try:
-        out = subprocess.run([tool, "mkpasswd", "-m", "sha512", password, salt],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [tool, "mkpasswd", "-m", "sha512", password, salt], capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         raise ImageError("cannot hash the login password: busybox is missing; apt-get install busybox-static") from None
     return out.stdout.strip()

@@ -54,8 +54,10 @@ def expected_digest(sums: bytes, filename: str, algorithm: str, *, url: str) -> 
             raise ImageError(f"{url} lists {filename} with a malformed {algorithm} digest; refusing the download")
         found.add(text)
     if not found:
-        raise ImageError(f"{url} has no entry for {filename}: the release does not publish that file "
-                         f"(check `file` and `url` in images/cloud.toml)")
+        raise ImageError(
+            f"{url} has no entry for {filename}: the release does not publish that file "
+            f"(check `file` and `url` in images/cloud.toml)"
+        )
     if len(found) > 1:
         raise ImageError(f"{url} lists {filename} with {len(found)} different digests; refusing the download")
     return found.pop()
@@ -82,18 +84,32 @@ def verify_signature(data: bytes, signature: bytes, keyring: Path, *, data_url: 
         signature_file.write_bytes(signature)
         command = [gpgv, "--status-fd", "1", "--keyring", str(keyring.resolve()), str(signature_file), str(data_file)]
         try:
-            result = subprocess.run(command, capture_output=True, timeout=_GPGV_TIMEOUT, check=False,
-                                    env={**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"})
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                timeout=_GPGV_TIMEOUT,
+                check=False,
+                env={**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"},
+            )
         except subprocess.TimeoutExpired:
             raise ImageError(f"gpgv did not finish verifying {signature_url} within {_GPGV_TIMEOUT:.0f} s") from None
-    status = [line.split()[1].decode("ascii", "replace") for line in result.stdout.splitlines()
-              if line.startswith(b"[GNUPG:] ") and len(line.split()) > 1]
+    status = [
+        line.split()[1].decode("ascii", "replace")
+        for line in result.stdout.splitlines()
+        if line.startswith(b"[GNUPG:] ") and len(line.split()) > 1
+    ]
     refusing = sorted(set(status) & set(_REFUSING))
     if refusing:
-        raise ImageError(f"bad signature: {signature_url} does not verify {data_url} ({', '.join(refusing)}); "
-                         f"the checksum file was altered or the release is not the distribution's")
+        raise ImageError(
+            f"bad signature: {signature_url} does not verify {data_url} ({', '.join(refusing)}); "
+            f"the checksum file was altered or the release is not the distribution's"
+        )
     if "VALIDSIG" not in status:
-        reason = "no key of the keyring made it" if "ERRSIG" in status or "NO_PUBKEY" in status else (
-            "it is not a signature gpgv can read")
-        raise ImageError(f"bad signature: {signature_url} is not a valid signature of {data_url} by a key "
-                         f"in {keyring} ({reason})")
+        reason = (
+            "no key of the keyring made it"
+            if "ERRSIG" in status or "NO_PUBKEY" in status
+            else ("it is not a signature gpgv can read")
+        )
+        raise ImageError(
+            f"bad signature: {signature_url} is not a valid signature of {data_url} by a key in {keyring} ({reason})"
+        )

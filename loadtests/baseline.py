@@ -37,7 +37,7 @@ _AWAIT_EVERY = 32
 
 
 def _timestamp(t: float) -> str:
-    moment = _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(t, tz=_dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -80,8 +80,9 @@ class RelaySocket(_Socket):
         try:
             while True:
                 text = source.decode("utf-8")
-                message = dumps({"type": "console", "timestamp": _timestamp(time.time()),
-                                 "data": {"content": text, "eof": False}})
+                message = dumps(
+                    {"type": "console", "timestamp": _timestamp(time.time()), "data": {"content": text, "eof": False}}
+                )
                 future = self.write_message(message)
                 sent += 1
                 if sent % _AWAIT_EVERY == 0:
@@ -100,9 +101,11 @@ class EchoSocket(_Socket):
     def on_message(self, message: str | bytes) -> None:
         parsed = json.loads(message) if self.state.dumps is json.dumps else orjson.loads(message)
         content = parsed["data"]["content"]
-        self.write_message(self.state.dumps(
-            {"type": "console", "timestamp": _timestamp(time.time()), "data": {"content": content, "eof": False}}
-        ))
+        self.write_message(
+            self.state.dumps(
+                {"type": "console", "timestamp": _timestamp(time.time()), "data": {"content": content, "eof": False}}
+            )
+        )
 
 
 class IdleSocket(_Socket):
@@ -145,8 +148,13 @@ async def _heartbeats(state: _State) -> None:
     while True:
         await asyncio.sleep(state.heartbeat_interval)
         seq += 1
-        message = state.dumps({"type": "heartbeat", "timestamp": _timestamp(time.time()),
-                               "data": {"seq": seq, "interval": state.heartbeat_interval}})
+        message = state.dumps(
+            {
+                "type": "heartbeat",
+                "timestamp": _timestamp(time.time()),
+                "data": {"seq": seq, "interval": state.heartbeat_interval},
+            }
+        )
         _send_all(state.held, message, ping=True)
 
 
@@ -155,23 +163,32 @@ async def _broadcasts(state: _State) -> None:
     while True:
         await asyncio.sleep(state.broadcast_interval)
         used += 4096
-        message = state.dumps({"type": "metrics", "timestamp": _timestamp(time.time()), "data": {
-            "cpu": {"utilization": 23.5},
-            "memory": {"used": used, "total": 4294967296},
-            "network": {"rxBytes": 1024000 + used, "txBytes": 512000 + used},
-            "disk": {"readBytes": 2048000 + used, "writeBytes": 1024000 + used},
-        }})
+        message = state.dumps(
+            {
+                "type": "metrics",
+                "timestamp": _timestamp(time.time()),
+                "data": {
+                    "cpu": {"utilization": 23.5},
+                    "memory": {"used": used, "total": 4294967296},
+                    "network": {"rxBytes": 1024000 + used, "txBytes": 512000 + used},
+                    "disk": {"readBytes": 2048000 + used, "writeBytes": 1024000 + used},
+                },
+            }
+        )
         _send_all(state.subscribers, message)
 
 
 def make_app(state: _State) -> tornado.web.Application:
     deps = {"state": state}
-    return tornado.web.Application([
-        (r"/relay", RelaySocket, deps),
-        (r"/echo", EchoSocket, deps),
-        (r"/idle", IdleSocket, deps),
-        (r"/broadcast", BroadcastSocket, deps),
-    ], websocket_ping_interval=None)
+    return tornado.web.Application(
+        [
+            (r"/relay", RelaySocket, deps),
+            (r"/echo", EchoSocket, deps),
+            (r"/idle", IdleSocket, deps),
+            (r"/broadcast", BroadcastSocket, deps),
+        ],
+        websocket_ping_interval=None,
+    )
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from loadtests.catalog import SCENARIOS, Scenario, ScenarioSpec, spec_for
+from loadtests.catalog import Scenario, ScenarioSpec, spec_for
 from loadtests.fleet import write_fleet
 from loadtests.procs import raise_nofile, start_vmws
 from loadtests.run import RunResult, run_scenario
@@ -121,8 +121,13 @@ def _plots(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path) -> 
     fig, ax = plt.subplots(figsize=(7, 4))
     by_bytes = spec.throughput_request == "console bytes"
     values = [s.bytes_per_s / 1e6 if by_bytes else s.requests_per_s for s in steps]
-    ax.plot(users, values, "o-", color="tab:green", label=("MB/s" if by_bytes else "req/s") +
-            f" of '{spec.throughput_request}'")
+    ax.plot(
+        users,
+        values,
+        "o-",
+        color="tab:green",
+        label=("MB/s" if by_bytes else "req/s") + f" of '{spec.throughput_request}'",
+    )
     ax.set(xlabel="users", ylabel="MB/s" if by_bytes else "per second", title=f"{spec.scenario.value}: throughput")
     cpu_axis = ax.twinx()
     cpu_axis.plot(users, [s.server_cpu * 100 for s in steps], "^--", color="tab:orange", label="server CPU %")
@@ -139,9 +144,12 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
     by_bytes = spec.throughput_request == "console bytes"
     at_knee = knee(steps)
     lines = [
-        f"# Capacity: {spec.scenario.value}", "",
-        f"{spec.summary}. {note}", "",
-        f"Limits: p99 of `{limits.request}` ≤ {limits.p99_ms:g} ms, errors ≤ {limits.max_error_rate:.1%}.", "",
+        f"# Capacity: {spec.scenario.value}",
+        "",
+        f"{spec.summary}. {note}",
+        "",
+        f"Limits: p99 of `{limits.request}` ≤ {limits.p99_ms:g} ms, errors ≤ {limits.max_error_rate:.1%}.",
+        "",
         "| users | p50 ms | p99 ms | throughput | errors | server CPU | server RSS | Locust CPU | verdict |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -156,8 +164,11 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
         lines.append("**Knee:** none: the first step already broke a limit; start lower.")
     else:
         cpu = max(at_knee.server_cpu, 1e-6)
-        through = (f"{at_knee.bytes_per_s / 1e6 / cpu:.1f} MB/s" if by_bytes
-                   else f"{at_knee.requests_per_s / cpu:.0f} `{spec.throughput_request}`/s")
+        through = (
+            f"{at_knee.bytes_per_s / 1e6 / cpu:.1f} MB/s"
+            if by_bytes
+            else f"{at_knee.requests_per_s / cpu:.0f} `{spec.throughput_request}`/s"
+        )
         lines += [
             f"**Knee:** {at_knee.users} users held every limit (p99 {at_knee.p99_ms:g} ms) "
             f"using {at_knee.server_cpu:.0%} of a core"
@@ -179,8 +190,10 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
             )
         if at_knee.client_cpu > 0.9:
             lines.append("")
-            lines.append(f"Locust used {at_knee.client_cpu:.0%} of a core at the knee: the client may have set "
-                         "the pace; rerun with `--processes 2` or on another machine.")
+            lines.append(
+                f"Locust used {at_knee.client_cpu:.0%} of a core at the knee: the client may have set "
+                "the pace; rerun with `--processes 2` or on another machine."
+            )
     lines += ["", "![latency](latency.png)", "", "![throughput](throughput.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -188,8 +201,9 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.capacity",
-                                     description="Step users up until a limit breaks; write a report.")
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.capacity", description="Step users up until a limit breaks; write a report."
+    )
     parser.add_argument("scenario", choices=[s.value for s in Scenario])
     parser.add_argument("--start", type=int, help="users in the first step (default: a tenth of --max-users)")
     parser.add_argument("--step", type=int, help="users added per step (default: --start)")
@@ -198,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-ms", type=float, help="p99 limit of the scenario's limiting request")
     parser.add_argument("--max-error-rate", type=float, default=0.01, help="failed share of requests (default 0.01)")
     parser.add_argument("--processes", type=int, default=1, help="Locust worker processes")
-    parser.add_argument("--confirm", type=int, default=1,
-                        help="reruns of a step that broke before the break counts (default 1)")
+    parser.add_argument(
+        "--confirm", type=int, default=1, help="reruns of a step that broke before the break counts (default 1)"
+    )
     parser.add_argument("--out", help="report folder (default capacity-SCENARIO)")
     args = parser.parse_args(argv)
     spec = spec_for(args.scenario)
@@ -213,26 +228,45 @@ def main(argv: list[str] | None = None) -> int:
     plan = list(range(start, max_users + 1, step))
     secret = secrets.token_urlsafe(32)
     vms = spec.vms_for(max_users)
-    print(f"capacity of {spec.scenario.value}: steps {plan[0]}..{plan[-1]} users, {args.step_time:g}s each; "
-          f"limit p99 '{limits.request}' <= {limits.p99_ms:g} ms, errors <= {limits.max_error_rate:.1%}", flush=True)
+    print(
+        f"capacity of {spec.scenario.value}: steps {plan[0]}..{plan[-1]} users, {args.step_time:g}s each; "
+        f"limit p99 '{limits.request}' <= {limits.p99_ms:g} ms, errors <= {limits.max_error_rate:.1%}",
+        flush=True,
+    )
     steps: list[Step] = []
-    with start_vmws(secret, out / "vmws.log", scenario=write_fleet(out / f"fleet-{vms}.toml", vms),
-                    cpu=SERVER_CPU, heartbeat_interval=spec.heartbeat_interval,
-                    metrics_interval=spec.metrics_interval) as server:
+    with start_vmws(
+        secret,
+        out / "vmws.log",
+        scenario=write_fleet(out / f"fleet-{vms}.toml", vms),
+        cpu=SERVER_CPU,
+        heartbeat_interval=spec.heartbeat_interval,
+        metrics_interval=spec.metrics_interval,
+    ) as server:
         for i, users in enumerate(plan, 1):
             # at most 100 new connections a second: vmws listens with Tornado's backlog of
             # 128, and SYNs dropped past it cost 1-3 s each (seen as slow connects)
             spawn_rate = min(100.0, max(1.0, users / 5))
-            print(f"[{i}/{len(plan)}] {users} users: starting them ({users / spawn_rate:.0f}s), "
-                  f"then measuring {args.step_time:g}s …", flush=True)
+            print(
+                f"[{i}/{len(plan)}] {users} users: starting them ({users / spawn_rate:.0f}s), "
+                f"then measuring {args.step_time:g}s …",
+                flush=True,
+            )
             started = time.monotonic()
 
-            def run_step() -> Step:
+            def run_step(users: int = users, spawn_rate: float = spawn_rate) -> Step:
                 result = run_scenario(
-                    spec.scenario, users=users, spawn_rate=spawn_rate,
-                    run_time=f"{math.ceil(users / spawn_rate + args.step_time)}s", out_dir=out / "steps",
-                    processes=args.processes, secret=secret, server=server, reset_stats=True, quiet=True,
-                    locust_cpu=CLIENT_CPU if args.processes == 1 else None, vms=vms,
+                    spec.scenario,
+                    users=users,
+                    spawn_rate=spawn_rate,
+                    run_time=f"{math.ceil(users / spawn_rate + args.step_time)}s",
+                    out_dir=out / "steps",
+                    processes=args.processes,
+                    secret=secret,
+                    server=server,
+                    reset_stats=True,
+                    quiet=True,
+                    locust_cpu=CLIENT_CPU if args.processes == 1 else None,
+                    vms=vms,
                 )
                 return judge(result, spec, limits)
 
@@ -245,10 +279,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"      broke ({outcome.broken}); running the step again to confirm …", flush=True)
                 outcome = run_step()
             steps.append(outcome)
-            print(f"      p50 {outcome.p50_ms:.1f} ms, p99 {outcome.p99_ms:.1f} ms, errors {outcome.error_rate:.2%}, "
-                  f"server CPU {outcome.server_cpu:.0%}, Locust CPU {outcome.client_cpu:.0%} "
-                  f"({time.monotonic() - started:.0f}s): {'held' if outcome.held else 'BROKE: ' + outcome.broken}",
-                  flush=True)
+            print(
+                f"      p50 {outcome.p50_ms:.1f} ms, p99 {outcome.p99_ms:.1f} ms, errors {outcome.error_rate:.2%}, "
+                f"server CPU {outcome.server_cpu:.0%}, Locust CPU {outcome.client_cpu:.0%} "
+                f"({time.monotonic() - started:.0f}s): {'held' if outcome.held else 'BROKE: ' + outcome.broken}",
+                flush=True,
+            )
             if not outcome.held or not server.alive():
                 break
     _plots(steps, spec, limits, out)

@@ -103,9 +103,24 @@ def start_redis(directory: Path, *, port: int | None = None, extra: Sequence[str
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     argv = [
-        _need("redis-server"), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
-        "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-        "--logfile", str(directory / f"redis-{port}.log"), *extra,
+        _need("redis-server"),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        str(directory / f"redis-{port}.log"),
+        *extra,
     ]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _listening(proc, port, "redis-server")
@@ -116,8 +131,9 @@ def start_haproxy(directory: Path, backends: Sequence[int], *, port: int | None 
     """HAProxy round-robin over ``backends`` (loopback ports), with WebSocket timeouts."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    servers = "\n".join(f"    server node-{i} 127.0.0.1:{p} check inter 1s fall 2 rise 1"
-                        for i, p in enumerate(backends, 1))
+    servers = "\n".join(
+        f"    server node-{i} 127.0.0.1:{p} check inter 1s fall 2 rise 1" for i, p in enumerate(backends, 1)
+    )
     config = directory / "haproxy.cfg"
     config.write_text(
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n"
@@ -128,7 +144,10 @@ def start_haproxy(directory: Path, backends: Sequence[int], *, port: int | None 
     )
     with open(directory / "haproxy.log", "wb") as log:
         proc = subprocess.Popen(
-            [_need("haproxy"), "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            [_need("haproxy"), "-db", "-f", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
         )
     _listening(proc, port, "haproxy")
     return HAProxyProcess(proc, port, directory)

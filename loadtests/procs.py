@@ -109,8 +109,12 @@ class ServerProcess:
 
 
 def start_server(
-    argv: Sequence[str], log_path: str | os.PathLike[str], *, cpu: int | None = None,
-    timeout: float = 30.0, env: dict[str, str] | None = None,
+    argv: Sequence[str],
+    log_path: str | os.PathLike[str],
+    *,
+    cpu: int | None = None,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """Start ``argv`` (which must print ``http://127.0.0.1:PORT`` once listening)."""
     log_file = Path(log_path)
@@ -122,8 +126,12 @@ def start_server(
 
     with open(log_file, "wb") as out:
         proc = subprocess.Popen(
-            list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=child_setup, env={**os.environ, **(env or {})},
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=child_setup,
+            env={**os.environ, **(env or {})},
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -140,15 +148,33 @@ def start_server(
 
 
 def start_vmws(
-    secret: str, log_path: str | os.PathLike[str], *, scenario: str | os.PathLike[str] | None = None,
-    heartbeat_interval: float = 30.0, metrics_interval: float = 2.0, speed: float = 1.0,
-    cpu: int | None = None, extra: Sequence[str] = (),
+    secret: str,
+    log_path: str | os.PathLike[str],
+    *,
+    scenario: str | os.PathLike[str] | None = None,
+    heartbeat_interval: float = 30.0,
+    metrics_interval: float = 2.0,
+    speed: float = 1.0,
+    cpu: int | None = None,
+    extra: Sequence[str] = (),
 ) -> ServerProcess:
     """``vmws serve`` on the simulator, on an unused port of 127.0.0.1."""
     argv = [
-        sys.executable, "-m", "vmws", "serve", "--host", "127.0.0.1", "--port", "0",
-        "--heartbeat-interval", f"{heartbeat_interval:g}",
-        "--metrics-interval", f"{metrics_interval:g}", "--speed", f"{speed:g}", *extra,
+        sys.executable,
+        "-m",
+        "vmws",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--heartbeat-interval",
+        f"{heartbeat_interval:g}",
+        "--metrics-interval",
+        f"{metrics_interval:g}",
+        "--speed",
+        f"{speed:g}",
+        *extra,
     ]
     if scenario is not None:
         argv += ["--scenario", os.fspath(scenario)]
@@ -158,12 +184,25 @@ def start_vmws(
 
 
 def start_baseline(
-    log_path: str | os.PathLike[str], *, cpu: int | None = None, json_lib: str = "stdlib",
-    heartbeat_interval: float = 30.0, broadcast_interval: float = 1.0,
+    log_path: str | os.PathLike[str],
+    *,
+    cpu: int | None = None,
+    json_lib: str = "stdlib",
+    heartbeat_interval: float = 30.0,
+    broadcast_interval: float = 1.0,
 ) -> ServerProcess:
     """The minimal Tornado baseline server (``loadtests.baseline``)."""
     argv = [
-        sys.executable, "-m", "loadtests.baseline", "--port", "0", "--json", json_lib,
-        "--heartbeat-interval", f"{heartbeat_interval:g}", "--broadcast-interval", f"{broadcast_interval:g}",
+        sys.executable,
+        "-m",
+        "loadtests.baseline",
+        "--port",
+        "0",
+        "--json",
+        json_lib,
+        "--heartbeat-interval",
+        f"{heartbeat_interval:g}",
+        "--broadcast-interval",
+        f"{broadcast_interval:g}",
     ]
     return start_server(argv, log_path, cpu=cpu)

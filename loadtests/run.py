@@ -55,15 +55,49 @@ class RunResult:
 
 
 def _locust_argv(
-    spec: ScenarioSpec, *, host: str, secret: str, users: int, spawn_rate: float, run_time: str,
-    csv_prefix: Path, html: Path, processes: int, vms: int, reset_stats: bool, extra: Sequence[str],
+    spec: ScenarioSpec,
+    *,
+    host: str,
+    secret: str,
+    users: int,
+    spawn_rate: float,
+    run_time: str,
+    csv_prefix: Path,
+    html: Path,
+    processes: int,
+    vms: int,
+    reset_stats: bool,
+    extra: Sequence[str],
 ) -> list[str]:
     argv = [
-        sys.executable, "-m", "locust", "-f", str(spec.locustfile), "--headless",
-        "--users", str(users), "--spawn-rate", f"{spawn_rate:g}", "--run-time", run_time,
-        "--host", host, "--csv", str(csv_prefix), "--html", str(html), "--stop-timeout", "10",
-        "--vmws-vms", str(vms), "--vmws-workers", str(processes), "--exit-code-on-error", "1",
-        "--loglevel", "WARNING",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(spec.locustfile),
+        "--headless",
+        "--users",
+        str(users),
+        "--spawn-rate",
+        f"{spawn_rate:g}",
+        "--run-time",
+        run_time,
+        "--host",
+        host,
+        "--csv",
+        str(csv_prefix),
+        "--html",
+        str(html),
+        "--stop-timeout",
+        "10",
+        "--vmws-vms",
+        str(vms),
+        "--vmws-workers",
+        str(processes),
+        "--exit-code-on-error",
+        "1",
+        "--loglevel",
+        "WARNING",
     ]
     if processes > 1:
         argv += ["--processes", str(processes)]
@@ -73,11 +107,21 @@ def _locust_argv(
 
 
 def run_scenario(
-    scenario: str | Scenario, *, users: int | None = None, spawn_rate: float | None = None,
-    run_time: str = "30s", out_dir: str | os.PathLike[str] = "loadtest-results",
-    processes: int = 1, host: str | None = None, secret: str | None = None,
-    server_cpu: int | None = None, locust_cpu: int | None = None, reset_stats: bool = False,
-    extra: Sequence[str] = (), quiet: bool = False, server: ServerProcess | None = None,
+    scenario: str | Scenario,
+    *,
+    users: int | None = None,
+    spawn_rate: float | None = None,
+    run_time: str = "30s",
+    out_dir: str | os.PathLike[str] = "loadtest-results",
+    processes: int = 1,
+    host: str | None = None,
+    secret: str | None = None,
+    server_cpu: int | None = None,
+    locust_cpu: int | None = None,
+    reset_stats: bool = False,
+    extra: Sequence[str] = (),
+    quiet: bool = False,
+    server: ServerProcess | None = None,
     vms: int | None = None,
 ) -> RunResult:
     """Run one scenario headless; start a server unless ``host`` or ``server`` is given."""
@@ -94,8 +138,12 @@ def run_scenario(
         secret = secret or secrets.token_urlsafe(32)
         fleet = write_fleet(out / f"fleet-{vm_count}.toml", vm_count)
         own = server = start_vmws(
-            secret, out / f"vmws-{name}.log", scenario=fleet, cpu=server_cpu,
-            heartbeat_interval=spec.heartbeat_interval, metrics_interval=spec.metrics_interval,
+            secret,
+            out / f"vmws-{name}.log",
+            scenario=fleet,
+            cpu=server_cpu,
+            heartbeat_interval=spec.heartbeat_interval,
+            metrics_interval=spec.metrics_interval,
         )
     if server is not None:
         host = server.base_url
@@ -103,9 +151,18 @@ def run_scenario(
         raise ValueError("a server given by --host needs its --jwt-secret to mint tokens")
     assert host is not None
     argv = _locust_argv(
-        spec, host=host, secret=secret, users=users, spawn_rate=spawn_rate, run_time=run_time,
-        csv_prefix=csv_prefix, html=html, processes=processes, vms=vm_count,
-        reset_stats=reset_stats, extra=extra,
+        spec,
+        host=host,
+        secret=secret,
+        users=users,
+        spawn_rate=spawn_rate,
+        run_time=run_time,
+        csv_prefix=csv_prefix,
+        html=html,
+        processes=processes,
+        vms=vm_count,
+        reset_stats=reset_stats,
+        extra=extra,
     )
     cpu_cores = None if locust_cpu is None else str(locust_cpu)
 
@@ -121,9 +178,14 @@ def run_scenario(
         started = time.monotonic()
         with open(out / f"locust-{name}.log", "wb") as log:
             proc = subprocess.run(
-                argv, env=env, preexec_fn=child_setup, stdin=subprocess.DEVNULL,
-                stdout=log if quiet else None, stderr=subprocess.STDOUT if quiet else None,
-                timeout=_seconds(run_time) + 120, check=False,
+                argv,
+                env=env,
+                preexec_fn=child_setup,
+                stdin=subprocess.DEVNULL,
+                stdout=log if quiet else None,
+                stderr=subprocess.STDOUT if quiet else None,
+                timeout=_seconds(run_time) + 120,
+                check=False,
             )
         seconds = time.monotonic() - started
         after = server.usage() if server is not None else None
@@ -134,10 +196,17 @@ def run_scenario(
     stats = read_stats(csv_prefix) if Path(f"{csv_prefix}_stats.csv").exists() else {}
     cpu = (after.cpu_seconds - before.cpu_seconds) / seconds if before and after else None
     return RunResult(
-        spec.scenario, users, proc.returncode, csv_prefix, html, seconds, stats,
-        server_cpu=cpu, server_rss_bytes=after.rss_bytes if after else None,
-        client_cpu=(children_after.ru_utime + children_after.ru_stime
-                    - children.ru_utime - children.ru_stime) / seconds,
+        spec.scenario,
+        users,
+        proc.returncode,
+        csv_prefix,
+        html,
+        seconds,
+        stats,
+        server_cpu=cpu,
+        server_rss_bytes=after.rss_bytes if after else None,
+        client_cpu=(children_after.ru_utime + children_after.ru_stime - children.ru_utime - children.ru_stime)
+        / seconds,
     )
 
 
@@ -163,9 +232,11 @@ def summary(result: RunResult) -> str:
             f"{row.rps:>9.1f} {row.bytes_per_second / 1000:>9.1f}"
         )
     if result.server_cpu is not None:
-        lines.append(f"  server: {result.server_cpu * 100:.0f}% of a core, "
-                     f"{(result.server_rss_bytes or 0) / 2**20:.0f} MiB resident; "
-                     f"Locust: {(result.client_cpu or 0) * 100:.0f}% of a core")
+        lines.append(
+            f"  server: {result.server_cpu * 100:.0f}% of a core, "
+            f"{(result.server_rss_bytes or 0) / 2**20:.0f} MiB resident; "
+            f"Locust: {(result.client_cpu or 0) * 100:.0f}% of a core"
+        )
     lines.append(f"  limit for capacity: p99 of '{spec.limit_request}' <= {spec.limit_p99_ms:g} ms")
     lines.append(f"  CSV: {result.csv_prefix}_stats.csv  HTML: {result.html}")
     return "\n".join(lines)
@@ -176,21 +247,24 @@ def main(argv: list[str] | None = None) -> int:
     extra: list[str] = []
     if "--" in args_list:
         cut = args_list.index("--")
-        args_list, extra = args_list[:cut], args_list[cut + 1:]
+        args_list, extra = args_list[:cut], args_list[cut + 1 :]
     parser = argparse.ArgumentParser(
-        prog="python -m loadtests.run", description="Run one vmws Locust scenario headless.",
+        prog="python -m loadtests.run",
+        description="Run one vmws Locust scenario headless.",
         epilog="Scenarios: " + "; ".join(f"{s.value}: {SCENARIOS[s].summary}" for s in Scenario),
     )
     parser.add_argument("scenario", choices=[s.value for s in Scenario])
     parser.add_argument("--users", "-u", type=int, help="peak users (default: the scenario's)")
-    parser.add_argument("--spawn-rate", "-r", type=float,
-                        help="users started per second (default users/5, at most 100)")
+    parser.add_argument(
+        "--spawn-rate", "-r", type=float, help="users started per second (default users/5, at most 100)"
+    )
     parser.add_argument("--run-time", "-t", default="30s", help="e.g. 30s, 5m (default 30s)")
     parser.add_argument("--processes", type=int, default=1, help="Locust worker processes on this machine")
     parser.add_argument("--out", default="loadtest-results", help="folder for CSV, HTML and logs")
     parser.add_argument("--host", help="ws://HOST:PORT of a running server (default: start one)")
-    parser.add_argument("--jwt-secret", default=os.environ.get("VMWS_JWT_SECRET"),
-                        help="that server's secret (env VMWS_JWT_SECRET)")
+    parser.add_argument(
+        "--jwt-secret", default=os.environ.get("VMWS_JWT_SECRET"), help="that server's secret (env VMWS_JWT_SECRET)"
+    )
     parser.add_argument("--vms", type=int, help="VMs in that server's load fleet (loadtests.fleet names)")
     parser.add_argument("--server-cpu", type=int, help="pin the started server to this CPU")
     parser.add_argument("--locust-cpu", type=int, help="pin Locust to this CPU")
@@ -199,9 +273,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--host needs --jwt-secret (or VMWS_JWT_SECRET)")
     raise_nofile()
     result = run_scenario(
-        args.scenario, users=args.users, spawn_rate=args.spawn_rate, run_time=args.run_time,
-        out_dir=args.out, processes=args.processes, host=args.host, secret=args.jwt_secret,
-        server_cpu=args.server_cpu, locust_cpu=args.locust_cpu, extra=extra, vms=args.vms,
+        args.scenario,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        run_time=args.run_time,
+        out_dir=args.out,
+        processes=args.processes,
+        host=args.host,
+        secret=args.jwt_secret,
+        server_cpu=args.server_cpu,
+        locust_cpu=args.locust_cpu,
+        extra=extra,
+        vms=args.vms,
     )
     print(summary(result))
     return result.exit_code

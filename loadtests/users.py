@@ -49,26 +49,38 @@ _LOGIN_PROMPT = "login: "
 
 def _add_arguments(parser: Any) -> None:
     group = parser.add_argument_group("vmws", "options of the vmws scenarios")
-    group.add_argument("--vmws-secret", env_var="VMWS_JWT_SECRET", default="",
-                       help="HS256 secret of the server, to mint tokens")
+    group.add_argument(
+        "--vmws-secret", env_var="VMWS_JWT_SECRET", default="", help="HS256 secret of the server, to mint tokens"
+    )
     group.add_argument("--vmws-vms", type=int, default=1, help="VMs in the fleet (loadtests.fleet names)")
     group.add_argument("--vmws-prefix", default="load", help="VM name prefix of the fleet")
     group.add_argument("--vmws-workers", type=int, default=1, help="Locust worker processes (VM assignment)")
     group.add_argument("--vmws-flood", type=int, default=100000, help="console_throughput: seq N per flood")
-    group.add_argument("--vmws-command-share", type=float, default=0.05,
-                       help="monitoring: share of users that send commands")
+    group.add_argument(
+        "--vmws-command-share", type=float, default=0.05, help="monitoring: share of users that send commands"
+    )
 
 
 # Locust's event hooks are untyped; registered through Any
 cast(Any, events).init_command_line_parser.add_listener(_add_arguments)
 
 
-def _fire(environment: Environment, name: str, started: float, *, length: int = 0,
-          exception: BaseException | None = None, elapsed_ms: float | None = None) -> None:
+def _fire(
+    environment: Environment,
+    name: str,
+    started: float,
+    *,
+    length: int = 0,
+    exception: BaseException | None = None,
+    elapsed_ms: float | None = None,
+) -> None:
     cast(Any, environment.events).request.fire(
-        request_type=REQUEST_TYPE, name=name,
+        request_type=REQUEST_TYPE,
+        name=name,
         response_time=elapsed_ms if elapsed_ms is not None else (time.perf_counter() - started) * 1000.0,
-        response_length=length, exception=exception, context={},
+        response_length=length,
+        exception=exception,
+        context={},
     )
 
 
@@ -101,8 +113,9 @@ class Connection:
         started = time.perf_counter()
         name = f"connect {self.endpoint}"
         try:
-            self._ws = websocket.create_connection(self.url, timeout=30, enable_multithread=True,
-                                                   skip_utf8_validation=True)
+            self._ws = websocket.create_connection(
+                self.url, timeout=30, enable_multithread=True, skip_utf8_validation=True
+            )
             first = orjson.loads(self._ws.recv())
             if first.get("type") != "connection":
                 raise ConnectionError(f"refused: {first.get('data')}")
@@ -133,8 +146,7 @@ class Connection:
         finally:
             self._waiting.pop(data[key], None)
         failed = isinstance(reply, dict) and reply.get("success") is False
-        _fire(self.environment, name, started,
-              exception=RuntimeError(reply.get("message")) if failed else None)
+        _fire(self.environment, name, started, exception=RuntimeError(reply.get("message")) if failed else None)
         return reply
 
     def heartbeat(self) -> None:
@@ -143,8 +155,7 @@ class Connection:
 
     def command(self, action: str) -> Any:
         request_id = f"lt-{id(self):x}-{next(self._ids)}"
-        return self.round_trip("command", {"action": action, "requestId": request_id}, "requestId",
-                               f"command {action}")
+        return self.round_trip("command", {"action": action, "requestId": request_id}, "requestId", f"command {action}")
 
     def close(self) -> None:
         self._closing = True
@@ -172,8 +183,12 @@ class Connection:
             return
         if not self._closing:
             code = getattr(self._ws, "status", None)
-            _fire(self.environment, "dropped", time.perf_counter(),
-                  exception=ConnectionError(f"closed by the server (status {code})"))
+            _fire(
+                self.environment,
+                "dropped",
+                time.perf_counter(),
+                exception=ConnectionError(f"closed by the server (status {code})"),
+            )
 
     def _dispatch(self, message: dict[str, Any], size: int) -> None:
         kind = message.get("type")
@@ -211,8 +226,13 @@ class Connection:
             gevent.sleep(interval)
             silent = time.monotonic() - self._last_heartbeat
             if silent > 2.5 * interval:
-                _fire(self.environment, "missed heartbeat", time.perf_counter(), elapsed_ms=silent * 1000,
-                      exception=RuntimeError(f"no server heartbeat for {silent:.1f}s (interval {interval:g}s)"))
+                _fire(
+                    self.environment,
+                    "missed heartbeat",
+                    time.perf_counter(),
+                    elapsed_ms=silent * 1000,
+                    exception=RuntimeError(f"no server heartbeat for {silent:.1f}s (interval {interval:g}s)"),
+                )
                 self._last_heartbeat = time.monotonic()
 
 
@@ -232,8 +252,13 @@ class ConsoleSession:
         self.text = (self.text + content)[-4096:]
         self.received += len(content)
         if self.report_bytes:
-            _fire(self.connection.environment, "console bytes", 0.0, length=len(content),
-                  elapsed_ms=_message_lag_ms(message))
+            _fire(
+                self.connection.environment,
+                "console bytes",
+                0.0,
+                length=len(content),
+                elapsed_ms=_message_lag_ms(message),
+            )
         self._changed.set()
 
     def type(self, content: str) -> None:
@@ -312,8 +337,9 @@ class VMWSUser(User):
         secret = self.options.vmws_secret
         if not secret:
             raise StopUser("no --vmws-secret (or VMWS_JWT_SECRET): cannot mint tokens")
-        token = mint_token(secret, sub=f"locust-{self.number}", permissions=list(self.permissions),
-                           now=time.time(), ttl=24 * 3600)
+        token = mint_token(
+            secret, sub=f"locust-{self.number}", permissions=list(self.permissions), now=time.time(), ttl=24 * 3600
+        )
         base = (self.host or "ws://127.0.0.1:8080").rstrip("/")
         suffix = "/console" if endpoint == "console" else ""
         return f"{base}/ws/vms/{vm}{suffix}?token={token}"

@@ -129,7 +129,7 @@ class Connection(asyncio.Protocol):
                 break
             if size - pos < head + n:
                 break
-            payload = bytes(buf[pos + head: pos + head + n])
+            payload = bytes(buf[pos + head : pos + head + n])
             pos += head + n
             if opcode == OP_TEXT or opcode == 0x2:
                 self.messages += 1
@@ -193,8 +193,12 @@ async def connect(url: str, on_message: MessageHandler | None = None, timeout: f
 
 
 async def connect_many(
-    urls: list[str], on_message: MessageHandler | None = None, *, concurrency: int = 64,
-    timeout: float = 120.0, progress: Callable[[int], None] | None = None,
+    urls: list[str],
+    on_message: MessageHandler | None = None,
+    *,
+    concurrency: int = 64,
+    timeout: float = 120.0,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Connection]:
     """Open one connection per URL, at most ``concurrency`` handshakes at a time (a
     listen backlog of 128 drops SYNs past that, costing a second each)."""

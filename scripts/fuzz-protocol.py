@@ -16,8 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 
 from tests.vmws.test_protocol_properties import check, plausible  # noqa: E402
 from vmws.protocol import Endpoint  # noqa: E402
@@ -30,8 +34,7 @@ def main() -> int:
     frames = st.text(max_size=400) | st.binary(max_size=400) | plausible.map(lambda m: __import__("json").dumps(m))
     started = time.monotonic()
 
-    @settings(max_examples=args.examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=args.examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(frames, st.sampled_from(list(Endpoint)))
     def fuzz(raw: str | bytes, endpoint: Endpoint) -> None:
         check(raw, endpoint)

@@ -54,7 +54,7 @@ async def console_viewer(base: str, token: str, vm: str, stop: asyncio.Event) ->
     return received
 
 
-async def cycles(base: str, token: str, count: int, workers: int, progress: "Progress") -> None:
+async def cycles(base: str, token: str, count: int, workers: int, progress: Progress) -> None:
     queue = iter(range(count))
 
     async def worker() -> None:
@@ -80,7 +80,9 @@ class Progress:
             fds, rss = server_figures(self.pid)
             self.points.append((self.done, fds, rss))
             rate = self.done / (time.monotonic() - self.started)
-            print(f"  {self.done:>7} cycles  fds={fds:<5} rss={rss / 1024:7.1f} MiB  ({rate:,.0f} cycles/s)", flush=True)
+            print(
+                f"  {self.done:>7} cycles  fds={fds:<5} rss={rss / 1024:7.1f} MiB  ({rate:,.0f} cycles/s)", flush=True
+            )
 
 
 async def main() -> int:
@@ -95,9 +97,25 @@ async def main() -> int:
 
     env = {**os.environ, "VMWS_JWT_SECRET": SECRET}
     server = subprocess.Popen(
-        [sys.executable, "-m", "vmws", "serve", "--port", "0", "--speed", str(args.speed),
-         "--max-connections-per-user", "100000", "--log-format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "vmws",
+            "serve",
+            "--port",
+            "0",
+            "--speed",
+            str(args.speed),
+            "--max-connections-per-user",
+            "100000",
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     assert server.stdout is not None
     banner = server.stdout.readline()
@@ -113,8 +131,9 @@ async def main() -> int:
         print(f"vmws pid {server.pid} on {base}: fds={fds0} rss={rss0 / 1024:.1f} MiB at start")
         stop = asyncio.Event()
         vms = ["my-vm", *(f"web-{n}" for n in range(1, 6))]
-        viewers = [asyncio.create_task(console_viewer(base, token, vms[i % len(vms)], stop))
-                   for i in range(args.consoles)]
+        viewers = [
+            asyncio.create_task(console_viewer(base, token, vms[i % len(vms)], stop)) for i in range(args.consoles)
+        ]
         await asyncio.sleep(1.0)
         settled_before = server_figures(server.pid)
         progress = Progress(args.cycles, server.pid)
@@ -129,13 +148,19 @@ async def main() -> int:
         elapsed = time.monotonic() - started
         warm = progress.points[min(1, len(progress.points) - 1)]
         last = progress.points[-1]
-        print(f"{args.cycles} cycles in {elapsed:.0f}s; {elapsed * args.speed / 3600:.2f} simulated hours with "
-              f"{args.consoles} consoles open ({received / 1e6:.1f} MB of console traffic)")
-        print(f"open fds, idle: before the cycles {settled_before[0]}, after them {settled_after[0]} "
-              f"(drift {settled_after[0] - settled_before[0]:+d})")
-        print(f"rss: after warm-up ({warm[0]} cycles) {warm[2] / 1024:.1f} MiB, after {last[0]} cycles "
-              f"{last[2] / 1024:.1f} MiB, idle at the end {settled_after[1] / 1024:.1f} MiB "
-              f"(drift {(settled_after[1] - warm[2]) / 1024:+.1f} MiB)")
+        print(
+            f"{args.cycles} cycles in {elapsed:.0f}s; {elapsed * args.speed / 3600:.2f} simulated hours with "
+            f"{args.consoles} consoles open ({received / 1e6:.1f} MB of console traffic)"
+        )
+        print(
+            f"open fds, idle: before the cycles {settled_before[0]}, after them {settled_after[0]} "
+            f"(drift {settled_after[0] - settled_before[0]:+d})"
+        )
+        print(
+            f"rss: after warm-up ({warm[0]} cycles) {warm[2] / 1024:.1f} MiB, after {last[0]} cycles "
+            f"{last[2] / 1024:.1f} MiB, idle at the end {settled_after[1] / 1024:.1f} MiB "
+            f"(drift {(settled_after[1] - warm[2]) / 1024:+.1f} MiB)"
+        )
         return 0
     finally:
         server.send_signal(signal.SIGTERM)

@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", metavar="FILE")
     run.add_argument("--until", type=duration_argument, default=600.0, help="simulated time to run (default 10m)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--console", action="append", default=[], metavar="VM",
-                     help="print what this VM's console showed (repeatable)")
+    run.add_argument(
+        "--console", action="append", default=[], metavar="VM", help="print what this VM's console showed (repeatable)"
+    )
     run.add_argument("--all", action="store_true", help="list every VM's final state, however many")
     bench = sub.add_parser("bench", help="measure start time, memory and sampling cost of a big fleet")
     bench.add_argument("--vms", type=int, default=10_000, help="fleet size (default 10000)")

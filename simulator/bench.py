@@ -40,8 +40,16 @@ from simulator.clock import VirtualClock
 from simulator.engine import Simulator
 from simulator.scenario import load_scenario
 
-__all__ = ["run_bench", "machine_description", "ServeFigures", "Serving", "serving", "measure_serve", "write_fleet",
-           "SECRET"]
+__all__ = [
+    "run_bench",
+    "machine_description",
+    "ServeFigures",
+    "Serving",
+    "serving",
+    "measure_serve",
+    "write_fleet",
+    "SECRET",
+]
 
 SECRET = "bench-secret-" + "x" * 32  # what `serving` passes as VMWS_JWT_SECRET
 _START_TARGET = 5.0
@@ -70,8 +78,10 @@ def machine_description() -> str:
         memory = f", {kib / 2**20:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return (f"{model}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}")
+    return (
+        f"{model}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}"
+    )
 
 
 def write_fleet(directory: Path, count: int, templated: bool) -> Path:
@@ -80,8 +90,9 @@ def write_fleet(directory: Path, count: int, templated: bool) -> Path:
     if templated:
         text = f'[[vm]]\nname = "vm-{{{1:0{width}d}..{count}}}"\nmemory_mib = 1024\nvcpus = 1\n'
     else:
-        text = "".join(f'[[vm]]\nname = "vm-{i:0{width}d}"\nmemory_mib = 1024\nvcpus = 1\n\n'
-                       for i in range(1, count + 1))
+        text = "".join(
+            f'[[vm]]\nname = "vm-{i:0{width}d}"\nmemory_mib = 1024\nvcpus = 1\n\n' for i in range(1, count + 1)
+        )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -107,8 +118,19 @@ def serving(scenario: Path, *extra: str, timeout: float = 60.0) -> Iterator[Serv
     """``vmws serve --scenario`` on a free port of 127.0.0.1 until the block ends (SIGTERM)."""
     # The secret through the environment, never argv (visible in `ps`).
     env = {k: v for k, v in os.environ.items() if not k.startswith("VMWS_")} | {"VMWS_JWT_SECRET": SECRET}
-    command = [sys.executable, "-m", "vmws", "serve", "--scenario", str(scenario), "--port", "0",
-               "--host", "127.0.0.1", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "vmws",
+        "serve",
+        "--scenario",
+        str(scenario),
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        *extra,
+    ]
     began = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -161,8 +183,10 @@ def _in_process(path: Path, count: int) -> list[str]:
     sim = Simulator(VirtualClock(), fleet, seed=1)
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    lines.append(f"  parse {parsed * 1000:.0f} ms, build {built * 1000:.0f} ms, "
-                 f"{held / count:.0f} B per VM held by the machines (tracemalloc)")
+    lines.append(
+        f"  parse {parsed * 1000:.0f} ms, build {built * 1000:.0f} ms, "
+        f"{held / count:.0f} B per VM held by the machines (tracemalloc)"
+    )
     names = sim.names()
     timings = []
     for _ in range(3):
@@ -171,8 +195,10 @@ def _in_process(path: Path, count: int) -> list[str]:
             sim.sample(name)
         timings.append(time.perf_counter() - began)
     best = min(timings)
-    lines.append(f"  sample all {count} (engine): best {best * 1000:.1f} ms of 3, "
-                 f"first {timings[0] * 1000:.1f} ms [{_verdict(timings[0] < _SAMPLE_TARGET)} < 100 ms]")
+    lines.append(
+        f"  sample all {count} (engine): best {best * 1000:.1f} ms of 3, "
+        f"first {timings[0] * 1000:.1f} ms [{_verdict(timings[0] < _SAMPLE_TARGET)} < 100 ms]"
+    )
     lines.append(f"  sample all {count} (SimulatorBackend, awaited): {_backend_sampling(path) * 1000:.1f} ms")
     sim.halt()
     lines += _history_figures(path, count)
@@ -227,11 +253,17 @@ def _history_figures(path: Path, count: int) -> list[str]:
 
     for i in range(few):
         for minute in range(limits.minute_count + 10):
-            full.record(f"vm-{i}", MetricsSample(0.0, 1.5, 2**29, 2**30, minute, minute, minute, minute),
-                        1_000_000_020.0 + 60 * minute)
+            full.record(
+                f"vm-{i}",
+                MetricsSample(0.0, 1.5, 2**29, 2**30, minute, minute, minute, minute),
+                1_000_000_020.0 + 60 * minute,
+            )
         for j in range(limits.recent_capacity):
-            full.record(f"vm-{i}", MetricsSample(0.0, 1.5, 2**29, 2**30, 10**9 + j, 0, 0, 0),
-                        1_000_000_020.0 + 60 * (limits.minute_count + 10) + 2 * j)
+            full.record(
+                f"vm-{i}",
+                MetricsSample(0.0, 1.5, 2**29, 2**30, 10**9 + j, 0, 0, 0),
+                1_000_000_020.0 + 60 * (limits.minute_count + 10) + 2 * j,
+            )
     held_full, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     per_vm_full = held_full / few
@@ -274,14 +306,18 @@ def run_bench(count: int = 10_000, serve: bool = True) -> int:
         one = write_fleet(directory, 1, templated=True)
         if serve:
             base = measure_serve(one)
-            print(f"vmws serve, 1 VM: serving after {base.seconds_to_banner:.2f} s, RSS {base.rss_bytes / 2**20:.1f} MiB")
+            print(
+                f"vmws serve, 1 VM: serving after {base.seconds_to_banner:.2f} s, RSS {base.rss_bytes / 2**20:.1f} MiB"
+            )
             for label, path in (("templated [[vm]]", templated), ("plain [[vm]] tables", plain)):
                 figures = measure_serve(path)
                 per_vm = (figures.rss_bytes - base.rss_bytes) / (count - 1)
-                print(f"vmws serve, {count} VMs ({label}): serving after {figures.seconds_to_banner:.2f} s "
-                      f"[{_verdict(figures.seconds_to_banner < _START_TARGET)} < 5 s], "
-                      f"RSS {figures.rss_bytes / 2**20:.1f} MiB, {per_vm:.0f} B per VM beyond the baseline "
-                      f"[{_verdict(per_vm < _BYTES_PER_VM_TARGET)} < 2048 B]")
+                print(
+                    f"vmws serve, {count} VMs ({label}): serving after {figures.seconds_to_banner:.2f} s "
+                    f"[{_verdict(figures.seconds_to_banner < _START_TARGET)} < 5 s], "
+                    f"RSS {figures.rss_bytes / 2**20:.1f} MiB, {per_vm:.0f} B per VM beyond the baseline "
+                    f"[{_verdict(per_vm < _BYTES_PER_VM_TARGET)} < 2048 B]"
+                )
         print("in process:")
         for line in _in_process(templated, count):
             print(line)

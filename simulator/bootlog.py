@@ -96,8 +96,9 @@ def boot_log(
     """Kernel then init lines spread over ``duration``; getty follows at ``duration``.
 
     ``stuck``: init stops half-way (the caller then prints ``start_job_line``s)."""
-    lines = [(text + "\r\n").encode() for text in kernel_lines(personality, memory_mib=memory_mib, vcpus=vcpus,
-                                                                 seed=seed)]
+    lines = [
+        (text + "\r\n").encode() for text in kernel_lines(personality, memory_mib=memory_mib, vcpus=vcpus, seed=seed)
+    ]
     if personality.init is Init.SYSTEMD:
         units = _UNITS[:2] if stuck else _UNITS
         lines.extend(f"{_OK} {unit}\r\n".encode() for unit in units)

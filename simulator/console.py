@@ -340,8 +340,14 @@ class Console:
         if user is not None and password == user.password:
             host = self._host
             self._session = Session(
-                self.personality, self.hostname, user, memory_mib=self._memory_mib, vcpus=self._vcpus,
-                now=host.now, uptime=host.uptime, kernel_log=host.kernel_log,
+                self.personality,
+                self.hostname,
+                user,
+                memory_mib=self._memory_mib,
+                vcpus=self._vcpus,
+                now=host.now,
+                uptime=host.uptime,
+                kernel_log=host.kernel_log,
             )
             self._out += _crlf(self._session.welcome())
             self._enter_shell()

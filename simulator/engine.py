@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Simulator:
-    def __init__(
-        self, clock: Clock, fleet: FleetSpec | None = None, *, seed: int = 0, log_limit: int = 10_000
-    ) -> None:
+    def __init__(self, clock: Clock, fleet: FleetSpec | None = None, *, seed: int = 0, log_limit: int = 10_000) -> None:
         self.clock = clock
         self.fleet = fleet or demo_fleet()
         self._rng = random.Random(seed)

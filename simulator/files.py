@@ -60,8 +60,10 @@ class FileTree:
         files["/etc/hostname"] = hostname + "\n"
         files["/etc/hosts"] = f"127.0.0.1 localhost\n127.0.1.1 {hostname}\n"
         files["/etc/passwd"] = _passwd(personality.users)
-        files["/etc/shadow"] = "".join(f"{u}:$6$rounds=4096$simulated$:19800:0:99999:7:::\n"
-                                       for u in ("root", *(u.name for u in personality.users if u.name != "root")))
+        files["/etc/shadow"] = "".join(
+            f"{u}:$6$rounds=4096$simulated$:19800:0:99999:7:::\n"
+            for u in ("root", *(u.name for u in personality.users if u.name != "root"))
+        )
         for user in personality.users:
             files[f"{user.home}/notes.txt"] = (
                 f"This is {hostname}, a simulated VM served by vmws.\n"
@@ -107,9 +109,11 @@ class FileTree:
 
     def children(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"
-        names = {p[len(prefix):].split("/", 1)[0]
-                 for p in (*self._files, *self._overlay, *self._dirs, self._log, "/dev/null")
-                 if p.startswith(prefix) and p != path}
+        names = {
+            p[len(prefix) :].split("/", 1)[0]
+            for p in (*self._files, *self._overlay, *self._dirs, self._log, "/dev/null")
+            if p.startswith(prefix) and p != path
+        }
         return sorted(names)
 
     @staticmethod

@@ -15,8 +15,18 @@ from collections.abc import Callable, Sequence
 
 from simulator.metrics import noise
 
-__all__ = ["Flood", "YesFlood", "SeqFlood", "TextFlood", "LinesFlood", "ChainFlood", "seq_size", "syslog_line",
-           "dmesg_line", "SYSLOG_LINES"]
+__all__ = [
+    "Flood",
+    "YesFlood",
+    "SeqFlood",
+    "TextFlood",
+    "LinesFlood",
+    "ChainFlood",
+    "seq_size",
+    "syslog_line",
+    "dmesg_line",
+    "SYSLOG_LINES",
+]
 
 SYSLOG_LINES = 100_000  # about 9 MB: `cat /var/log/syslog` is a throughput test on its own
 
@@ -118,7 +128,7 @@ class _Thousands:
         elif prefix != old:
             stride = len(prefix) + 5  # the prefix, three digits, CR LF
             block = self._block
-            for q, (digit, was) in enumerate(zip(prefix, old)):
+            for q, (digit, was) in enumerate(zip(prefix, old, strict=False)):
                 if digit != was:
                     block[q::stride] = _DIGIT_RUNS[digit - ord("0")]
         self._prefix = prefix
@@ -190,7 +200,7 @@ _PROGRAMS = (
     ("sshd", 0, "pam_unix(sshd:session): session opened for user admin(uid=1000) by (uid=0)"),
     ("systemd-resolved", 0, "Clock change detected. Flushing caches."),
     ("snapd", 0, "autorefresh.go:551: auto-refresh: all snaps are up-to-date"),
-    ("nginx", 0, "10.0.2.2 - - \"GET /health HTTP/1.1\" 200 2 \"-\" \"kube-probe/1.29\""),
+    ("nginx", 0, '10.0.2.2 - - "GET /health HTTP/1.1" 200 2 "-" "kube-probe/1.29"'),
 )
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

@@ -171,8 +171,12 @@ class Machine:
         if self._console is None:
             up = self.status in (VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.SUSPENDED)
             self._console = Console(
-                self.hostname, self.spec.personality, self, self.spec.timings.login_failure_delay,
-                memory_mib=self.spec.memory_mib, vcpus=self.spec.vcpus,
+                self.hostname,
+                self.spec.personality,
+                self,
+                self.spec.timings.login_failure_delay,
+                memory_mib=self.spec.memory_mib,
+                vcpus=self.spec.vcpus,
                 at_login=up and self.phase is Phase.IDLE and self._guest is Guest.UP,
             )
         return self._console
@@ -348,7 +352,9 @@ class Machine:
         old = self.status
         self.status = status
         self.last_state_change = self._clock.time()
-        self._log(Category.STATUS, f"{old.value} -> {status.value}" if old is not status else f"{status.value} (new boot)")
+        self._log(
+            Category.STATUS, f"{old.value} -> {status.value}" if old is not status else f"{status.value} (new boot)"
+        )
         self._notify(self.info())
 
     def _print_lines(self, lines: list[tuple[float, bytes]], offset: float = 0.0) -> None:
@@ -369,14 +375,16 @@ class Machine:
         stuck = self._faults is not None and self._faults.stuck_boot
         if stuck:
             self.faults.stuck_boot = False
-        lines = deque(boot_log(
-            self.spec.personality,
-            memory_mib=self.spec.memory_mib,
-            vcpus=self.spec.vcpus,
-            duration=duration,
-            seed=self._boot_seed(),
-            stuck=stuck,
-        ))
+        lines = deque(
+            boot_log(
+                self.spec.personality,
+                memory_mib=self.spec.memory_mib,
+                vcpus=self.spec.vcpus,
+                duration=duration,
+                seed=self._boot_seed(),
+                stuck=stuck,
+            )
+        )
 
         def step(at: float) -> None:  # ``at``: seconds into the boot
             while lines and lines[0][0] <= at:
@@ -646,8 +654,12 @@ class Machine:
         if self.status is not VMStatus.RUNNING:
             return False
         self.faults.bursts.append(
-            Burst(kind, self.running_seconds(), duration if duration is not None else 60.0,
-                  rate if rate is not None else DEFAULT_RATES[kind])
+            Burst(
+                kind,
+                self.running_seconds(),
+                duration if duration is not None else 60.0,
+                rate if rate is not None else DEFAULT_RATES[kind],
+            )
         )
         return True
 

@@ -101,8 +101,21 @@ def _busy_time(x: float, period: float, burst: float) -> float:
 class MetricsModel:
     """One VM's fixed metric parameters, computed once: its profile and its traits."""
 
-    __slots__ = ("key", "kind", "vcpus", "memory_total", "cpu", "phase", "memory", "net", "disk", "period",
-                 "burst", "offset", "omega")
+    __slots__ = (
+        "key",
+        "kind",
+        "vcpus",
+        "memory_total",
+        "cpu",
+        "phase",
+        "memory",
+        "net",
+        "disk",
+        "period",
+        "burst",
+        "offset",
+        "omega",
+    )
 
     def __init__(self, salt: int, name: str, profile: MetricsProfile, vcpus: int, memory_total: int) -> None:
         key = zlib.crc32(name.encode())

@@ -113,7 +113,7 @@ def parse_rate(value: Any) -> float:
     elif isinstance(value, str) and (match := _RATE_RE.match(value)):
         rate = float(match.group(1)) * _RATE_UNITS[match.group(2)]
     else:
-        raise ValueError(f"must be bytes per second such as 50000 or \"50MiB/s\", got {value!r}")
+        raise ValueError(f'must be bytes per second such as 50000 or "50MiB/s", got {value!r}')
     if not math.isfinite(rate) or rate < 0:
         raise ValueError(f"must be zero or more bytes per second, got {value!r}")
     return rate
@@ -277,7 +277,8 @@ class _Parser:
         for key in data:
             if key not in _TOP_KEYS:
                 raise ScenarioError(
-                    self.source, None,
+                    self.source,
+                    None,
                     f"unknown top-level key {key!r} (known: [scenario], [personality.NAME], [profile.NAME], "
                     "[template.NAME], [[vm]], [[event]])",
                 )
@@ -413,40 +414,49 @@ class _Parser:
             found = found or (builtin(value) if isinstance(value, str) else None)
             if found is None:
                 known = ", ".join([*self.personalities, *BUILTIN])
-                raise self.error(ctx, key, f"personality must name a [personality.NAME] or a built-in ({known}), "
-                                           f"got {_show(value)}")
+                raise self.error(
+                    ctx, key, f"personality must name a [personality.NAME] or a built-in ({known}), got {_show(value)}"
+                )
             return found
         if key == "metrics":
             profile = self.profiles.get(value) if isinstance(value, str) else None
             if profile is None:
-                raise self.error(ctx, key, f"metrics must name a profile ({', '.join(self.profiles)}), got {_show(value)}")
+                raise self.error(
+                    ctx, key, f"metrics must name a profile ({', '.join(self.profiles)}), got {_show(value)}"
+                )
             return profile
         # timings: a table of durations, merged key by key with the template's
         table = self.table(ctx, value, "timings")
         self.check_keys(ctx, table, _TIMING_KEYS, "timing")
-        return {k: self.value(ctx, k, _positive_duration if k.endswith("timeout") else parse_duration, v)
-                for k, v in table.items()}
+        return {
+            k: self.value(ctx, k, _positive_duration if k.endswith("timeout") else parse_duration, v)
+            for k, v in table.items()
+        }
 
     def vm_entry(self, index: int, raw: Any) -> list[VMSpec]:
         ctx = _Ctx(("vm", str(index + 1)), f"vm #{index + 1}")
         raw = self.table(ctx, raw, "each [[vm]] entry")
         pattern = raw.get("name")
         if not isinstance(pattern, str) or not pattern:
-            raise self.error(ctx, "name", f"name is required: a string such as \"web-1\" or \"web-{{001..500}}\", "
-                                          f"got {_show(pattern)}")
+            raise self.error(
+                ctx, "name", f'name is required: a string such as "web-1" or "web-{{001..500}}", got {_show(pattern)}'
+            )
         ctx = _Ctx(ctx.owner, f"vm {pattern!r}")
         self.check_keys(ctx, raw, _VM_KEYS)
         names = self.value(ctx, "name", expand_braces, pattern)
         for name in names:
             if not _fleet.valid_name(name):
-                raise self.error(ctx, "name", f"name {name!r} must be 1-63 printable characters without '/' "
-                                              "or surrounding spaces")
+                raise self.error(
+                    ctx, "name", f"name {name!r} must be 1-63 printable characters without '/' or surrounding spaces"
+                )
         values: dict[str, Any] = {}
         if "template" in raw:
             template = raw["template"]
             if not isinstance(template, str) or template not in self.templates:
                 known = ", ".join(self.templates) or "none defined"
-                raise self.error(ctx, "template", f"template must name a [template.NAME] ({known}), got {_show(template)}")
+                raise self.error(
+                    ctx, "template", f"template must name a [template.NAME] ({known}), got {_show(template)}"
+                )
             values.update(self.templates[template])
         for key, value in raw.items():
             if key in ("name", "template"):
@@ -458,9 +468,12 @@ class _Parser:
             # transitions are jittered by up to +20 %: the slowest must still beat its timeout
             # (a graceful restart asked for at power-on waits for the whole boot)
             if getattr(timings, nominal) * 1.2 >= getattr(timings, limit):
-                raise self.error(ctx, limit if limit in values.get("timings", {}) else nominal,
-                                 f"timings: {nominal} ({getattr(timings, nominal):g} s, up to 20 % more with jitter) "
-                                 f"must stay under {limit} ({getattr(timings, limit):g} s)")
+                raise self.error(
+                    ctx,
+                    limit if limit in values.get("timings", {}) else nominal,
+                    f"timings: {nominal} ({getattr(timings, nominal):g} s, up to 20 % more with jitter) "
+                    f"must stay under {limit} ({getattr(timings, limit):g} s)",
+                )
         # one personality, timings and profile object shared by every VM of this entry
         shared = {
             "status": values.get("status", VMStatus.RUNNING),
@@ -482,15 +495,17 @@ class _Parser:
         ctx = _Ctx(ctx.owner, f"event #{index + 1} ({kind.value})")
         self.check_keys(ctx, raw, (*_EVENT_COMMON, *_EVENT_EXTRA[kind]))
         if "at" not in raw:
-            raise self.error(ctx, None, "at is required: when, after the start, e.g. at = \"90s\"")
+            raise self.error(ctx, None, 'at is required: when, after the start, e.g. at = "90s"')
         if "vm" not in raw:
-            raise self.error(ctx, None, "vm is required: a name, a glob such as \"web-*\" or a range")
+            raise self.error(ctx, None, 'vm is required: a name, a glob such as "web-*" or a range')
         at = self.value(ctx, "at", parse_duration, raw["at"])
         selectors = raw["vm"] if isinstance(raw["vm"], list) else [raw["vm"]]
         targets: list[str] = []
         for selector in selectors:
             if not isinstance(selector, str) or not selector:
-                raise self.error(ctx, "vm", f"vm must be a name, glob or range (or a list of them), got {_show(selector)}")
+                raise self.error(
+                    ctx, "vm", f"vm must be a name, glob or range (or a list of them), got {_show(selector)}"
+                )
             targets.extend(self.select(ctx, selector, defined, names))
         vms = tuple(dict.fromkeys(targets))  # in order, once each
         params: dict[str, Any] = {}
@@ -521,8 +536,9 @@ class _Parser:
         if kind is EventKind.TYPE:
             text = raw.get("text")
             if not isinstance(text, str) or not text:
-                raise self.error(ctx, "text" if "text" in raw else None,
-                                 "text is required: the keys to type, e.g. text = \"admin\\n\"")
+                raise self.error(
+                    ctx, "text" if "text" in raw else None, 'text is required: the keys to type, e.g. text = "admin\\n"'
+                )
             params["text"] = text
         selector_text = ", ".join(str(s) for s in selectors)
         line = None

@@ -96,15 +96,20 @@ class Session:
     def prompt(self) -> str:
         user, cwd = self._stack[-1]
         home = user.home
-        where = "~" + cwd[len(home):] if cwd == home or cwd.startswith(home + "/") else cwd
+        where = "~" + cwd[len(home) :] if cwd == home or cwd.startswith(home + "/") else cwd
         sigil = "#" if user.name == "root" else "$"
         host = self.hostname.split(".", 1)[0]
         return self.personality.prompt.format(user=user.name, host=host, cwd=where, sigil=sigil)
 
     def welcome(self) -> str:
         p = self.personality
-        values = {"os_name": p.os_name, "kernel": p.kernel, "kernel_build": p.kernel_build,
-                  "hostname": self.hostname, "tty": p.tty}
+        values = {
+            "os_name": p.os_name,
+            "kernel": p.kernel,
+            "kernel_build": p.kernel_build,
+            "hostname": self.hostname,
+            "tty": p.tty,
+        }
         text = p.welcome.format(**values)
         if p.motd:
             text += p.motd if p.motd.endswith("\n") else p.motd + "\n"

@@ -205,8 +205,10 @@ def _uptime(ctx: ShellContext) -> str:
 
 def _date(now: float) -> str:
     t = time.gmtime(now)
-    return (f"{_DAYS[t.tm_wday]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} UTC {t.tm_year}\n")
+    return (
+        f"{_DAYS[t.tm_wday]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} UTC {t.tm_year}\n"
+    )
 
 
 def _free(ctx: ShellContext, args: list[str]) -> str:
@@ -214,23 +216,31 @@ def _free(ctx: ShellContext, args: list[str]) -> str:
     used, free, cache = total * 3 // 10, total * 5 // 10, total * 2 // 10
     unit, scale = ("Mi", 1) if "-h" in args else ("", 1 if "-m" in args else 1024)
     cells = [f"{v * scale}{unit}" for v in (total, used, free, 1, cache, total - used)]
-    return ("               total        used        free      shared  buff/cache   available\n"
-            f"Mem:  {cells[0]:>14} {cells[1]:>11} {cells[2]:>11} {cells[3]:>11} {cells[4]:>11} {cells[5]:>11}\n"
-            f"Swap: {'0':>14} {'0':>11} {'0':>11}\n")
+    return (
+        "               total        used        free      shared  buff/cache   available\n"
+        f"Mem:  {cells[0]:>14} {cells[1]:>11} {cells[2]:>11} {cells[3]:>11} {cells[4]:>11} {cells[5]:>11}\n"
+        f"Swap: {'0':>14} {'0':>11} {'0':>11}\n"
+    )
 
 
 def _df() -> str:
-    return ("Filesystem      Size  Used Avail Use% Mounted on\n"
-            "/dev/vda1       9.6G  2.4G  7.2G  25% /\n"
-            "tmpfs           197M  1.1M  196M   1% /run\n"
-            "/dev/vda15      105M  6.1M   99M   6% /boot/efi\n")
+    return (
+        "Filesystem      Size  Used Avail Use% Mounted on\n"
+        "/dev/vda1       9.6G  2.4G  7.2G  25% /\n"
+        "tmpfs           197M  1.1M  196M   1% /run\n"
+        "/dev/vda15      105M  6.1M   99M   6% /boot/efi\n"
+    )
 
 
 def _ps(ctx: ShellContext) -> str:
-    rows = [("root", 1, "/sbin/init"), ("root", 412, "/lib/systemd/systemd-journald"),
-            ("root", 688, "sshd: /usr/sbin/sshd -D"), ("root", 731, f"/sbin/agetty -o -p -- \\u --keep-baud "
-                                                                     f"115200,57600,38400,9600 {ctx.personality.tty}"),
-            (ctx.user.name, 1204, "-bash"), (ctx.user.name, 1290, "ps")]
+    rows = [
+        ("root", 1, "/sbin/init"),
+        ("root", 412, "/lib/systemd/systemd-journald"),
+        ("root", 688, "sshd: /usr/sbin/sshd -D"),
+        ("root", 731, f"/sbin/agetty -o -p -- \\u --keep-baud 115200,57600,38400,9600 {ctx.personality.tty}"),
+        (ctx.user.name, 1204, "-bash"),
+        (ctx.user.name, 1290, "ps"),
+    ]
     return "  PID TTY          TIME CMD\n" + "".join(f"{pid:5d} ?        00:00:00 {cmd}\n" for _, pid, cmd in rows)
 
 
@@ -312,9 +322,11 @@ def _dd(ctx: ShellContext, args: list[str]) -> CommandResult:
             writes = ((path, OverlayFile(count * block)),)
     total = count * block
     seconds = max(0.001, total / 480e6)  # a virtio disk writes about 480 MB/s
-    report = (f"{count}+0 records in\n{count}+0 records out\n"
-              f"{total} bytes ({total / 1e6:.1f} MB, {total / 2**20:.0f} MiB) copied, "
-              f"{seconds:.4f} s, {total / seconds / 1e6:.0f} MB/s\n")
+    report = (
+        f"{count}+0 records in\n{count}+0 records out\n"
+        f"{total} bytes ({total / 1e6:.1f} MB, {total / 2**20:.0f} MiB) copied, "
+        f"{seconds:.4f} s, {total / seconds / 1e6:.0f} MB/s\n"
+    )
     return CommandResult(report, writes=writes, disk_write=total if writes else 0)
 
 
@@ -338,7 +350,7 @@ def _uname(ctx: ShellContext, args: list[str]) -> str:
 def _id(user: User) -> str:
     if user.name == "root":
         return "uid=0(root) gid=0(root) groups=0(root)\n"
-    groups = "1000(%s),4(adm)" % user.name + (",27(sudo)" if user.sudo else "")
+    groups = f"1000({user.name}),4(adm)" + (",27(sudo)" if user.sudo else "")
     return f"uid=1000({user.name}) gid=1000({user.name}) groups={groups}\n"
 
 

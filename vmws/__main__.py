@@ -1,4 +1,5 @@
-from vmws.cli import main
 import sys
+
+from vmws.cli import main
 
 sys.exit(main())

@@ -69,7 +69,11 @@ def make_fleet(config: Config, hub: Hub) -> Fleet:
 
 
 def make_app(
-    config: Config, hub: Hub, auth: Authenticator, cluster: Cluster | None = None, fleet: Fleet | None = None,
+    config: Config,
+    hub: Hub,
+    auth: Authenticator,
+    cluster: Cluster | None = None,
+    fleet: Fleet | None = None,
 ) -> tornado.web.Application:
     cluster = cluster or Cluster(config, hub.backend)
     fleet = fleet or make_fleet(config, hub)
@@ -173,7 +177,9 @@ class Server:
 
         membership = self.cluster.membership
         self._revocation_sync = RevocationSync(
-            self.cluster.redis, self.auth.revocations, membership.incarnation if membership else self.cluster.name,
+            self.cluster.redis,
+            self.auth.revocations,
+            membership.incarnation if membership else self.cluster.name,
             on_remote=lambda entry, by: self.hub.oversight.revoked(entry, by, None),
         )
         self.auth.revocations.share = self._revocation_sync.share

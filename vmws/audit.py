@@ -155,7 +155,12 @@ class AuditLog:
     # Reading
 
     def query(
-        self, *, vm: str | None = None, user: str | None = None, since: float | None = None, limit: int = 1000,
+        self,
+        *,
+        vm: str | None = None,
+        user: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
     ) -> list[dict[str, Any]]:
         """The newest ``limit`` events matching every filter given, oldest first."""
         return select(reversed(self._ring), vm=vm, user=user, since=since, limit=limit)
@@ -165,8 +170,12 @@ class AuditLog:
 
 
 def select(
-    newest_first: Iterable[tuple[float, dict[str, Any]]], *,
-    vm: str | None, user: str | None, since: float | None, limit: int,
+    newest_first: Iterable[tuple[float, dict[str, Any]]],
+    *,
+    vm: str | None,
+    user: str | None,
+    since: float | None,
+    limit: int,
 ) -> list[dict[str, Any]]:
     """The first ``limit`` of ``(time, event)`` pairs (newest first) matching every filter given,
     returned oldest first."""

@@ -96,7 +96,7 @@ class Principal:
 def _vm_matches(vm: str, entry: str) -> bool:
     """``=NAME`` is NAME exactly (names may hold ``*``, ``?`` and ``[``); anything else a glob."""
     if entry.startswith(EXACT_PREFIX):
-        return vm == entry[len(EXACT_PREFIX):]
+        return vm == entry[len(EXACT_PREFIX) :]
     return fnmatch.fnmatchcase(vm, entry)
 
 
@@ -207,7 +207,8 @@ def _load_jwks(text: str, algorithm: str) -> dict[str, Any]:
     except (jwt.PyJWKSetError, ValueError) as exc:
         raise ValueError(f"JWKS file is not a valid key set: {exc}") from None
     keys = {
-        k.key_id: k.key for k in keyset.keys
+        k.key_id: k.key
+        for k in keyset.keys
         if k.key_id and k.algorithm_name in (algorithm, None) and getattr(k, "public_key_use", "sig") in ("sig", None)
     }
     if not keys:
@@ -227,9 +228,7 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     if not isinstance(raw_perms, list) or not all(isinstance(p, str) for p in raw_perms):
         raise AuthError("token 'permissions' must be a list of strings")
     raw_vms = claims.get("vms")
-    if raw_vms is not None and (
-        not isinstance(raw_vms, list) or not all(isinstance(v, str) for v in raw_vms)
-    ):
+    if raw_vms is not None and (not isinstance(raw_vms, list) or not all(isinstance(v, str) for v in raw_vms)):
         raise AuthError("token 'vms' must be a list of glob patterns or '=' exact names")
     # Unknown permission names are ignored, so newer issuers can add permissions.
     perms = frozenset(_PERMISSIONS[p] for p in raw_perms if p in _PERMISSIONS)

@@ -173,10 +173,12 @@ def missing_capability(capability: Capability, what: str) -> BackendError:
 
 
 # The actions that need a capability (the others every backend has).
-ACTION_CAPABILITIES: Mapping[Action, Capability] = MappingProxyType({
-    Action.SUSPEND: Capability.SUSPEND,
-    Action.PAUSE: Capability.PAUSE,
-})
+ACTION_CAPABILITIES: Mapping[Action, Capability] = MappingProxyType(
+    {
+        Action.SUSPEND: Capability.SUSPEND,
+        Action.PAUSE: Capability.PAUSE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("vmws")
 
+
 def _env(name: str, default: Any = None) -> Any:
     return os.environ.get("VMWS_" + name.upper().replace("-", "_"), default)
 
@@ -53,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "backend", "VM source", "sim", choices=sorted(BACKENDS))
     _add(serve, "host", "address to listen on", "127.0.0.1")
     _add(serve, "port", "port to listen on (0 picks a free one)", 8080, type=int)
-    _add(serve, "jwt-secret", "HS256 secret, at least 32 bytes; when unset, generated into a 0600 file whose path is printed")
+    _add(
+        serve,
+        "jwt-secret",
+        "HS256 secret, at least 32 bytes; when unset, generated into a 0600 file whose path is printed",
+    )
     _add(serve, "jwt-algorithm", "token algorithm", "HS256", choices=["HS256", "RS256", "ES256"])
     _add(serve, "jwt-public-key", "PEM public key file for RS256/ES256")
     _add(serve, "jwt-jwks", "JWKS file for RS256/ES256; the token's kid picks the key")
@@ -61,14 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
-    _add(serve, "fleet-interval",
-         "seconds between fleet summaries on /ws/fleet (every VM sampled into its history)", 5.0, type=float)
+    _add(
+        serve,
+        "fleet-interval",
+        "seconds between fleet summaries on /ws/fleet (every VM sampled into its history)",
+        5.0,
+        type=float,
+    )
     _add(serve, "heartbeat-interval", "seconds between heartbeats", 30.0, type=float)
     _add(serve, "command-timeout", "seconds a command may take before it fails", 300.0, type=float)
-    _add(serve, "header-timeout", "seconds a new connection has to send its request line and headers", 10.0,
-         type=float)
-    _add(serve, "idle-timeout", "seconds a kept-alive HTTP connection may wait for its next request", 30.0,
-         type=float)
+    _add(serve, "header-timeout", "seconds a new connection has to send its request line and headers", 10.0, type=float)
+    _add(serve, "idle-timeout", "seconds a kept-alive HTTP connection may wait for its next request", 30.0, type=float)
     _add(serve, "scenario", "simulator fleet/scenario file (TOML); default: the demo fleet")
     _add(serve, "speed", "simulated clock speed-up factor", 1.0, type=float)
     _add(serve, "seed", "simulator random seed", 0, type=int)
@@ -83,29 +91,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "max-commands-per-user", "commands one user may have queued or running on one VM", 4, type=int)
     _add(serve, "ticket-ttl", "seconds a ticket from POST /api/tickets stays valid", 30.0, type=float)
     _add(serve, "log-format", "log line format", "text", choices=["text", "json"])
-    _add(serve, "redis-url", "join the cluster this Redis holds: redis://[USER:PASSWORD@]HOST[:PORT][/DB] "
-         "or rediss:// (TLS); prefer the env variable or --redis-url-file (argv shows in ps). "
-         "Default: one node, all in process")
+    _add(
+        serve,
+        "redis-url",
+        "join the cluster this Redis holds: redis://[USER:PASSWORD@]HOST[:PORT][/DB] "
+        "or rediss:// (TLS); prefer the env variable or --redis-url-file (argv shows in ps). "
+        "Default: one node, all in process",
+    )
     _add(serve, "redis-url-file", "file holding the Redis URL")
     _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
     _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
     _add(serve, "loop", "asyncio event loop (uvloop: pip install 'vmws[fast]')", default_loop(), choices=LOOPS)
     _add(serve, "audit-log", "append audit events to FILE as JSON lines; reopened on SIGHUP (docs/operations.md)")
     _add(serve, "audit-ring-size", "audit events kept in memory for GET /api/audit", 10000, type=int)
-    _add(serve, "metrics-listen", "HOST:PORT serving GET /metrics without a token (default: only on the main "
-         "port, for tokens with the 'metrics' permission)")
+    _add(
+        serve,
+        "metrics-listen",
+        "HOST:PORT serving GET /metrics without a token (default: only on the main "
+        "port, for tokens with the 'metrics' permission)",
+    )
 
     token = sub.add_parser(
-        "token", help="mint an HS256 token",
+        "token",
+        help="mint an HS256 token",
         description="Print an HS256 token signed with the server's secret.",
     )
     token.add_argument("--sub", required=True, help="the user the token names")
     token.add_argument(
-        "--perm", default="read",
+        "--perm",
+        default="read",
         help="comma-separated permissions: read, control, console, watch, audit, metrics, admin (default read)",
     )
     token.add_argument(
-        "--vm", action="append", default=None,
+        "--vm",
+        action="append",
+        default=None,
         help="glob of VM names the token may reach, or =NAME for exactly NAME (repeatable; default all)",
     )
     token.add_argument(
@@ -114,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(token, "jwt-secret", "HS256 secret the server uses")
 
     console = sub.add_parser(
-        "console", help="attach to a VM's serial console",
+        "console",
+        help="attach to a VM's serial console",
         description=(
             "Attach the terminal to a VM's shared serial console, like virsh console. "
             "The token comes from VMWS_TOKEN or --token-file, never the command line. "
@@ -129,15 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--escape", default="^]", help="key that detaches, as ^X (default ^])")
     console.add_argument("--since", type=int, default=None, help="replay output from this byte offset")
     console.add_argument(
-        "--watch", action="store_true",
+        "--watch",
+        action="store_true",
         help="join watch-only (?mode=watch): see the console, send nothing but the escape key",
     )
     console.add_argument(
-        "--record", metavar="FILE.cast", default=None,
+        "--record",
+        metavar="FILE.cast",
+        default=None,
         help="write the session as an asciinema v2 recording (filtered like the screen; mode 0600)",
     )
     console.add_argument(
-        "--linger", type=float, default=1.0,
+        "--linger",
+        type=float,
+        default=1.0,
         help="seconds to keep showing output after stdin ends (non-tty input; default 1)",
     )
     return parser
@@ -171,24 +197,41 @@ def _token(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace, secret: str) -> Config:
     origins = tuple(o.strip() for o in (args.allowed_origin or "").split(",") if o.strip())
     return Config(
-        host=args.host, port=int(args.port), backend=args.backend,
-        scenario=args.scenario, speed=float(args.speed), seed=int(args.seed),
-        libvirt_uri=args.libvirt_uri, vm_filter=args.vm_filter,
-        jwt_secret=secret, jwt_algorithm=args.jwt_algorithm, jwt_public_key=args.jwt_public_key,
+        host=args.host,
+        port=int(args.port),
+        backend=args.backend,
+        scenario=args.scenario,
+        speed=float(args.speed),
+        seed=int(args.seed),
+        libvirt_uri=args.libvirt_uri,
+        vm_filter=args.vm_filter,
+        jwt_secret=secret,
+        jwt_algorithm=args.jwt_algorithm,
+        jwt_public_key=args.jwt_public_key,
         jwt_jwks=args.jwt_jwks,
-        jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, allowed_origins=origins,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
+        allowed_origins=origins,
         metrics_interval=float(args.metrics_interval),
-        fleet_interval=float(args.fleet_interval), heartbeat_interval=float(args.heartbeat_interval),
-        command_timeout=float(args.command_timeout), scrollback_bytes=int(args.scrollback_bytes),
-        header_timeout=float(args.header_timeout), idle_timeout=float(args.idle_timeout),
-        max_message_bytes=int(args.max_message_bytes), log_format=args.log_format,
+        fleet_interval=float(args.fleet_interval),
+        heartbeat_interval=float(args.heartbeat_interval),
+        command_timeout=float(args.command_timeout),
+        scrollback_bytes=int(args.scrollback_bytes),
+        header_timeout=float(args.header_timeout),
+        idle_timeout=float(args.idle_timeout),
+        max_message_bytes=int(args.max_message_bytes),
+        log_format=args.log_format,
         max_message_rate=float(args.max_message_rate),
         max_connections_per_user=int(args.max_connections_per_user),
         max_console_viewers=int(args.max_console_viewers),
         max_console_viewers_per_user=int(args.max_console_viewers_per_user),
-        max_commands_per_user=int(args.max_commands_per_user), ticket_ttl=float(args.ticket_ttl),
-        redis_url=_redis_url(args), node_name=args.node_name or None, shard=args.shard or None,
-        audit_log=args.audit_log or None, audit_ring_size=int(args.audit_ring_size),
+        max_commands_per_user=int(args.max_commands_per_user),
+        ticket_ttl=float(args.ticket_ttl),
+        redis_url=_redis_url(args),
+        node_name=args.node_name or None,
+        shard=args.shard or None,
+        audit_log=args.audit_log or None,
+        audit_ring_size=int(args.audit_ring_size),
         metrics_listen=args.metrics_listen or None,
     )
 
@@ -249,15 +292,18 @@ def _banner(config: Config, port: int, secret_file: str | None, vms: list[Any]) 
     lines = [f"vmws {__version__} serving {len(vms)} VMs from the '{config.backend}' backend on http://{base}"]
     if secret_file and config.jwt_secret:
         token = mint_token(
-            config.jwt_secret, sub="admin", permissions=["read", "control", "console"],
-            now=time.time(), ttl=86400,
+            config.jwt_secret,
+            sub="admin",
+            permissions=["read", "control", "console"],
+            now=time.time(),
+            ttl=86400,
         )
         running = [v.name for v in vms if v.status.value == "running"]
         example = "my-vm" if "my-vm" in running else (running or [v.name for v in vms] or ["my-vm"])[0]
         lines += [
             f"No JWT secret configured: generated one for this run in {secret_file} (mode 0600, removed at exit).",
             "Mint more tokens with `vmws token` after:",
-            f"  export VMWS_JWT_SECRET=\"$(cat {shlex.quote(secret_file)})\"",
+            f'  export VMWS_JWT_SECRET="$(cat {shlex.quote(secret_file)})"',
             "Token for user 'admin' with read, control and console permissions, valid 24h:",
             f"  {token}",
             "Connect:",

@@ -70,16 +70,30 @@ class Config:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is out of range 0–65535")
-        for name in ("metrics_interval", "fleet_interval", "heartbeat_interval", "command_timeout", "header_timeout",
-                     "idle_timeout", "speed"):
+        for name in (
+            "metrics_interval",
+            "fleet_interval",
+            "heartbeat_interval",
+            "command_timeout",
+            "header_timeout",
+            "idle_timeout",
+            "speed",
+        ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.replace('_', '-')} must be positive")
         if self.log_format not in ("text", "json"):
             problems.append("log-format must be 'text' or 'json'")
-        if (self.scrollback_bytes < 0 or self.max_message_bytes <= 0 or self.max_pending_bytes <= 0
-                or self.max_message_rate <= 0 or self.max_connections_per_user <= 0
-                or self.max_console_viewers <= 0 or self.max_console_viewers_per_user <= 0
-                or self.max_commands_per_user <= 0 or self.ticket_ttl <= 0):
+        if (
+            self.scrollback_bytes < 0
+            or self.max_message_bytes <= 0
+            or self.max_pending_bytes <= 0
+            or self.max_message_rate <= 0
+            or self.max_connections_per_user <= 0
+            or self.max_console_viewers <= 0
+            or self.max_console_viewers_per_user <= 0
+            or self.max_commands_per_user <= 0
+            or self.ticket_ttl <= 0
+        ):
             problems.append("size limits must be positive")
         if self.shard is not None:
             from vmws.cluster.shard import parse_shard

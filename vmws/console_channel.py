@@ -18,10 +18,6 @@ import codecs
 import logging
 from collections.abc import Callable
 
-# Told of every chunk the console reads (channel, its byte offset, the bytes), and of the
-# end (an empty chunk at the final offset): a cluster's owner node publishes them.
-OutputListener = Callable[["ConsoleChannel", int, bytes], None]
-
 from vmws import protocol
 from vmws.backend import ConsoleStream
 from vmws.codes import CloseCode
@@ -31,6 +27,10 @@ from vmws.presence import ConsoleMode, Presence
 from vmws.scrollback import Scrollback
 
 __all__ = ["ConsoleChannel", "INPUT_LIMIT_BYTES", "OutputListener"]
+
+# Told of every chunk the console reads (channel, its byte offset, the bytes), and of the
+# end (an empty chunk at the final offset): a cluster's owner node publishes them.
+OutputListener = Callable[["ConsoleChannel", int, bytes], None]
 
 log = logging.getLogger("vmws.console")
 # Reading pauses while every viewer has more than this unsent (checked every _PACE_POLL s).
@@ -87,8 +87,9 @@ class ConsoleChannel:
         """Send ``peer`` the held output (all of it, or from ``since``), then live output;
         every viewer, ``peer`` included, then gets the new list of viewers."""
         if self.finished:  # the VM stopped between opening and joining
-            peer.send(protocol.console_message(
-                "", self._now(), eof=True, offset=self._scrollback.end, epoch=self.epoch))
+            peer.send(
+                protocol.console_message("", self._now(), eof=True, offset=self._scrollback.end, epoch=self.epoch)
+            )
             peer.close(CloseCode.NORMAL_CLOSURE, "console closed: VM stopped")
             return
         held = len(self._decoder.getstate()[0])
@@ -134,7 +135,9 @@ class ConsoleChannel:
                 self._input_overrun = True
                 log.warning(
                     "console input to %s dropped: over %d bytes queued for the guest",
-                    self.vm, self._input_limit, extra=log_context(vm=self.vm),
+                    self.vm,
+                    self._input_limit,
+                    extra=log_context(vm=self.vm),
                 )
             return
         self._input_bytes += len(data)

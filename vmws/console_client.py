@@ -40,8 +40,10 @@ from vmws.termfilter import TerminalFilter
 __all__ = ["run_console", "parse_escape", "read_token"]
 
 _CLOSE_EXPLAINED: dict[int, str] = {
-    CloseCode.GOING_AWAY: "server going away", CloseCode.UNAUTHENTICATED: "not authenticated",
-    CloseCode.FORBIDDEN: "forbidden", CloseCode.VM_NOT_FOUND: "no such VM",
+    CloseCode.GOING_AWAY: "server going away",
+    CloseCode.UNAUTHENTICATED: "not authenticated",
+    CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.VM_NOT_FOUND: "no such VM",
     CloseCode.VM_NOT_RUNNING: "VM is not running",
 }
 
@@ -129,8 +131,15 @@ def _terminal_size(fd: int) -> tuple[int, int]:
     return size.columns or DEFAULT_WIDTH, size.lines or DEFAULT_HEIGHT
 
 
-async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, linger: float,
-                  watch: bool = False, record: IO[bytes] | None = None) -> int:
+async def _attach(
+    url: str,
+    name: str,
+    escape: bytes | None,
+    escape_text: str,
+    linger: float,
+    watch: bool = False,
+    record: IO[bytes] | None = None,
+) -> int:
     try:
         conn = await tornado.websocket.websocket_connect(url, connect_timeout=10)
     except Exception as exc:  # refused, DNS, TLS, HTTP error: all mean "cannot connect"
@@ -141,8 +150,12 @@ async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, l
         newline = "\r\n" if is_tty else "\n"
         if escape is not None:
             how = ", watch-only" if watch else ""
-            print(f"Connected to {name} (escape character is {escape_text}{how}){newline}", end="",
-                  file=sys.stderr, flush=True)
+            print(
+                f"Connected to {name} (escape character is {escape_text}{how}){newline}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
         session = _Session(conn, escape, is_tty, linger, watch, record)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -157,8 +170,15 @@ async def _attach(url: str, name: str, escape: bytes | None, escape_text: str, l
 
 
 class _Session:
-    def __init__(self, conn: tornado.websocket.WebSocketClientConnection, escape: bytes | None,
-                 is_tty: bool, linger: float, watch: bool = False, record: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        conn: tornado.websocket.WebSocketClientConnection,
+        escape: bytes | None,
+        is_tty: bool,
+        linger: float,
+        watch: bool = False,
+        record: IO[bytes] | None = None,
+    ) -> None:
         self.conn = conn
         self.escape = escape
         self.is_tty = is_tty

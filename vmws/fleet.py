@@ -71,13 +71,19 @@ class FleetListener(Protocol):
 def _metrics_fields(sample: MetricsSample | None) -> dict[str, Any]:
     if sample is None:
         return {}
-    return {"cpu": {"utilization": round(sample.cpu_utilization, 2)},
-            "memory": {"used": sample.memory_used, "total": sample.memory_total}}
+    return {
+        "cpu": {"utilization": round(sample.cpu_utilization, 2)},
+        "memory": {"used": sample.memory_used, "total": sample.memory_total},
+    }
 
 
 def status_entry(info: VMInfo, sample: MetricsSample | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": info.name, "status": info.status.value,
-                             "lastStateChange": iso_timestamp(info.last_state_change), "uptime": int(info.uptime)}
+    entry: dict[str, Any] = {
+        "name": info.name,
+        "status": info.status.value,
+        "lastStateChange": iso_timestamp(info.last_state_change),
+        "uptime": int(info.uptime),
+    }
     entry.update(_metrics_fields(sample))
     return entry
 
@@ -107,7 +113,11 @@ def message(kind: str, data: dict[str, Any], now: float) -> str:
 
 class Fleet:
     def __init__(
-        self, backend: Backend, history: MetricsHistory, interval: float, now: Callable[[], float],
+        self,
+        backend: Backend,
+        history: MetricsHistory,
+        interval: float,
+        now: Callable[[], float],
         is_watched: Callable[[str], bool],
     ) -> None:
         self.backend = backend
@@ -155,8 +165,11 @@ class Fleet:
             members = self._members[fleet_filter] = {name for name in self._infos if fleet_filter.admits(name)}
         cached = self._snapshots.get(fleet_filter)
         if cached is None or cached[0] != self._version:
-            entries = (status_entry(info, self.history.latest(name))
-                       for name, info in sorted(self._infos.items()) if name in members)
+            entries = (
+                status_entry(info, self.history.latest(name))
+                for name, info in sorted(self._infos.items())
+                if name in members
+            )
             cached = self._snapshots[fleet_filter] = (self._version, frames("fleet_snapshot", entries, self.now()))
         for text in cached[1]:
             listener.send(text)

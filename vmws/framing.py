@@ -98,7 +98,8 @@ def strict_protocol(handler: WebSocketHandler) -> StrictWebSocketProtocol:
     """The protocol object for ``handler``'s accepted upgrade (what Tornado's own
     ``get_websocket_protocol`` builds, with ``StrictWebSocketProtocol`` instead)."""
     params = _WebSocketParams(
-        ping_interval=handler.ping_interval, ping_timeout=handler.ping_timeout,
+        ping_interval=handler.ping_interval,
+        ping_timeout=handler.ping_timeout,
         max_message_size=handler.max_message_size,
         compression_options=None,  # console output is already dense; compression costs CPU per viewer
     )

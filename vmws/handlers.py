@@ -29,15 +29,15 @@ from vmws import protocol
 from vmws.auth import Permission, Principal
 from vmws.backend import Capability
 from vmws.codes import CloseCode, ErrorCode
-from vmws.limits import TokenBucket
-from vmws.tickets import Authenticator
 from vmws.config import Config
-from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, write_frame
 from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotRunning, VMWSError
-from vmws.hub import Hub
+from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, write_frame
 from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.hub import Hub
+from vmws.limits import TokenBucket
 from vmws.logs import log_context
 from vmws.presence import ConsoleMode
+from vmws.tickets import Authenticator
 
 __all__ = ["MonitorSocket", "ConsoleSocket", "CLOSE_CODES", "MAX_NAME_BYTES", "fit_close_reason"]
 
@@ -46,16 +46,22 @@ log = logging.getLogger("vmws.handlers")
 # Close code for each error that ends a connection while it is being set up
 # (AuthError carries its own, 4001 / 4003 / 4029).
 CLOSE_CODES: dict[type[VMWSError], CloseCode] = {
-    VMNotFound: CloseCode.VM_NOT_FOUND, VMNotRunning: CloseCode.VM_NOT_RUNNING, NoConsole: CloseCode.NO_CONSOLE,
+    VMNotFound: CloseCode.VM_NOT_FOUND,
+    VMNotRunning: CloseCode.VM_NOT_RUNNING,
+    NoConsole: CloseCode.NO_CONSOLE,
     InvalidCommand: CloseCode.POLICY_VIOLATION,
 }
 # The close reason of each refusal: a fixed phrase, so no name, subject or token is ever
 # quoted in it (the `error` message before the close frame carries the detail).
 _CLOSE_REASONS = {
-    CloseCode.UNAUTHENTICATED: "not authenticated", CloseCode.FORBIDDEN: "forbidden",
-    CloseCode.VM_NOT_FOUND: "no such VM", CloseCode.NO_CONSOLE: "this server's backend has no consoles",
-    CloseCode.VM_NOT_RUNNING: "VM is not running", CloseCode.TOO_MANY: "too many connections",
-    CloseCode.POLICY_VIOLATION: "invalid request", CloseCode.INTERNAL_ERROR: "internal error",
+    CloseCode.UNAUTHENTICATED: "not authenticated",
+    CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.VM_NOT_FOUND: "no such VM",
+    CloseCode.NO_CONSOLE: "this server's backend has no consoles",
+    CloseCode.VM_NOT_RUNNING: "VM is not running",
+    CloseCode.TOO_MANY: "too many connections",
+    CloseCode.POLICY_VIOLATION: "invalid request",
+    CloseCode.INTERNAL_ERROR: "internal error",
     CloseCode.TRY_AGAIN_LATER: "try again later",
 }
 # RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
@@ -145,7 +151,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             # A bug, not the client's doing: logged with its traceback, and the client
             # still gets a close frame rather than a dropped connection.
             log.exception(
-                "%s open failed vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
+                "%s open failed vm=%s user=%s session=%s",
+                self.endpoint.value,
+                name,
+                self.user,
+                self.session_id,
                 extra=self._log_context(),
             )
             self._release()
@@ -154,7 +164,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._opened = True
             self.hub.oversight.session_opened(self)
             log.info(
-                "%s open vm=%s user=%s session=%s", self.endpoint.value, name, self.user, self.session_id,
+                "%s open vm=%s user=%s session=%s",
+                self.endpoint.value,
+                name,
+                self.user,
+                self.session_id,
                 extra=self._log_context(),
             )
 
@@ -169,7 +183,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.authorize(principal, name)
         if not self.hub.user_connections.acquire(principal.sub):
             raise AuthError(
-                f"too many connections for this user (limit {self.config.max_connections_per_user})", CloseCode.TOO_MANY,
+                f"too many connections for this user (limit {self.config.max_connections_per_user})",
+                CloseCode.TOO_MANY,
             )
         self._counted = True
         self.principal = principal
@@ -178,13 +193,18 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._in_hub = True
         self.hub.register(self)
         self._schedule_expiry(principal)
-        self.send(protocol.connection_message(
-            vm=name, session_id=self.session_id, user=principal.sub,
-            permissions=principal.permission_names(),
-            heartbeat_interval=self.config.heartbeat_interval,
-            metrics_interval=self.config.metrics_interval,
-            now=self.hub.now(), extra=self.connection_extra(),
-        ))
+        self.send(
+            protocol.connection_message(
+                vm=name,
+                session_id=self.session_id,
+                user=principal.sub,
+                permissions=principal.permission_names(),
+                heartbeat_interval=self.config.heartbeat_interval,
+                metrics_interval=self.config.metrics_interval,
+                now=self.hub.now(),
+                extra=self.connection_extra(),
+            )
+        )
         await self.join_hub(name)
         self._check_still_here()
 
@@ -209,7 +229,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
         self.hub.oversight.refused(exc, self.request.remote_ip, sub=self.principal_sub, where=self.endpoint.value)
         log.info(
-            "%s refused vm=%s user=%s: %s %s", self.endpoint.value, self.vm, self.user, exc.code, exc.message,
+            "%s refused vm=%s user=%s: %s %s",
+            self.endpoint.value,
+            self.vm,
+            self.user,
+            exc.code,
+            exc.message,
             extra=self._log_context(),
         )
         reason = _CLOSE_REASONS.get(code, "connection refused")
@@ -274,7 +299,9 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
                 echo = protocol.heartbeat_message(parsed.data, self.hub.now())
             except orjson.JSONEncodeError:  # nested over 255 levels: orjson will not write it
                 echo = protocol.error_message(
-                    ErrorCode.INVALID_COMMAND, "heartbeat 'data' is nested too deeply to echo", self.hub.now(),
+                    ErrorCode.INVALID_COMMAND,
+                    "heartbeat 'data' is nested too deeply to echo",
+                    self.hub.now(),
                 )
             self.send(echo)
         else:
@@ -290,12 +317,20 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self._rate_warned_at = now
         limit = self.config.max_message_rate
         log.warning(
-            "rate limit: %s (%s) on %s sends over %g messages/s", self.session_id, self.user, self.vm, limit,
+            "rate limit: %s (%s) on %s sends over %g messages/s",
+            self.session_id,
+            self.user,
+            self.vm,
+            limit,
             extra=self._log_context(),
         )
-        self.send(protocol.error_message(
-            ErrorCode.INVALID_COMMAND, f"rate limit exceeded: over {limit:g} messages/s; messages dropped", self.hub.now(),
-        ))
+        self.send(
+            protocol.error_message(
+                ErrorCode.INVALID_COMMAND,
+                f"rate limit exceeded: over {limit:g} messages/s; messages dropped",
+                self.hub.now(),
+            )
+        )
 
     def on_pong(self, data: bytes) -> None:
         self.last_seen = asyncio.get_event_loop().time()
@@ -308,7 +343,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self.hub.oversight.session_closed(self)
             log.info(
                 "%s closed vm=%s user=%s session=%s code=%s",
-                self.endpoint.value, self.vm, self.user, self.session_id, self.close_code,
+                self.endpoint.value,
+                self.vm,
+                self.user,
+                self.session_id,
+                self.close_code,
                 extra=self._log_context(),
             )
 
@@ -324,7 +363,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         if self._pending + size > self.config.max_pending_bytes:
             log.warning(
                 "closing %s (%s) on %s: client too slow, %d bytes unsent",
-                self.session_id, self.user, self.vm, self._pending, extra=self._log_context(),
+                self.session_id,
+                self.user,
+                self.vm,
+                self._pending,
+                extra=self._log_context(),
             )
             self.close(CloseCode.TOO_SLOW, "client too slow: output backlog over limit")
             return
@@ -390,10 +433,14 @@ class MonitorSocket(_VMSocket):
         assert isinstance(message, protocol.Command) and self.principal is not None
         if Permission.CONTROL not in self.principal.permissions:
             self.hub.oversight.command(self.vm, self, message, message.request_id, "forbidden", time.monotonic())
-            self.send(protocol.error_message(
-                ErrorCode.AUTH_ERROR, "token lacks the 'control' permission needed for commands",
-                self.hub.now(), request_id=message.request_id,
-            ))
+            self.send(
+                protocol.error_message(
+                    ErrorCode.AUTH_ERROR,
+                    "token lacks the 'control' permission needed for commands",
+                    self.hub.now(),
+                    request_id=message.request_id,
+                )
+            )
             return
         self.hub.spawn(self.hub.run_command(self.vm, message, self))
 

@@ -42,8 +42,9 @@ class HistoryLimits:
     minute_count: int = 24 * 60
 
     @classmethod
-    def for_interval(cls, metrics_interval: float, recent_seconds: float = 600.0, minute_count: int = 24 * 60
-                     ) -> HistoryLimits:
+    def for_interval(
+        cls, metrics_interval: float, recent_seconds: float = 600.0, minute_count: int = 24 * 60
+    ) -> HistoryLimits:
         return cls(recent_seconds, max(1, math.ceil(recent_seconds / metrics_interval)), minute_count)
 
 
@@ -70,7 +71,7 @@ class _Ring:
             self.count += 1
             return
         i = self.start * _STRIDE
-        self.values[i:i + _STRIDE] = array("d", row)
+        self.values[i : i + _STRIDE] = array("d", row)
         self.start = (self.start + 1) % self.capacity
 
     def rows(self) -> list[Row]:
@@ -78,8 +79,10 @@ class _Ring:
         n = self.count
         order = [*range(self.start, n), *range(self.start)]
         v = self.values
-        return [(v[i * _STRIDE], v[i * _STRIDE + 1], tuple(int(x) for x in v[i * _STRIDE + 2:(i + 1) * _STRIDE]))
-                for i in order]
+        return [
+            (v[i * _STRIDE], v[i * _STRIDE + 1], tuple(int(x) for x in v[i * _STRIDE + 2 : (i + 1) * _STRIDE]))
+            for i in order
+        ]
 
     def _last_index(self) -> int:
         return ((self.start - 1) % self.count) * _STRIDE
@@ -91,7 +94,7 @@ class _Ring:
         if not self.count:
             return None
         i = self._last_index()
-        return tuple(self.values[i:i + _STRIDE])
+        return tuple(self.values[i : i + _STRIDE])
 
     def nbytes(self) -> int:
         return self.values.buffer_info()[1] * self.values.itemsize
@@ -128,8 +131,18 @@ class VMHistory:
         if minute != self._minute:
             self._close_minute()
             self._minute = minute
-        self.recent.append((t, sample.cpu_utilization, sample.memory_used, sample.memory_total, sample.net_rx_bytes,
-                            sample.net_tx_bytes, sample.disk_read_bytes, sample.disk_write_bytes))
+        self.recent.append(
+            (
+                t,
+                sample.cpu_utilization,
+                sample.memory_used,
+                sample.memory_total,
+                sample.net_rx_bytes,
+                sample.net_tx_bytes,
+                sample.disk_read_bytes,
+                sample.disk_write_bytes,
+            )
+        )
         self._cpu_sum += sample.cpu_utilization
         self._mem_sum += sample.memory_used
         self._count += 1
@@ -142,8 +155,7 @@ class VMHistory:
             self.minutes = _Ring(self._limits.minute_count)
         # Stamped at the minute's start, so averages line up whatever the sample rate;
         # memory total and the counters are the minute's last values.
-        self.minutes.append((self._minute * 60.0, self._cpu_sum / self._count, self._mem_sum // self._count,
-                             *last[3:]))
+        self.minutes.append((self._minute * 60.0, self._cpu_sum / self._count, self._mem_sum // self._count, *last[3:]))
         self._cpu_sum, self._mem_sum, self._count = 0.0, 0, 0
 
     def since(self, start: float, now: float, recent_seconds: float) -> list[Row]:

@@ -54,5 +54,6 @@ def log_exception_redacted(handler: tornado.web.RequestHandler, typ: Any, value:
         # A refusal (405, a path that is not UTF-8): the access log line is the one line
         # it gets. Tornado's message for it may quote the raw input.
         return
-    log.error("uncaught error on %s %s", handler.request.method, redact(handler.request.uri or ""),
-              exc_info=(typ, value, tb))
+    log.error(
+        "uncaught error on %s %s", handler.request.method, redact(handler.request.uri or ""), exc_info=(typ, value, tb)
+    )

@@ -190,15 +190,23 @@ class Hub:
         if self._outstanding[key] >= limit:
             self.oversight.command(vm, peer, command, request_id, "refused", time.monotonic())
             log.info(
-                "command %s on %s by %s (%s) refused: %d outstanding", action, vm, peer.user, request_id, limit,
+                "command %s on %s by %s (%s) refused: %d outstanding",
+                action,
+                vm,
+                peer.user,
+                request_id,
+                limit,
                 extra=_command_context(vm, peer, request_id),
             )
-            peer.send(protocol.error_message(
-                ErrorCode.INVALID_COMMAND,
-                f"too many outstanding commands: at most {limit} per user per VM, the running one included; "
-                f"'{action}' refused",
-                self.now(), request_id=request_id,
-            ))
+            peer.send(
+                protocol.error_message(
+                    ErrorCode.INVALID_COMMAND,
+                    f"too many outstanding commands: at most {limit} per user per VM, the running one included; "
+                    f"'{action}' refused",
+                    self.now(),
+                    request_id=request_id,
+                )
+            )
             return
         self._outstanding[key] += 1
         try:
@@ -243,8 +251,14 @@ class Hub:
                 raise
             self._dropping.discard(task)
             self.oversight.command(vm, peer, command, request_id, "dropped", time.monotonic())
-            log.info("command %s on %s by %s (%s) dropped: its sender left before it started",
-                     command.action.value, vm, peer.user, request_id, extra=_command_context(vm, peer, request_id))
+            log.info(
+                "command %s on %s by %s (%s) dropped: its sender left before it started",
+                command.action.value,
+                vm,
+                peer.user,
+                request_id,
+                extra=_command_context(vm, peer, request_id),
+            )
         finally:
             self._forget_waiting(peer, task)
 
@@ -267,38 +281,82 @@ class Hub:
         done, _ = await asyncio.wait({task}, timeout=self.config.command_timeout)
         if not done:
             message = protocol.response_message(
-                request_id, False,
+                request_id,
+                False,
                 f"Command '{action}' timed out after {self.config.command_timeout:g}s",
-                self.now(), code=ErrorCode.UNKNOWN_ERROR, action=action,
+                self.now(),
+                code=ErrorCode.UNKNOWN_ERROR,
+                action=action,
             )
             peer.send(message)
-            log.warning("command %s on %s by %s (%s) timed out", action, vm, peer.user, request_id,
-                        extra=_command_context(vm, peer, request_id))
+            log.warning(
+                "command %s on %s by %s (%s) timed out",
+                action,
+                vm,
+                peer.user,
+                request_id,
+                extra=_command_context(vm, peer, request_id),
+            )
             # Keep the turn until it really ends, so commands never overlap.
             await asyncio.wait({task})
             return "timeout"
         try:
             info = task.result()
         except VMWSError as exc:
-            log.info("command %s on %s by %s (%s) failed: %s", action, vm, peer.user, request_id, exc.message,
-                     extra=_command_context(vm, peer, request_id))
-            peer.send(protocol.response_message(
-                request_id, False, exc.message, self.now(), code=exc.code, action=action,
-            ))
+            log.info(
+                "command %s on %s by %s (%s) failed: %s",
+                action,
+                vm,
+                peer.user,
+                request_id,
+                exc.message,
+                extra=_command_context(vm, peer, request_id),
+            )
+            peer.send(
+                protocol.response_message(
+                    request_id,
+                    False,
+                    exc.message,
+                    self.now(),
+                    code=exc.code,
+                    action=action,
+                )
+            )
             return "failed"
         except Exception:
-            log.exception("command %s on %s (%s) raised", action, vm, request_id, extra=_command_context(vm, peer, request_id))
-            peer.send(protocol.response_message(
-                request_id, False, f"Command '{action}' failed: internal error", self.now(),
-                code=ErrorCode.UNKNOWN_ERROR, action=action,
-            ))
+            log.exception(
+                "command %s on %s (%s) raised", action, vm, request_id, extra=_command_context(vm, peer, request_id)
+            )
+            peer.send(
+                protocol.response_message(
+                    request_id,
+                    False,
+                    f"Command '{action}' failed: internal error",
+                    self.now(),
+                    code=ErrorCode.UNKNOWN_ERROR,
+                    action=action,
+                )
+            )
             return "error"
-        log.info("command %s on %s by %s (%s) succeeded: %s", action, vm, peer.user, request_id, info.status.value,
-                 extra=_command_context(vm, peer, request_id))
-        peer.send(protocol.response_message(
-            request_id, True, f"Command '{action}' completed successfully", self.now(),
-            action=action, status=info.status.value,
-        ))
+        log.info(
+            "command %s on %s by %s (%s) succeeded: %s",
+            action,
+            vm,
+            peer.user,
+            request_id,
+            info.status.value,
+            extra=_command_context(vm, peer, request_id),
+        )
+        peer.send(
+            protocol.response_message(
+                request_id,
+                True,
+                f"Command '{action}' completed successfully",
+                self.now(),
+                action=action,
+                status=info.status.value,
+            )
+        )
         return "success"
 
     # Consoles
@@ -322,8 +380,13 @@ class Hub:
                 stream = await self.backend.open_console(vm)
                 scrollback = self._scrollbacks.setdefault(vm, Scrollback(self.config.scrollback_bytes))
                 channel = ConsoleChannel(
-                    vm, stream, scrollback, self.now, self._console_finished,
-                    epoch=self._console_epoch(vm, stream, scrollback), on_output=self.console_output,
+                    vm,
+                    stream,
+                    scrollback,
+                    self.now,
+                    self._console_finished,
+                    epoch=self._console_epoch(vm, stream, scrollback),
+                    on_output=self.console_output,
                     history=getattr(stream, "history", b""),
                 )
                 self._consoles[vm] = channel
@@ -376,12 +439,14 @@ class Hub:
         """
         if channel.viewer_count() >= self.config.max_console_viewers:
             raise AuthError(
-                f"too many viewers on this console (limit {self.config.max_console_viewers})", CloseCode.TOO_MANY,
+                f"too many viewers on this console (limit {self.config.max_console_viewers})",
+                CloseCode.TOO_MANY,
             )
         per_user = self.config.max_console_viewers_per_user
         if channel.viewer_count(user) >= per_user:
             raise AuthError(
-                f"too many console viewers for this user on this VM (limit {per_user} per user)", CloseCode.TOO_MANY,
+                f"too many console viewers for this user on this VM (limit {per_user} per user)",
+                CloseCode.TOO_MANY,
             )
 
     def _console_finished(self, channel: ConsoleChannel) -> None:
@@ -397,13 +462,16 @@ class Hub:
             await asyncio.sleep(interval)
             self._heartbeat_count += 1
             deadline = loop.time() - 2 * interval
-            message = protocol.heartbeat_message(
-                {"seq": self._heartbeat_count, "interval": interval}, self.now()
-            )
+            message = protocol.heartbeat_message({"seq": self._heartbeat_count, "interval": interval}, self.now())
             for peer in list(self.peers):
                 if peer.last_seen < deadline:
-                    log.info("closing %s (%s): silent for over %gs", peer.session_id, peer.user, 2 * interval,
-                             extra=log_context(user=peer.user, session=peer.session_id))
+                    log.info(
+                        "closing %s (%s): silent for over %gs",
+                        peer.session_id,
+                        peer.user,
+                        2 * interval,
+                        extra=log_context(user=peer.user, session=peer.session_id),
+                    )
                     peer.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     continue
                 peer.ping()

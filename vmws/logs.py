@@ -34,7 +34,13 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 __all__ = [
-    "configure_logging", "redact", "escape_controls", "log_request", "log_context", "MAX_ARG_CHARS", "MAX_MESSAGE_CHARS",
+    "configure_logging",
+    "redact",
+    "escape_controls",
+    "log_request",
+    "log_context",
+    "MAX_ARG_CHARS",
+    "MAX_MESSAGE_CHARS",
 ]
 
 log = logging.getLogger("vmws")
@@ -90,7 +96,11 @@ def escape_controls(text: str) -> str:
 
 
 def log_context(
-    *, vm: str | None = None, user: str | None = None, session: str | None = None, request_id: str | None = None,
+    *,
+    vm: str | None = None,
+    user: str | None = None,
+    session: str | None = None,
+    request_id: str | None = None,
 ) -> dict[str, str]:
     """The ``extra=`` of a log call about one connection or command (unset fields left out)."""
     fields = {"vm": vm, "user": user, "session": session, "requestId": request_id}

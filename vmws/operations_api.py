@@ -44,8 +44,14 @@ class _OperatorHandler(_APIHandler):
             self._error(400, exc)
             return None
         except AuthError as exc:
-            self._error(401 if exc.close_code in (CloseCode.UNAUTHENTICATED,) else
-                        503 if exc.close_code == CloseCode.TRY_AGAIN_LATER else 403, exc)
+            self._error(
+                401
+                if exc.close_code in (CloseCode.UNAUTHENTICATED,)
+                else 503
+                if exc.close_code == CloseCode.TRY_AGAIN_LATER
+                else 403,
+                exc,
+            )
             return None
         return principal
 
@@ -74,8 +80,12 @@ class AuditHandler(_OperatorHandler):
             try:
                 events = await shared.query(vm=vm, user=user, since=since, limit=limit)
             except (RedisError, OSError):
-                self._error(503, ClusterUnavailable(
-                    "the cluster's Redis is unreachable: the audit events of every node cannot be read; retry"))
+                self._error(
+                    503,
+                    ClusterUnavailable(
+                        "the cluster's Redis is unreachable: the audit events of every node cannot be read; retry"
+                    ),
+                )
                 return
         self.write(orjson.dumps({"events": events}))
 
@@ -97,9 +107,9 @@ class RevocationHandler(_OperatorHandler):
     def get(self) -> None:
         if self._principal() is None:
             return
-        self.write(orjson.dumps({"revocations": [
-            _entry(r.sub, r.jti, r.expires_at) for r in self.auth.revocations.active()
-        ]}))
+        self.write(
+            orjson.dumps({"revocations": [_entry(r.sub, r.jti, r.expires_at) for r in self.auth.revocations.active()]})
+        )
 
     async def post(self) -> None:
         principal = self._principal()
@@ -116,11 +126,17 @@ class RevocationHandler(_OperatorHandler):
             try:
                 await self.auth.revocations.share(entry, principal.sub)
             except (RedisError, OSError):
-                self._error(503, ClusterUnavailable(
-                    "revoked on this node only: the cluster's Redis is unreachable; retry to reach every node"))
+                self._error(
+                    503,
+                    ClusterUnavailable(
+                        "revoked on this node only: the cluster's Redis is unreachable; retry to reach every node"
+                    ),
+                )
                 return
         self.set_status(201)
-        self.write(orjson.dumps({"revocation": _entry(entry.sub, entry.jti, entry.expires_at), "sessionsClosed": closed}))
+        self.write(
+            orjson.dumps({"revocation": _entry(entry.sub, entry.jti, entry.expires_at), "sessionsClosed": closed})
+        )
 
     def _read_body(self) -> tuple[str | None, str | None, float]:
         if len(self.request.body) > MAX_REVOCATION_BODY:

@@ -50,8 +50,7 @@ def refusal_reason(exc: AuthError) -> str:
 
 class Oversight:
     def __init__(self, config: Config, hub: Any, now: Callable[[], float]) -> None:
-        self.audit = AuditLog(config.audit_log, ring_size=config.audit_ring_size, node=config.node_name or "",
-                              now=now)
+        self.audit = AuditLog(config.audit_log, ring_size=config.audit_ring_size, node=config.node_name or "", now=now)
         self.telemetry = Telemetry(hub)
         self._hub = hub
         self._now = now
@@ -63,16 +62,24 @@ class Oversight:
 
     # Commands
 
-    def command(self, vm: str, peer: Any, command: protocol.Command, request_id: str | None, outcome: str,
-                started: float) -> None:
+    def command(
+        self, vm: str, peer: Any, command: protocol.Command, request_id: str | None, outcome: str, started: float
+    ) -> None:
         """One command ended: ``outcome`` is success, failed, timeout, error, refused, dropped or
         forbidden (the token lacks ``control``)."""
         seconds = max(0.0, time.monotonic() - started)
         action = command.action.value
         self.telemetry.command(action, outcome, seconds)
         self.audit.record(
-            "command", user=peer.user, vm=vm, action=action, force=command.force, requestId=request_id,
-            outcome=outcome, durationMs=round(seconds * 1000, 3), session=peer.session_id,
+            "command",
+            user=peer.user,
+            vm=vm,
+            action=action,
+            force=command.force,
+            requestId=request_id,
+            outcome=outcome,
+            durationMs=round(seconds * 1000, 3),
+            session=peer.session_id,
         )
 
     # Sessions
@@ -80,15 +87,30 @@ class Oversight:
     def session_opened(self, peer: Any) -> None:
         if _is_console(peer):
             mode = self._modes[peer.session_id] = _mode(peer)
-            self.audit.record("console_session", state="opened", user=peer.user, vm=peer.vm, mode=mode,
-                              session=peer.session_id, remote=peer.request.remote_ip)
+            self.audit.record(
+                "console_session",
+                state="opened",
+                user=peer.user,
+                vm=peer.vm,
+                mode=mode,
+                session=peer.session_id,
+                remote=peer.request.remote_ip,
+            )
 
     def session_closed(self, peer: Any) -> None:
         if _is_console(peer):
             mode = self._modes.pop(peer.session_id, "interactive")
-            self.audit.record("console_session", state="closed", user=peer.user, vm=peer.vm, mode=mode,
-                              session=peer.session_id, bytesIn=peer.bytes_in, bytesOut=peer.bytes_out,
-                              closeCode=peer.close_code)
+            self.audit.record(
+                "console_session",
+                state="closed",
+                user=peer.user,
+                vm=peer.vm,
+                mode=mode,
+                session=peer.session_id,
+                bytesIn=peer.bytes_in,
+                bytesOut=peer.bytes_out,
+                closeCode=peer.close_code,
+            )
 
     # Credentials
 
@@ -117,8 +139,13 @@ class Oversight:
                 peer.close(CloseCode.UNAUTHENTICATED, "token revoked")
                 closed += 1
         self.audit.record(
-            "revocation", user=by, sub=entry.sub, jti=entry.jti, expiresAt=protocol.iso_timestamp(entry.expires_at),
-            remote=remote, sessionsClosed=closed,
+            "revocation",
+            user=by,
+            sub=entry.sub,
+            jti=entry.jti,
+            expiresAt=protocol.iso_timestamp(entry.expires_at),
+            remote=remote,
+            sessionsClosed=closed,
         )
         log.info("revocation by %s: sub=%s jti=%s; %d sessions closed", by, entry.sub, entry.jti, closed)
         return closed

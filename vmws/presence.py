@@ -55,7 +55,8 @@ class Presence:
     def announce(self, now: float) -> None:
         """Send the current list to every viewer still open (serialised once)."""
         message = protocol.viewers_message(
-            [(v.user, v.mode.value, v.joined_at) for v in self.listing()], now,
+            [(v.user, v.mode.value, v.joined_at) for v in self.listing()],
+            now,
         )
         for peer in list(self._viewers):
             if not peer.closing:

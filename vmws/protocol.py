@@ -8,13 +8,13 @@ out. Every server message has the spec's envelope ``{type, timestamp, data}``.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import enum
+import math
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _escape_json
 from typing import Any
 
 import orjson
-from json.encoder import encode_basestring as _escape_json
 
 from vmws.backend import Action, MetricsSample, VMInfo
 from vmws.codes import ErrorCode
@@ -75,13 +75,26 @@ _ACCEPTED: dict[Endpoint, frozenset[str]] = {
     Endpoint.FLEET: frozenset({"heartbeat"}),
 }
 _ENDPOINT_NAMES = {
-    Endpoint.MONITOR: "the monitoring endpoint", Endpoint.CONSOLE: "the console endpoint",
+    Endpoint.MONITOR: "the monitoring endpoint",
+    Endpoint.CONSOLE: "the console endpoint",
     Endpoint.FLEET: "the fleet endpoint",
 }
-_SERVER_ONLY = frozenset({
-    "status", "metrics", "response", "console", "error", "connection",
-    "viewers", "fleet_snapshot", "fleet_status", "fleet_summary", "fleet_added", "fleet_removed",
-})
+_SERVER_ONLY = frozenset(
+    {
+        "status",
+        "metrics",
+        "response",
+        "console",
+        "error",
+        "connection",
+        "viewers",
+        "fleet_snapshot",
+        "fleet_status",
+        "fleet_summary",
+        "fleet_added",
+        "fleet_removed",
+    }
+)
 _ACTIONS = {a.value: a for a in Action}
 
 
@@ -103,7 +116,7 @@ def iso_timestamp(t: float) -> str:
         whole, micro = whole - 1, micro + 1_000_000
     second = int(whole)
     if _second[0] != second:
-        prefix = _dt.datetime.fromtimestamp(second, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        prefix = _dt.datetime.fromtimestamp(second, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         _second = (second, prefix)
     return f"{_second[1]}{micro // 1000:03d}Z"
 
@@ -163,9 +176,7 @@ def _readable_request_id(data: Any) -> str | None:
 
 def _parse_command(data: dict[str, Any], request_id: str | None) -> Command:
     if "requestId" in data and data["requestId"] is not None and request_id is None:
-        raise InvalidCommand(
-            f"'requestId' must be a non-empty string of at most {MAX_REQUEST_ID_LENGTH} characters"
-        )
+        raise InvalidCommand(f"'requestId' must be a non-empty string of at most {MAX_REQUEST_ID_LENGTH} characters")
     action = data.get("action")
     if not isinstance(action, str):
         raise InvalidCommand("command needs 'data.action' as a string", request_id)
@@ -237,8 +248,14 @@ def metrics_message(sample: MetricsSample, now: float) -> str:
 
 
 def response_message(
-    request_id: str, success: bool, message: str, now: float, *, code: ErrorCode | None = None,
-    action: str | None = None, status: str | None = None,
+    request_id: str,
+    success: bool,
+    message: str,
+    now: float,
+    *,
+    code: ErrorCode | None = None,
+    action: str | None = None,
+    status: str | None = None,
 ) -> str:
     data: dict[str, Any] = {"requestId": request_id, "success": success, "message": message}
     if code is not None:
@@ -258,7 +275,12 @@ _DENSE_RATIO = 16
 
 
 def console_message(
-    content: str, now: float, *, eof: bool = False, offset: int | None = None, epoch: str | None = None,
+    content: str,
+    now: float,
+    *,
+    eof: bool = False,
+    offset: int | None = None,
+    epoch: str | None = None,
 ) -> str:
     if len(content) >= _DENSE_MIN and content.count("\n", 0, _DENSE_MIN) * _DENSE_RATIO >= _DENSE_MIN:
         # orjson escapes control characters one at a time: on dense output (a `yes`
@@ -267,8 +289,10 @@ def console_message(
         tail = "" if offset is None else f',"offset":{offset}'
         if epoch is not None:  # hex digits only (the hub draws it): nothing to escape
             tail += f',"epoch":"{epoch}"'
-        return (f'{{"type":"console","timestamp":"{iso_timestamp(now)}","data":{{"content":'
-                f'{_escape_json(content)},"eof":{"true" if eof else "false"}{tail}}}}}')
+        return (
+            f'{{"type":"console","timestamp":"{iso_timestamp(now)}","data":{{"content":'
+            f'{_escape_json(content)},"eof":{"true" if eof else "false"}{tail}}}}}'
+        )
     data: dict[str, Any] = {"content": content, "eof": eof}
     if offset is not None:
         data["offset"] = offset

@@ -39,10 +39,18 @@ class CastRecorder:
         self._last = 0.0
 
     def header(self) -> str:
-        return orjson.dumps({
-            "version": 2, "width": self.width, "height": self.height, "timestamp": int(self.started_at),
-            "env": {"TERM": "xterm-256color"},
-        }).decode() + "\n"
+        return (
+            orjson.dumps(
+                {
+                    "version": 2,
+                    "width": self.width,
+                    "height": self.height,
+                    "timestamp": int(self.started_at),
+                    "env": {"TERM": "xterm-256color"},
+                }
+            ).decode()
+            + "\n"
+        )
 
     def output(self, at: float, text: str) -> str:
         """The event line for guest output ``text`` shown at wall-clock ``at``, once
@@ -63,8 +71,9 @@ class CastRecorder:
         return orjson.dumps([self._last, "o", text]).decode() + "\n"
 
 
-def scrollback_cast(chunks: Iterable[tuple[float, bytes]], now: float,
-                    width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT) -> str:
+def scrollback_cast(
+    chunks: Iterable[tuple[float, bytes]], now: float, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT
+) -> str:
     """A recording of held console output, given as ``(arrival time, bytes)`` in order.
 
     Bytes are decoded as UTF-8 incrementally, as the console endpoint does (invalid ones

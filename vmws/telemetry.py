@@ -30,8 +30,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Server messages start '{"type":"KIND"' (protocol.py builds them with orjson, type first).
 _TYPE_PREFIX = '{"type":"'
 # The 4 characters after '{"type":"' → the server message type they start.
-_SENT_TYPES = {kind[:4]: kind for kind in ("connection", "status", "metrics", "response", "error", "heartbeat",
-                                           "console")}
+_SENT_TYPES = {
+    kind[:4]: kind for kind in ("connection", "status", "metrics", "response", "error", "heartbeat", "console")
+}
 _TYPE_AT = slice(len(_TYPE_PREFIX), len(_TYPE_PREFIX) + 4)
 # vmws.protocol's client message classes → their wire type.
 _CLIENT_TYPES = {"Command": "command", "ConsoleInput": "console_input", "Heartbeat": "heartbeat"}
@@ -63,17 +64,24 @@ class _Traffic(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         by_type = self._by_type()
-        messages = CounterMetricFamily("vmws_messages", "WebSocket messages by direction and type",
-                                       labels=["direction", "type"])
-        sizes = CounterMetricFamily("vmws_message_bytes", "WebSocket message bytes by direction and type "
-                                    "(out: on the wire, frame included; in: payload)", labels=["direction", "type"])
+        messages = CounterMetricFamily(
+            "vmws_messages", "WebSocket messages by direction and type", labels=["direction", "type"]
+        )
+        sizes = CounterMetricFamily(
+            "vmws_message_bytes",
+            "WebSocket message bytes by direction and type (out: on the wire, frame included; in: payload)",
+            labels=["direction", "type"],
+        )
         for labels, (count, size) in sorted(by_type.items()):
             messages.add_metric(list(labels), count)
             sizes.add_metric(list(labels), size)
         yield messages
         yield sizes
-        console = CounterMetricFamily("vmws_console_bytes", "Console bytes: typed by viewers (in, UTF-8), "
-                                      "console messages written to viewers (out, on the wire)", labels=["direction"])
+        console = CounterMetricFamily(
+            "vmws_console_bytes",
+            "Console bytes: typed by viewers (in, UTF-8), console messages written to viewers (out, on the wire)",
+            labels=["direction"],
+        )
         console.add_metric(["in"], self.typed)
         console.add_metric(["out"], by_type.get(("out", "console"), [0, 0])[1])
         yield console
@@ -100,7 +108,8 @@ class _HubState(Collector):
             statuses.add_metric([status.value], self.vm_statuses.get(status.value, 0))
         yield statuses
         console_read = GaugeMetricFamily(
-            "vmws_console_read_bytes", "Console output bytes read from guests since start (all VMs)",
+            "vmws_console_read_bytes",
+            "Console output bytes read from guests since start (all VMs)",
         )
         console_read.add_metric([], sum(s.end for s in self._scrollbacks()))
         yield console_read
@@ -116,8 +125,13 @@ class Telemetry:
         self._traffic = _Traffic()
         r.register(self._traffic)
         self.commands = Counter("vmws_commands", "Commands by action and outcome", ["action", "outcome"], registry=r)
-        self.command_seconds = Histogram("vmws_command_duration_seconds", "Command latency by action", ["action"],
-                                         buckets=_LATENCY_BUCKETS, registry=r)
+        self.command_seconds = Histogram(
+            "vmws_command_duration_seconds",
+            "Command latency by action",
+            ["action"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.auth_refused = Counter("vmws_auth_refused", "Refused authentications by reason", ["reason"], registry=r)
         self.heartbeat_reaps = Counter("vmws_heartbeat_reaps", "Connections closed for silence (4010)", registry=r)
         self.slow_cutoffs = Counter("vmws_slow_client_cutoffs", "Connections cut off as too slow (4008)", registry=r)
@@ -125,8 +139,9 @@ class Telemetry:
         self.revocations = Counter("vmws_revocations", "Revocations added", registry=r)
         # Set by the cluster code (docs/cluster.md): 0 on a node alone.
         self.owned_vms = Gauge("vmws_cluster_owned_vms", "VMs this node owns in the cluster", registry=r)
-        self.cross_node_messages = Counter("vmws_cluster_messages", "Messages relayed between nodes",
-                                           ["direction"], registry=r)
+        self.cross_node_messages = Counter(
+            "vmws_cluster_messages", "Messages relayed between nodes", ["direction"], registry=r
+        )
         self._state: _HubState | None = None
         if hub is not None:
             self._state = _HubState(hub)

@@ -78,8 +78,15 @@ _PRIVATE_MODE_DEFAULTS = {
     5: "l",  # DECSCNM reverse video
     6: "l",  # DECOM origin mode
     7: "h",  # DECAWM autowrap
-    9: "l", 1000: "l", 1001: "l", 1002: "l", 1003: "l",  # mouse reporting
-    1005: "l", 1006: "l", 1015: "l", 1016: "l",  # mouse report encodings
+    9: "l",
+    1000: "l",
+    1001: "l",
+    1002: "l",
+    1003: "l",  # mouse reporting
+    1005: "l",
+    1006: "l",
+    1015: "l",
+    1016: "l",  # mouse report encodings
     1004: "l",  # focus in/out reports
     25: "h",  # DECTCEM cursor visible
     2004: "l",  # bracketed paste

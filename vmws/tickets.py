@@ -33,8 +33,13 @@ from vmws.revocations import Revocations
 
 __all__ = [
     "ticket_life",
-    "TicketStore", "RedisTicketStore", "Authenticator", "ClusterAuthenticator", "ClusterUnavailable",
-    "TICKET_PREFIX", "PER_SUBJECT_LIMIT",
+    "TicketStore",
+    "RedisTicketStore",
+    "Authenticator",
+    "ClusterAuthenticator",
+    "ClusterUnavailable",
+    "TICKET_PREFIX",
+    "PER_SUBJECT_LIMIT",
 ]
 
 log = logging.getLogger("vmws")
@@ -50,8 +55,15 @@ def ticket_life(ttl: float, principal: Principal, now: float) -> float:
 
 
 class TicketStore:
-    def __init__(self, ttl: float = 30.0, limit: int = 10_000, *, per_subject: int = PER_SUBJECT_LIMIT,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        limit: int = 10_000,
+        *,
+        per_subject: int = PER_SUBJECT_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.ttl = ttl
         self.limit = limit
         self.per_subject = per_subject
@@ -70,7 +82,8 @@ class TicketStore:
             if len(mine) >= self.per_subject:
                 raise AuthError(
                     f"too many outstanding tickets for this user (limit {self.per_subject}); "
-                    "use them or let them expire, then retry", CloseCode.TOO_MANY,
+                    "use them or let them expire, then retry",
+                    CloseCode.TOO_MANY,
                 )
         if len(self._tickets) >= self.limit:
             self._purge(list(self._tickets))
@@ -140,19 +153,25 @@ return 1
 
 
 def _principal_json(principal: Principal) -> bytes:
-    return orjson.dumps({
-        "sub": principal.sub, "permissions": principal.permission_names(),
-        "vms": list(principal.vms) if principal.vms is not None else None, "exp": principal.expires_at,
-        "jti": principal.jti,
-    })
+    return orjson.dumps(
+        {
+            "sub": principal.sub,
+            "permissions": principal.permission_names(),
+            "vms": list(principal.vms) if principal.vms is not None else None,
+            "exp": principal.expires_at,
+            "jti": principal.jti,
+        }
+    )
 
 
 def _principal_from(raw: bytes) -> Principal:
     data = orjson.loads(raw)
     vms = data["vms"]
     return Principal(
-        sub=data["sub"], permissions=frozenset(Permission(p) for p in data["permissions"]),
-        vms=tuple(vms) if vms is not None else None, expires_at=float(data["exp"]),
+        sub=data["sub"],
+        permissions=frozenset(Permission(p) for p in data["permissions"]),
+        vms=tuple(vms) if vms is not None else None,
+        expires_at=float(data["exp"]),
         jti=data.get("jti"),
     )
 
@@ -160,8 +179,14 @@ def _principal_from(raw: bytes) -> Principal:
 class RedisTicketStore:
     """Tickets in Redis (``vmws:ticket:T``, with the subject's cap in ``vmws:tickets:SUB``)."""
 
-    def __init__(self, redis: Any, ttl: float = 30.0, *, per_subject: int = PER_SUBJECT_LIMIT,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        ttl: float = 30.0,
+        *,
+        per_subject: int = PER_SUBJECT_LIMIT,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = redis
         self.ttl = ttl
         self.per_subject = per_subject
@@ -178,7 +203,8 @@ class RedisTicketStore:
         if not await _cluster_call(self._issue(keys=keys, args=args), "tickets cannot be issued"):
             raise AuthError(
                 f"too many outstanding tickets for this user (limit {self.per_subject}); "
-                "use them or let them expire, then retry", CloseCode.TOO_MANY,
+                "use them or let them expire, then retry",
+                CloseCode.TOO_MANY,
             )
         return ticket
 
@@ -205,9 +231,7 @@ async def _cluster_call(call: Any, what: str) -> Any:
         return await call
     except (ConnectionError, TimeoutError, OSError) as exc:
         log.warning("redis unreachable: %s: %s", what, exc)
-        raise ClusterUnavailable(
-            f"the cluster's Redis is unreachable: {what} right now; retry shortly"
-        ) from None
+        raise ClusterUnavailable(f"the cluster's Redis is unreachable: {what} right now; retry shortly") from None
 
 
 class Authenticator:
@@ -242,8 +266,9 @@ class ClusterAuthenticator(Authenticator):
 
     HOLD = 60.0  # seconds an outcome waits for its request (one that never asks is dropped)
 
-    def __init__(self, verifier: TokenVerifier, tickets: RedisTicketStore,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, verifier: TokenVerifier, tickets: RedisTicketStore, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.verifier = verifier
         self.cluster_tickets = tickets
         self.revocations = Revocations()

@@ -44,7 +44,13 @@ DEFAULT_PASSWORD = "admin"
 LOGIN_USER = "admin"
 # Drivers the guest needs; their dependencies are added from modules.dep.
 GUEST_MODULES = (
-    "virtio_pci", "virtio_blk", "virtio_net", "virtio_balloon", "button", "evdev", "pvpanic_mmio",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_balloon",
+    "button",
+    "evdev",
+    "pvpanic_mmio",
 )
 ROOTFS = Path(__file__).with_name("rootfs")
 _INSTALL_HINT = "install it with `apt-get install {pkg}` (or run scripts/install-libvirt.sh as root)"
@@ -74,9 +80,7 @@ def kernel_cmdline(hostname: str, *, crash_after: float | None = None) -> str:
     in libvirt's "crashed" state, for tests of the ``error`` status).
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", hostname):
-        raise ImageError(
-            f"{hostname!r} cannot be a hostname: use letters, digits, dots and dashes"
-        )
+        raise ImageError(f"{hostname!r} cannot be a hostname: use letters, digits, dots and dashes")
     # quiet: the serial line is slow under TCG, and the boot log is not what users read.
     crash = f" vmws.crash_after={crash_after:g}" if crash_after is not None else ""
     return f"console=ttyS0,115200 quiet panic=-1 vmws.hostname={hostname}{crash}"
@@ -97,8 +101,7 @@ def find_kernel(boot_dir: Path = Path("/boot"), modules_root: Path = Path("/lib/
     if not choices:
         raise ImageError(
             f"no kernel with modules found (looked for {boot_dir}/vmlinuz-* with "
-            f"{modules_root}/VERSION/modules.dep); "
-            + _INSTALL_HINT.format(pkg="linux-image-amd64")
+            f"{modules_root}/VERSION/modules.dep); " + _INSTALL_HINT.format(pkg="linux-image-amd64")
         )
     return max(choices, key=lambda c: _version_key(c.version))
 
@@ -146,10 +149,10 @@ def _is_static_elf(data: bytes) -> bool:
     """True for a 64-bit ELF without a program interpreter (statically linked)."""
     if data[:5] != b"\x7fELF\x02":
         return False
-    phoff, = struct.unpack_from("<Q", data, 0x20)
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     for i in range(phnum):
-        p_type, = struct.unpack_from("<I", data, phoff + i * phentsize)
+        (p_type,) = struct.unpack_from("<I", data, phoff + i * phentsize)
         if p_type == 3:  # PT_INTERP
             return False
     return True
@@ -185,12 +188,24 @@ def _rootfs_entries() -> Iterator[Entry]:
             yield Entry(rel, EntryKind.FILE, mode, data)
 
 
-def _initramfs(busybox_data: bytes, applets: list[str], modules: list[tuple[str, bytes]],
-               password_hash: str) -> bytes:
+def _initramfs(busybox_data: bytes, applets: list[str], modules: list[tuple[str, bytes]], password_hash: str) -> bytes:
     entries: list[Entry] = [
         Entry(d, EntryKind.DIRECTORY, 0o755)
-        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "proc", "sys",
-                  "dev", "run", "lib", "lib/modules", "home")
+        for d in (
+            "bin",
+            "sbin",
+            "usr",
+            "usr/bin",
+            "usr/sbin",
+            "etc",
+            "proc",
+            "sys",
+            "dev",
+            "run",
+            "lib",
+            "lib/modules",
+            "home",
+        )
     ]
     entries += [
         Entry("root", EntryKind.DIRECTORY, 0o700),
@@ -209,18 +224,31 @@ def _initramfs(busybox_data: bytes, applets: list[str], modules: list[tuple[str,
     entries += [Entry(f"lib/modules/{name}", EntryKind.FILE, 0o644, data) for name, data in modules]
     entries += [
         Entry("etc/modules", EntryKind.FILE, 0o644, "".join(f"{n}\n" for n, _ in modules).encode()),
-        Entry("etc/passwd", EntryKind.FILE, 0o644,
-              f"root:x:0:0:root:/root:/bin/sh\n{LOGIN_USER}:x:1000:1000:{LOGIN_USER}:"
-              f"/home/{LOGIN_USER}:/bin/sh\n".encode()),
-        Entry("etc/shadow", EntryKind.FILE, 0o600,
-              f"root:*:19000:0:99999:7:::\n{LOGIN_USER}:{password_hash}:19000:0:99999:7:::\n".encode()),
+        Entry(
+            "etc/passwd",
+            EntryKind.FILE,
+            0o644,
+            f"root:x:0:0:root:/root:/bin/sh\n{LOGIN_USER}:x:1000:1000:{LOGIN_USER}:"
+            f"/home/{LOGIN_USER}:/bin/sh\n".encode(),
+        ),
+        Entry(
+            "etc/shadow",
+            EntryKind.FILE,
+            0o600,
+            f"root:*:19000:0:99999:7:::\n{LOGIN_USER}:{password_hash}:19000:0:99999:7:::\n".encode(),
+        ),
     ]
     return write_newc(entries)
 
 
-def build_tiny(*, password: str = DEFAULT_PASSWORD, boot_dir: Path = Path("/boot"),
-               modules_root: Path = Path("/lib/modules"), busybox: Path = Path("/bin/busybox"),
-               cache: Path | None = None) -> TinyImage:
+def build_tiny(
+    *,
+    password: str = DEFAULT_PASSWORD,
+    boot_dir: Path = Path("/boot"),
+    modules_root: Path = Path("/lib/modules"),
+    busybox: Path = Path("/bin/busybox"),
+    cache: Path | None = None,
+) -> TinyImage:
     """Build (or reuse from the cache) the tiny image with login ``admin``/``password``."""
     kernel = find_kernel(boot_dir, modules_root)
     try:

@@ -32,7 +32,9 @@ def machine() -> str:
             model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def load() -> str:
@@ -46,22 +48,33 @@ async def _run(names: list[str], quick: bool, out: Path, loops: tuple[str, ...])
     for name in names:
         print(f"== {name} ({load()})", file=sys.stderr, flush=True)
         if name == "console_flood":
-            outcome = await flood.run(out, rounds=3 if quick else 7, seconds=2 if quick else 4, loops=loops,
-                                      target=flood.TARGET if quick else flood.TARGET_FULL)
+            outcome = await flood.run(
+                out,
+                rounds=3 if quick else 7,
+                seconds=2 if quick else 4,
+                loops=loops,
+                target=flood.TARGET if quick else flood.TARGET_FULL,
+            )
         elif name == "console_echo":
-            outcome = await echo.run(out, rounds=1 if quick else 5, seconds=5 if quick else 10, consoles=1000,
-                                     loops=loops)
+            outcome = await echo.run(
+                out, rounds=1 if quick else 5, seconds=5 if quick else 10, consoles=1000, loops=loops
+            )
         elif name == "idle_10k":
             outcome = await idle.run(out, connections=10000, interval=5.0 if quick else 30.0, loops=loops)
         elif name == "broadcast_1k":
-            outcome = await broadcast.run(out, rounds=1 if quick else 5, seconds=6 if quick else 10, watchers=1000,
-                                          loops=loops)
+            outcome = await broadcast.run(
+                out, rounds=1 if quick else 5, seconds=6 if quick else 10, watchers=1000, loops=loops
+            )
         elif name == "seq_flood":
             outcome = await seqflood.run(out, rounds=2 if quick else 5, seconds=2 if quick else 4, loops=loops)
         else:
             outcome = await saturation.run(
-                out, steps=SATURATION_STEPS_QUICK if quick else SATURATION_STEPS, seconds=3 if quick else 8,
-                budget=75 if quick else 400, loops=loops)
+                out,
+                steps=SATURATION_STEPS_QUICK if quick else SATURATION_STEPS,
+                seconds=3 if quick else 8,
+                budget=75 if quick else 400,
+                loops=loops,
+            )
         print(f"   {outcome.line()}", file=sys.stderr, flush=True)
         outcomes.append(outcome)
     return outcomes
@@ -81,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (under ten minutes)")
     parser.add_argument("--only", action="append", choices=NAMES, help="run only this benchmark (repeatable)")
-    parser.add_argument("--loop", action="append", choices=LOOPS,
-                        help="measure vmws on this event loop only (repeatable; default: each one importable, "
-                             "the one vmws serve picks first and judged)")
+    parser.add_argument(
+        "--loop",
+        action="append",
+        choices=LOOPS,
+        help="measure vmws on this event loop only (repeatable; default: each one importable, "
+        "the one vmws serve picks first and judged)",
+    )
     parser.add_argument("--out", help="folder for server logs and fleets (default: a temporary one)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -97,12 +114,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vmws benchmarks on {machine()}; {load()}; vmws on {', '.join(loops)}", flush=True)
         outcomes = _event_loop_run(_run(names, args.quick, out, loops))
     report: dict[str, Any] = {
-        "machine": machine(), "load_after": load(), "loops": loops,
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "quick": args.quick, "results": {o.name: {"ratio": o.ratio, "target": o.target, "ok": o.ok,
-                                                  "invalid": o.invalid, "client_cpu": o.client_cpu,
-                                                  "rounds_counted": o.rounds, "note": o.note,
-                                                  "figures": o.figures} for o in outcomes},
+        "machine": machine(),
+        "load_after": load(),
+        "loops": loops,
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "results": {
+            o.name: {
+                "ratio": o.ratio,
+                "target": o.target,
+                "ok": o.ok,
+                "invalid": o.invalid,
+                "client_cpu": o.client_cpu,
+                "rounds_counted": o.rounds,
+                "note": o.note,
+                "figures": o.figures,
+            }
+            for o in outcomes
+        },
     }
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

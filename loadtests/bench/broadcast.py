@@ -89,8 +89,9 @@ async def _round(server: ServerProcess, urls: list[str], seconds: float) -> Meas
         await asyncio.sleep(0.5)
 
 
-async def run(out: Path, *, rounds: int, seconds: float, watchers: int,
-              loops: tuple[str, ...] | None = None) -> Outcome:
+async def run(
+    out: Path, *, rounds: int, seconds: float, watchers: int, loops: tuple[str, ...] | None = None
+) -> Outcome:
     bench = Bench(out)
     loops = loops or vmws_loops()
     keys = [f"vmws[{loop}]" for loop in loops]
@@ -99,13 +100,18 @@ async def run(out: Path, *, rounds: int, seconds: float, watchers: int,
         servers = [stack.enter_context(bench.vmws("broadcast", 1, metrics_interval=1.0, loop=loop)) for loop in loops]
         base = stack.enter_context(bench.baseline("broadcast", broadcast_interval=1.0))
         for r in range(rounds):
-            for key, server in zip(keys, servers):
+            for key, server in zip(keys, servers, strict=True):
                 urls = [bench.monitor_url(server, 0) for _ in range(watchers)]
                 results[key].append(await _round(server, urls, seconds))
             results["baseline"].append(await _round(base, [f"{base.base_url}/broadcast"] * watchers, seconds))
-            progress(f"broadcast round {r + 1}/{rounds}: " + ", ".join(
-                f"{k} p99 {v[-1].figures[0]:.1f} ms, {v[-1].figures[1]:.0f}/{v[-1].figures[2]:.0f} complete"
-                f" (client {v[-1].client * 100:.0f}%)" for k, v in results.items()))
+            progress(
+                f"broadcast round {r + 1}/{rounds}: "
+                + ", ".join(
+                    f"{k} p99 {v[-1].figures[0]:.1f} ms, {v[-1].figures[1]:.0f}/{v[-1].figures[2]:.0f} complete"
+                    f" (client {v[-1].client * 100:.0f}%)"
+                    for k, v in results.items()
+                )
+            )
     p99 = {k: median([m.figures[0] for m in v]) for k, v in results.items()}
     main = keys[0]
     complete = all(m.figures[1] == m.figures[2] and m.figures[2] > 0 for m in results[main])
@@ -114,11 +120,20 @@ async def run(out: Path, *, rounds: int, seconds: float, watchers: int,
     ratio, kept = ratios[main]
     others = "".join(f"; on {k} p99 {p99[k]:.1f} ms, ratio {ratios[k][0]:.2f}" for k in keys[1:])
     return Outcome(
-        "broadcast_1k", ratio, TARGET, higher=False,
+        "broadcast_1k",
+        ratio,
+        TARGET,
+        higher=False,
         extra_ok=complete and identical and p99[main] <= ABSOLUTE_MS,
         note=f"{main} p99 {p99[main]:.1f} vs {p99['baseline']:.1f} ms (limit {ABSOLUTE_MS:g} ms); "
-             f"every message to all {watchers}: {complete}; serialised once: {identical}{others}",
-        figures={"watchers": watchers, "p99_ms": p99, "complete": complete, "identical": identical,
-                 "ratios": {k: v[0] for k, v in ratios.items()}},
-        client_cpu=client_peak([m for v in results.values() for m in v]), rounds=(kept, rounds),
+        f"every message to all {watchers}: {complete}; serialised once: {identical}{others}",
+        figures={
+            "watchers": watchers,
+            "p99_ms": p99,
+            "complete": complete,
+            "identical": identical,
+            "ratios": {k: v[0] for k, v in ratios.items()},
+        },
+        client_cpu=client_peak([m for v in results.values() for m in v]),
+        rounds=(kept, rounds),
     )

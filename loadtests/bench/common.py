@@ -78,8 +78,11 @@ def paired_ratio(mine: Sequence[Measured], theirs: Sequence[Measured], figure: i
     """The median of per-round ratios ``mine / theirs`` of one figure over the rounds
     that count (rounds ran back to back: this cancels a shared machine's slow drifts
     better than a ratio of medians), and how many counted."""
-    ratios = [m.figures[figure] / t.figures[figure] for m, t in zip(mine, theirs)
-              if counted((m.client, t.client)) and t.figures[figure]]
+    ratios = [
+        m.figures[figure] / t.figures[figure]
+        for m, t in zip(mine, theirs, strict=True)
+        if counted((m.client, t.client)) and t.figures[figure]
+    ]
     return median(ratios), len(ratios)
 
 
@@ -160,16 +163,23 @@ class Bench:
     def vmws(self, name: str, vms: int, *, loop: str | None = None, **flags: Any) -> ServerProcess:
         fleet = write_fleet(self.out / f"fleet-{vms}.toml", vms)
         extra = ("--loop", loop) if loop else ()
-        return start_vmws(self.secret, self.out / f"vmws-{name}-{loop or 'default'}.log", scenario=fleet,
-                          cpu=SERVER_CPU, extra=extra, **flags)
+        return start_vmws(
+            self.secret,
+            self.out / f"vmws-{name}-{loop or 'default'}.log",
+            scenario=fleet,
+            cpu=SERVER_CPU,
+            extra=extra,
+            **flags,
+        )
 
     def baseline(self, name: str, **flags: Any) -> ServerProcess:
         return start_baseline(self.out / f"baseline-{name}.log", cpu=SERVER_CPU, **flags)
 
     def token(self, permissions: Sequence[str] = ("read", "console")) -> str:
         # one user per connection: vmws caps connections per user
-        return mint_token(self.secret, sub=f"bench-{next(_subs)}", permissions=list(permissions),
-                          now=time.time(), ttl=3600)
+        return mint_token(
+            self.secret, sub=f"bench-{next(_subs)}", permissions=list(permissions), now=time.time(), ttl=3600
+        )
 
     def console_url(self, server: ServerProcess, index: int) -> str:
         return f"{server.base_url}/ws/vms/{vm_name(index)}/console?token={self.token()}"

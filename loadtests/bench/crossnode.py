@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -106,8 +105,19 @@ class Owner:
         if kind == "console":
             self.offset += size
             return orjson.dumps({"type": "console", "t": stamp, "offset": self.offset, "content": filler})
-        return orjson.dumps({"type": "metrics", "t": stamp, "vm": "bench", "cpu": 12.5, "memory": 41.0,
-                             "diskRead": 1024, "diskWrite": 2048, "netRx": 4096, "netTx": 512})
+        return orjson.dumps(
+            {
+                "type": "metrics",
+                "t": stamp,
+                "vm": "bench",
+                "cpu": 12.5,
+                "memory": 41.0,
+                "diskRead": 1024,
+                "diskWrite": 2048,
+                "netRx": 4096,
+                "netTx": 512,
+            }
+        )
 
     async def _send(self, batch: list[bytes], console: bool) -> None:
         if self.sink == "ws":
@@ -262,13 +272,19 @@ class _Topology:
             self.redis = start_redis(self.directory / "redis")
             redis_url = self.redis.url
         sink = "redis" if self.design == "redis" else "ws"
-        self.owner, self.owner_port = self._spawn("--role", "owner", "--sink", sink,
-                                                  *(["--redis-url", redis_url] if redis_url else []))
+        self.owner, self.owner_port = self._spawn(
+            "--role", "owner", "--sink", sink, *(["--redis-url", redis_url] if redis_url else [])
+        )
         self.entry_port = self.owner_port
         self.relay: subprocess.Popen[bytes] | None = None
         if self.design != "direct":
             self.relay, self.entry_port = self._spawn(
-                "--role", "relay", "--via", self.design, "--owner-port", str(self.owner_port),
+                "--role",
+                "relay",
+                "--via",
+                self.design,
+                "--owner-port",
+                str(self.owner_port),
                 *(["--redis-url", redis_url] if redis_url else []),
             )
         return self
@@ -285,8 +301,9 @@ class _Topology:
     def redis_calls(self) -> int:
         if self.redis is None:
             return 0
-        out = subprocess.run(["redis-cli", "-p", str(self.redis.port), "info", "stats"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.redis.port), "info", "stats"], capture_output=True, text=True, check=True
+        ).stdout
         return next(int(line.split(":")[1]) for line in out.splitlines() if line.startswith("total_commands_processed"))
 
     def __exit__(self, *exc: object) -> None:
@@ -320,8 +337,9 @@ async def _clients(port: int, n: int, sink: list[list[float]], total: list[int])
             if stamp:
                 lat.append((now - stamp) / 1e6)
 
-        conns.append(await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws",
-                                                               on_message_callback=arrived))
+        conns.append(
+            await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws", on_message_callback=arrived)
+        )
     await asyncio.sleep(0.3)  # subscriptions and proxied sockets in place
     return conns
 
@@ -329,8 +347,9 @@ async def _clients(port: int, n: int, sink: list[list[float]], total: list[int])
 async def _go(port: int, **spec: Any) -> None:
     from tornado.httpclient import AsyncHTTPClient
 
-    await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/go", method="POST", body=orjson.dumps(spec),
-                                  request_timeout=600)
+    await AsyncHTTPClient().fetch(
+        f"http://127.0.0.1:{port}/go", method="POST", body=orjson.dumps(spec), request_timeout=600
+    )
 
 
 async def _measure(design: str, workload: str, directory: Path, quick: bool) -> Figures:
@@ -375,18 +394,26 @@ async def _run(quick: bool, rounds: int) -> list[Figures]:
                 for r in range(rounds):
                     progress(f"{workload} via {design}, round {r + 1}/{rounds}")
                     runs.append(await _measure(design, workload, Path(tmp) / str(r), quick))
-                results.append(Figures(
-                    design, workload, median([f.cpu_s for f in runs]), runs[0].units,
-                    median([f.p50_ms for f in runs]), median([f.p99_ms for f in runs]),
-                    int(median([f.redis_calls for f in runs])),
-                ))
+                results.append(
+                    Figures(
+                        design,
+                        workload,
+                        median([f.cpu_s for f in runs]),
+                        runs[0].units,
+                        median([f.p50_ms for f in runs]),
+                        median([f.p99_ms for f in runs]),
+                        int(median([f.redis_calls for f in runs])),
+                    )
+                )
     return results
 
 
 def report(results: list[Figures]) -> str:
     unit = {"console": "ms CPU per MB", "broadcast": "ms CPU per 1,000 messages", "echo": "ms CPU per keystroke"}
-    lines = ["| workload | design | CPU (all processes) | × direct | p50 ms | p99 ms | × direct p99 | Redis commands |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| workload | design | CPU (all processes) | × direct | p50 ms | p99 ms | × direct p99 | Redis commands |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for f in results:
         base = next(b for b in results if b.workload == f.workload and b.design == "direct")
         per = f.cpu_per_unit_ms * (1000 if f.workload == "broadcast" else 1)
@@ -401,7 +428,9 @@ def report(results: list[Figures]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench.crossnode", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test, not figures)")
-    parser.add_argument("--rounds", type=int, default=None, help="runs per design and workload (median; default 3, quick 1)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="runs per design and workload (median; default 3, quick 1)"
+    )
     # internal: the roles this module runs as in its subprocesses
     parser.add_argument("--role", choices=["owner", "relay"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

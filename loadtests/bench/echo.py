@@ -102,16 +102,18 @@ async def typing_round(server: ServerProcess, urls: list[str], rate: float, seco
             await asyncio.sleep(0.05)
         assert u0 is not None
         lost = max(0, sent_total - len(typing.latencies))
-        return Measured((percentile(typing.latencies, 99) * 1000, (u1.cpu_seconds - u0.cpu_seconds) / (t1 - t0),
-                         lost), client_share)
+        return Measured(
+            (percentile(typing.latencies, 99) * 1000, (u1.cpu_seconds - u0.cpu_seconds) / (t1 - t0), lost), client_share
+        )
     finally:
         for conn in conns:
             conn.close()
         await asyncio.sleep(0.5)
 
 
-async def run(out: Path, *, rounds: int, seconds: float, consoles: int, rate: float = 5.0,
-              loops: tuple[str, ...] | None = None) -> Outcome:
+async def run(
+    out: Path, *, rounds: int, seconds: float, consoles: int, rate: float = 5.0, loops: tuple[str, ...] | None = None
+) -> Outcome:
     bench = Bench(out)
     loops = loops or vmws_loops()
     keys = [f"vmws[{loop}]" for loop in loops]
@@ -120,13 +122,18 @@ async def run(out: Path, *, rounds: int, seconds: float, consoles: int, rate: fl
         servers = [stack.enter_context(bench.vmws("echo", consoles, loop=loop)) for loop in loops]
         base = stack.enter_context(bench.baseline("echo"))
         for r in range(rounds):
-            for key, server in zip(keys, servers):
+            for key, server in zip(keys, servers, strict=True):
                 urls = [bench.console_url(server, i) for i in range(consoles)]
                 results[key].append(await typing_round(server, urls, rate, seconds))
             results["baseline"].append(await typing_round(base, [f"{base.base_url}/echo"] * consoles, rate, seconds))
-            progress(f"echo round {r + 1}/{rounds}: " + ", ".join(
-                f"{k} p99 {v[-1].figures[0]:.2f} ms at {v[-1].figures[1] * 100:.0f}% CPU, {v[-1].figures[2]:.0f} lost"
-                f" (client {v[-1].client * 100:.0f}%)" for k, v in results.items()))
+            progress(
+                f"echo round {r + 1}/{rounds}: "
+                + ", ".join(
+                    f"{k} p99 {v[-1].figures[0]:.2f} ms at {v[-1].figures[1] * 100:.0f}% CPU, {v[-1].figures[2]:.0f} lost"
+                    f" (client {v[-1].client * 100:.0f}%)"
+                    for k, v in results.items()
+                )
+            )
     p99 = {k: median([m.figures[0] for m in v]) for k, v in results.items()}
     cpu = {k: median([m.figures[1] for m in v]) for k, v in results.items()}
     lost = {k: sum(m.figures[2] for m in v) for k, v in results.items()}
@@ -135,14 +142,26 @@ async def run(out: Path, *, rounds: int, seconds: float, consoles: int, rate: fl
     main = keys[0]
     p99_ratio, kept = p99_ratios[main]
     cpu_ratio = cpu_ratios[main]
-    others = "".join(f"; on {k} p99 {p99[k]:.2f} ms, ratio {p99_ratios[k][0]:.2f}, cpu ratio {cpu_ratios[k]:.2f}"
-                     for k in keys[1:])
+    others = "".join(
+        f"; on {k} p99 {p99[k]:.2f} ms, ratio {p99_ratios[k][0]:.2f}, cpu ratio {cpu_ratios[k]:.2f}" for k in keys[1:]
+    )
     return Outcome(
-        "console_echo", p99_ratio, P99_TARGET, higher=False,
+        "console_echo",
+        p99_ratio,
+        P99_TARGET,
+        higher=False,
         extra_ok=cpu_ratio <= CPU_TARGET and lost[main] == 0,
         note=f"{main} p99 {p99[main]:.2f} vs {p99['baseline']:.2f} ms; cpu ratio={cpu_ratio:.2f} target={CPU_TARGET:g} "
-             f"({cpu[main] * 100:.0f}% vs {cpu['baseline'] * 100:.0f}% of a core); keys lost {lost[main]:.0f}{others}",
-        figures={"consoles": consoles, "keys_per_s": rate, "p99_ms": p99, "cpu_share": cpu,
-                 "p99_ratios": {k: v[0] for k, v in p99_ratios.items()}, "cpu_ratios": cpu_ratios, "lost": lost},
-        client_cpu=client_peak([m for v in results.values() for m in v]), rounds=(kept, rounds),
+        f"({cpu[main] * 100:.0f}% vs {cpu['baseline'] * 100:.0f}% of a core); keys lost {lost[main]:.0f}{others}",
+        figures={
+            "consoles": consoles,
+            "keys_per_s": rate,
+            "p99_ms": p99,
+            "cpu_share": cpu,
+            "p99_ratios": {k: v[0] for k, v in p99_ratios.items()},
+            "cpu_ratios": cpu_ratios,
+            "lost": lost,
+        },
+        client_cpu=client_peak([m for v in results.values() for m in v]),
+        rounds=(kept, rounds),
     )

@@ -69,8 +69,9 @@ async def _relay_round(server: ServerProcess, seconds: float) -> Measured:
         await asyncio.sleep(0.3)
 
 
-async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] | None = None,
-              target: float = TARGET) -> Outcome:
+async def run(
+    out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] | None = None, target: float = TARGET
+) -> Outcome:
     bench = Bench(out)
     loops = loops or vmws_loops()
     keys = [f"vmws[{loop}]" for loop in loops]
@@ -80,13 +81,17 @@ async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] 
         stdlib = stack.enter_context(bench.baseline("relay-stdlib"))
         fast = stack.enter_context(bench.baseline("relay-orjson", json_lib="orjson"))
         for r in range(rounds):
-            for key, server in zip(keys, servers):
+            for key, server in zip(keys, servers, strict=True):
                 results[key].append(await _vmws_round(bench, server, seconds))
             results["stdlib"].append(await _relay_round(stdlib, seconds))
             results["orjson"].append(await _relay_round(fast, seconds))
-            progress(f"flood round {r + 1}/{rounds}: " + ", ".join(
-                f"{k} {v[-1].figures[0]:.0f} MB/s at {v[-1].figures[1] * 100:.0f}% CPU (client {v[-1].client * 100:.0f}%)"
-                for k, v in results.items()))
+            progress(
+                f"flood round {r + 1}/{rounds}: "
+                + ", ".join(
+                    f"{k} {v[-1].figures[0]:.0f} MB/s at {v[-1].figures[1] * 100:.0f}% CPU (client {v[-1].client * 100:.0f}%)"
+                    for k, v in results.items()
+                )
+            )
     mbps = {k: median([m.figures[0] for m in v]) for k, v in results.items()}
     cpu = {k: median([m.figures[1] for m in v]) for k, v in results.items()}
     per_core = {k: median([m.figures[0] / m.figures[1] for m in v if m.figures[1] > 0]) for k, v in results.items()}
@@ -94,10 +99,18 @@ async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] 
     ratio, kept = ratios[keys[0]]
     others = "".join(f"; on {k} ratio {ratios[k][0]:.2f}, {mbps[k]:.0f} MB/s" for k in keys[1:])
     return Outcome(
-        "console_flood", ratio, target, higher=True,
+        "console_flood",
+        ratio,
+        target,
+        higher=True,
         note=f"{keys[0]} {mbps[keys[0]]:.0f} MB/s, relay stdlib {mbps['stdlib']:.0f}, orjson {mbps['orjson']:.0f}; "
-             f"per CPU-second {per_core[keys[0]]:.0f} vs {per_core['stdlib']:.0f} MB{others}",
-        figures={"mb_per_s": mbps, "cpu_share": cpu, "mb_per_cpu_second": per_core,
-                 "ratios": {k: v[0] for k, v in ratios.items()}},
-        client_cpu=client_peak([m for v in results.values() for m in v]), rounds=(kept, rounds),
+        f"per CPU-second {per_core[keys[0]]:.0f} vs {per_core['stdlib']:.0f} MB{others}",
+        figures={
+            "mb_per_s": mbps,
+            "cpu_share": cpu,
+            "mb_per_cpu_second": per_core,
+            "ratios": {k: v[0] for k, v in ratios.items()},
+        },
+        client_cpu=client_peak([m for v in results.values() for m in v]),
+        rounds=(kept, rounds),
     )

@@ -43,8 +43,7 @@ async def _hold(server: ServerProcess, urls: list[str], interval: float) -> dict
     before = server.usage().rss_bytes
     kernel_before = _kernel_slab_bytes()
     started = time.perf_counter()
-    conns = await connect_many(urls, _count_heartbeats, timeout=600,
-                               progress=lambda n: progress(f"  {n} connected"))
+    conns = await connect_many(urls, _count_heartbeats, timeout=600, progress=lambda n: progress(f"  {n} connected"))
     connect_seconds = time.perf_counter() - started
     try:
         await asyncio.sleep(2.0)
@@ -60,11 +59,15 @@ async def _hold(server: ServerProcess, urls: list[str], interval: float) -> dict
         held = sum(1 for c in conns if c.is_open)
         missed = sum(max(0, expected - c.user[0]) for c in conns)  # type: ignore[index]
         return {
-            "connections": len(conns), "held": held, "missed_heartbeats": missed,
+            "connections": len(conns),
+            "held": held,
+            "missed_heartbeats": missed,
             "bytes_per_connection": (after - before) / len(urls),
             "kernel_bytes_per_connection": (kernel_after - kernel_before) / len(urls),
-            "connect_seconds": connect_seconds, "held_seconds": time.perf_counter() - held_from,
-            "rss_bytes": after, "client_cpu": client.share(),
+            "connect_seconds": connect_seconds,
+            "held_seconds": time.perf_counter() - held_from,
+            "rss_bytes": after,
+            "client_cpu": client.share(),
         }
     finally:
         for conn in conns:
@@ -91,14 +94,22 @@ async def run(out: Path, *, connections: int, interval: float, loops: tuple[str,
     client = max([theirs["client_cpu"], *(v["client_cpu"] for v in mine.values())])
     kept = 1 if max(mine[main]["client_cpu"], theirs["client_cpu"]) <= CLIENT_LIMIT else 0
     all_held = mine[main]["held"] == connections and mine[main]["missed_heartbeats"] == 0
-    others = "".join(f"; on {k} {v['bytes_per_connection'] / 1000:.1f} KB, ratio {ratios[k]:.2f}, "
-                     f"held {v['held']:.0f}" for k, v in mine.items() if k != main)
+    others = "".join(
+        f"; on {k} {v['bytes_per_connection'] / 1000:.1f} KB, ratio {ratios[k]:.2f}, held {v['held']:.0f}"
+        for k, v in mine.items()
+        if k != main
+    )
     return Outcome(
-        "idle_10k", ratios[main], TARGET, higher=False, extra_ok=all_held,
+        "idle_10k",
+        ratios[main],
+        TARGET,
+        higher=False,
+        extra_ok=all_held,
         note=f"{main} held {mine[main]['held']:.0f}/{connections}, missed heartbeats "
-             f"{mine[main]['missed_heartbeats']:.0f}; {mine[main]['bytes_per_connection'] / 1000:.1f} vs "
-             f"{theirs['bytes_per_connection'] / 1000:.1f} KB per connection, kernel slab "
-             f"{mine[main]['kernel_bytes_per_connection'] / 1000:.1f} KB (both ends){others}",
+        f"{mine[main]['missed_heartbeats']:.0f}; {mine[main]['bytes_per_connection'] / 1000:.1f} vs "
+        f"{theirs['bytes_per_connection'] / 1000:.1f} KB per connection, kernel slab "
+        f"{mine[main]['kernel_bytes_per_connection'] / 1000:.1f} KB (both ends){others}",
         figures={**mine, "baseline": theirs, "heartbeat_interval": interval, "ratios": ratios},
-        client_cpu=client, rounds=(kept, 1),
+        client_cpu=client,
+        rounds=(kept, 1),
     )

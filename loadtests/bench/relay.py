@@ -48,9 +48,26 @@ def _start_node(directory: Path, k: int, redis_url: str) -> tuple[subprocess.Pop
     port = free_port()
     env = {**os.environ, "VMWS_JWT_SECRET": SECRET, "VMWS_REDIS_URL": redis_url, "VMWS_NODE_NAME": f"node-{k}"}
     with open(directory / f"node-{k}.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "vmws", "serve", "--port", str(port), "--shard", f"{k}/2",
-                                 "--speed", "20", "--max-message-rate", "1000"],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vmws",
+                "serve",
+                "--port",
+                str(port),
+                "--shard",
+                f"{k}/2",
+                "--speed",
+                "20",
+                "--max-message-rate",
+                "1000",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
     wait_for_port(port, proc, f"node-{k}", timeout=30)
     return proc, port
 
@@ -64,8 +81,9 @@ def _vms(port: int) -> list[dict[str, Any]]:
 
 
 async def _send(ws: Any, content: str) -> None:
-    await ws.send(json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z",
-                              "data": {"content": content}}))
+    await ws.send(
+        json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z", "data": {"content": content}})
+    )
 
 
 async def _until(ws: Any, *needles: str, timeout: float = 60) -> tuple[int, str]:
@@ -73,7 +91,7 @@ async def _until(ws: Any, *needles: str, timeout: float = 60) -> tuple[int, str]
     text, received = "", 0
     async with asyncio.timeout(timeout):
         while True:
-            found = next((n for n in needles if n in text[-len(n) - 4096:]), None)
+            found = next((n for n in needles if n in text[-len(n) - 4096 :]), None)
             if found is not None:
                 return received, found
             message = json.loads(await ws.recv())
@@ -83,8 +101,7 @@ async def _until(ws: Any, *needles: str, timeout: float = 60) -> tuple[int, str]
 
 
 async def _round(port: int, vm: str, pids: list[int]) -> tuple[float, list[float]]:
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/vms/{vm}/console?token={_token()}",
-                                  max_size=None) as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/vms/{vm}/console?token={_token()}", max_size=None) as ws:
         prompt = f"admin@{vm}:~$ "
         await asyncio.sleep(0.5)  # the history first
         await _send(ws, "\n")

@@ -44,8 +44,15 @@ class Climb:
         return f"{self.held}" if self.stopped_by in ("p99", "lost") else f"≥ {self.held}"
 
 
-async def _climb(name: str, server: ServerProcess, urls_for: Callable[[int], list[str]], steps: Sequence[int],
-                 rate: float, seconds: float, deadline: float) -> Climb:
+async def _climb(
+    name: str,
+    server: ServerProcess,
+    urls_for: Callable[[int], list[str]],
+    steps: Sequence[int],
+    rate: float,
+    seconds: float,
+    deadline: float,
+) -> Climb:
     held = 0
     seen: list[tuple[int, float, float, float]] = []
     for consoles in steps:
@@ -60,8 +67,10 @@ async def _climb(name: str, server: ServerProcess, urls_for: Callable[[int], lis
                 m = again
         p99, cpu, lost = m.figures
         seen.append((consoles, p99, cpu, m.client))
-        progress(f"saturation {name}: {consoles} consoles p99 {p99:.1f} ms at {cpu * 100:.0f}% CPU, "
-                 f"{lost:.0f} lost (client {m.client * 100:.0f}%)")
+        progress(
+            f"saturation {name}: {consoles} consoles p99 {p99:.1f} ms at {cpu * 100:.0f}% CPU, "
+            f"{lost:.0f} lost (client {m.client * 100:.0f}%)"
+        )
         if m.client > CLIENT_LIMIT:
             return Climb(held, "client", tuple(seen))
         if lost:
@@ -72,8 +81,15 @@ async def _climb(name: str, server: ServerProcess, urls_for: Callable[[int], lis
     return Climb(held, "top", tuple(seen))
 
 
-async def run(out: Path, *, steps: Sequence[int], seconds: float, budget: float, rate: float = 5.0,
-              loops: tuple[str, ...] | None = None) -> Outcome:
+async def run(
+    out: Path,
+    *,
+    steps: Sequence[int],
+    seconds: float,
+    budget: float,
+    rate: float = 5.0,
+    loops: tuple[str, ...] | None = None,
+) -> Outcome:
     """``budget``: seconds each climb may start steps in (the climb in progress ends)."""
     bench = Bench(out)
     loops = loops or vmws_loops()
@@ -82,21 +98,31 @@ async def run(out: Path, *, steps: Sequence[int], seconds: float, budget: float,
         for loop in loops:
             server = stack.enter_context(bench.vmws("saturation", max(steps), loop=loop))
             climbs[f"vmws[{loop}]"] = await _climb(
-                f"vmws[{loop}]", server, lambda n, s=server: [bench.console_url(s, i) for i in range(n)],
-                steps, rate, seconds, time.monotonic() + budget)
+                f"vmws[{loop}]",
+                server,
+                lambda n, s=server: [bench.console_url(s, i) for i in range(n)],
+                steps,
+                rate,
+                seconds,
+                time.monotonic() + budget,
+            )
             server.stop()
         base = stack.enter_context(bench.baseline("saturation"))
-        climbs["baseline"] = await _climb("baseline", base, lambda n: [f"{base.base_url}/echo"] * n,
-                                          steps, rate, seconds, time.monotonic() + budget)
+        climbs["baseline"] = await _climb(
+            "baseline", base, lambda n: [f"{base.base_url}/echo"] * n, steps, rate, seconds, time.monotonic() + budget
+        )
     main = f"vmws[{loops[0]}]"
     mine, theirs = climbs[main], climbs["baseline"]
     ratio = mine.held / theirs.held if theirs.held else float("nan")
     decided = mine.decided and theirs.decided
     others = "".join(f"; {k} {c.shown()} ({c.stopped_by})" for k, c in climbs.items() if k not in (main, "baseline"))
     return Outcome(
-        "console_echo_saturation", ratio, TARGET, higher=True,
+        "console_echo_saturation",
+        ratio,
+        TARGET,
+        higher=True,
         note=f"{main} held {mine.shown()} consoles ({mine.stopped_by}), baseline {theirs.shown()} "
-             f"({theirs.stopped_by}) at {rate:g} keys/s, p99 ≤ {LIMIT_MS:g} ms{others}",
+        f"({theirs.stopped_by}) at {rate:g} keys/s, p99 ≤ {LIMIT_MS:g} ms{others}",
         figures={k: {"held": c.held, "stopped_by": c.stopped_by, "steps": c.steps} for k, c in climbs.items()},
         client_cpu=max((s[3] for c in climbs.values() for s in c.steps if s[3] <= CLIENT_LIMIT), default=float("nan")),
         rounds=(int(mine.decided) + int(theirs.decided), 2) if decided else (0, 2),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from pathlib import Path
 
@@ -37,6 +38,9 @@ TARGET = 0.5
 COMMANDS = {"yes": "yes", "seq": "seq 1000000000"}  # seq: a billion lines, never done in a round
 
 
+_DIGITS = re.compile(rb"[0-9]+")
+
+
 class _Offsets:
     """The console offset of the latest message (cheap: read from the payload's tail)."""
 
@@ -44,9 +48,12 @@ class _Offsets:
         self.last = -1
 
     def on_message(self, conn: Connection, payload: bytes, arrived: float) -> None:
-        at = payload.rfind(b'"offset":', max(0, len(payload) - 48))
+        # The tail is `"offset":N` then, since epochs, `,"epoch":"…"` and the braces.
+        at = payload.rfind(b'"offset":', max(0, len(payload) - 96))
         if at >= 0:
-            self.last = int(payload[at + 9:].rstrip(b"}"))
+            digits = _DIGITS.match(payload, at + 9)
+            if digits:
+                self.last = int(digits.group())
 
 
 async def _flood(bench: Bench, server: ServerProcess, command: str, seconds: float) -> Measured:
@@ -62,8 +69,7 @@ async def _flood(bench: Bench, server: ServerProcess, command: str, seconds: flo
         o0, u0, t0, client = offsets.last, server.usage(), time.perf_counter(), ClientMeter()
         await asyncio.sleep(seconds)
         o1, u1, t1 = offsets.last, server.usage(), time.perf_counter()
-        return Measured(((o1 - o0) / (t1 - t0) / 1e6, (u1.cpu_seconds - u0.cpu_seconds) / (t1 - t0)),
-                        client.share())
+        return Measured(((o1 - o0) / (t1 - t0) / 1e6, (u1.cpu_seconds - u0.cpu_seconds) / (t1 - t0)), client.share())
     finally:
         await stop_flood(conn, text)
 
@@ -78,19 +84,37 @@ async def run(out: Path, *, rounds: int, seconds: float, loops: tuple[str, ...] 
             for loop, server in servers.items():
                 for name, command in COMMANDS.items():
                     results[loop][name].append(await _flood(bench, server, command, seconds))
-            progress(f"seq_flood round {r + 1}/{rounds}: " + ", ".join(
-                f"vmws[{loop}] {name} {v[-1].figures[0]:.0f} MB/s at {v[-1].figures[1] * 100:.0f}% CPU"
-                f" (client {v[-1].client * 100:.0f}%)" for loop, by in results.items() for name, v in by.items()))
-    ratios = {loop: [s.figures[0] / y.figures[0] for s, y in zip(by["seq"], by["yes"])
-                     if counted((s.client, y.client)) and y.figures[0] > 0] for loop, by in results.items()}
-    mbps = {f"vmws[{loop}] {name}": median([m.figures[0] for m in v])
-            for loop, by in results.items() for name, v in by.items()}
+            progress(
+                f"seq_flood round {r + 1}/{rounds}: "
+                + ", ".join(
+                    f"vmws[{loop}] {name} {v[-1].figures[0]:.0f} MB/s at {v[-1].figures[1] * 100:.0f}% CPU"
+                    f" (client {v[-1].client * 100:.0f}%)"
+                    for loop, by in results.items()
+                    for name, v in by.items()
+                )
+            )
+    ratios = {
+        loop: [
+            s.figures[0] / y.figures[0]
+            for s, y in zip(by["seq"], by["yes"], strict=True)
+            if counted((s.client, y.client)) and y.figures[0] > 0
+        ]
+        for loop, by in results.items()
+    }
+    mbps = {
+        f"vmws[{loop}] {name}": median([m.figures[0] for m in v])
+        for loop, by in results.items()
+        for name, v in by.items()
+    }
     main = loops[0]
     others = "".join(f"; on vmws[{loop}] ratio {median(ratios[loop]):.2f}" for loop in loops[1:])
     return Outcome(
-        "seq_flood", median(ratios[main]), TARGET, higher=True,
+        "seq_flood",
+        median(ratios[main]),
+        TARGET,
+        higher=True,
         note=f"vmws[{main}] seq {mbps[f'vmws[{main}] seq']:.0f} vs yes {mbps[f'vmws[{main}] yes']:.0f} MB/s "
-             f"of console output{others}",
+        f"of console output{others}",
         figures={"console_mb_per_s": mbps, "ratios": {loop: median(r) for loop, r in ratios.items()}},
         client_cpu=client_peak([m for by in results.values() for v in by.values() for m in v]),
         rounds=(len(ratios[main]), rounds),

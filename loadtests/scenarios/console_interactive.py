@@ -27,8 +27,12 @@ class Typist(VMWSUser):
 
     def _fire(self, name: str, started: float, exception: BaseException | None = None, length: int = 0) -> None:
         self.environment.events.request.fire(
-            request_type=REQUEST_TYPE, name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=length, exception=exception, context={},
+            request_type=REQUEST_TYPE,
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=exception,
+            context={},
         )
 
     @task

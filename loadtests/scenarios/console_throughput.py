@@ -37,6 +37,10 @@ class FloodViewer(VMWSUser):
         except Exception as exc:
             exception = exc
         self.environment.events.request.fire(
-            request_type=REQUEST_TYPE, name="console line", response_time=(time.perf_counter() - started) * 1000,
-            response_length=session.received - before, exception=exception, context={},
+            request_type=REQUEST_TYPE,
+            name="console line",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=session.received - before,
+            exception=exception,
+            context={},
         )

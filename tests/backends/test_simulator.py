@@ -263,8 +263,9 @@ async def test_scripted_failures_and_a_forced_stop_through_the_backend(caplog: p
 @pytest.mark.asyncio
 async def test_a_stuck_boot_starts_running_and_a_graceful_stop_is_forced_through_the_backend() -> None:
     clock = VirtualClock()
-    fleet = parse_scenario('[[vm]]\nname = "s"\nstatus = "stopped"\n'
-                           '[[event]]\nat = "0s"\nvm = "s"\nevent = "stuck-booting"\n')
+    fleet = parse_scenario(
+        '[[vm]]\nname = "s"\nstatus = "stopped"\n[[event]]\nat = "0s"\nvm = "s"\nevent = "stuck-booting"\n'
+    )
     backend = SimulatorBackend(clock, fleet=fleet)
     await backend.start()
     clock.advance(0)

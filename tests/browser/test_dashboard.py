@@ -44,9 +44,7 @@ def test_list_shows_every_vm_with_its_status_and_hides_the_token(ui: UI) -> None
 def test_chart_draws_points_from_live_metrics(ui: UI) -> None:
     ui.open_vm("chart-1")
     chart = ui.page.get_by_test_id("metrics-chart")
-    ui.page.wait_for_function(
-        "() => Number(document.querySelector('[data-testid=metrics-chart]').dataset.points) >= 6"
-    )
+    ui.page.wait_for_function("() => Number(document.querySelector('[data-testid=metrics-chart]').dataset.points) >= 6")
     # Rates come from counter differences: after a few samples they are numbers.
     network = chart.get_by_test_id("chart-network").locator("output").first
     assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)/s", network.inner_text())

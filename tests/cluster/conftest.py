@@ -22,8 +22,9 @@ SECRET = "cluster-tests-" + "s" * 40
 
 
 def token(*perms: str, sub: str = "alice") -> str:
-    return mint_token(SECRET, sub=sub, permissions=list(perms or ("read", "control", "console")),
-                      now=time.time(), ttl=600)
+    return mint_token(
+        SECRET, sub=sub, permissions=list(perms or ("read", "control", "console")), now=time.time(), ttl=600
+    )
 
 
 class Node:
@@ -59,7 +60,10 @@ class Node:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "vmws", "serve", "--port", str(self.port), "--speed", "20", *self.flags],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
             )
         wait_for_port(self.port, self.proc, f"vmws node {self.name}", timeout=30)
         # The port listens from the bind on, but requests are answered only once the node

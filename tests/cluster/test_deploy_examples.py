@@ -21,15 +21,16 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "cluster"
 
 def _serve_args(command: str) -> list[str]:
     argv = shlex.split(command)
-    return argv[argv.index("serve") + 1:]
+    return argv[argv.index("serve") + 1 :]
 
 
 def test_haproxy_config_is_valid_and_balances_round_robin_with_a_tunnel_timeout() -> None:
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not Path(haproxy).exists():
         pytest.fail("haproxy is not installed (./dev test installs it)")
-    result = subprocess.run([haproxy, "-c", "-f", str(EXAMPLES / "haproxy.cfg")],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [haproxy, "-c", "-f", str(EXAMPLES / "haproxy.cfg")], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     text = (EXAMPLES / "haproxy.cfg").read_text()
     assert "balance roundrobin" in text and "timeout tunnel" in text and "GET /healthz" in text
@@ -52,8 +53,12 @@ def test_systemd_unit_parses_and_its_command_line_is_accepted_by_vmws_serve() ->
 def test_kubernetes_manifest_parses_and_names_ports_and_flags_agree() -> None:
     docs = [d for d in yaml.safe_load_all((EXAMPLES / "kubernetes.yaml").read_text()) if d]
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert {("Deployment", "vmws-redis"), ("Service", "vmws-redis"),
-            ("StatefulSet", "vmws"), ("Service", "vmws")} <= kinds
+    assert {
+        ("Deployment", "vmws-redis"),
+        ("Service", "vmws-redis"),
+        ("StatefulSet", "vmws"),
+        ("Service", "vmws"),
+    } <= kinds
     stateful = next(d for d in docs if d["kind"] == "StatefulSet")
     container = stateful["spec"]["template"]["spec"]["containers"][0]
     command = container["command"][-1].replace("$(( ${HOSTNAME##*-} + 1 ))", "1").replace('"$HOSTNAME"', "vmws-0")
@@ -67,4 +72,5 @@ def test_kubernetes_manifest_parses_and_names_ports_and_flags_agree() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == parsed.port
     redis_service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "vmws-redis")
     assert re.search(r"redis://vmws-redis:(\d+)", (EXAMPLES / "kubernetes.yaml").read_text()).group(1) == str(
-        redis_service["spec"]["ports"][0]["port"])
+        redis_service["spec"]["ports"][0]["port"]
+    )

@@ -31,10 +31,20 @@ from typing import Any
 import pytest
 
 from loadtests.cluster_procs import start_haproxy, start_redis
-from tests.e2e import client as e2e_client
 from tests.e2e import (
-    test_access, test_console, test_console_filter, test_credentials, test_faults, test_hostile_frames,
-    test_hostile_handshake, test_http, test_limits_commands, test_limits_console, test_monitor, test_nothing_lost,
+    client as e2e_client,
+    test_access,
+    test_console,
+    test_console_filter,
+    test_credentials,
+    test_faults,
+    test_hostile_frames,
+    test_hostile_handshake,
+    test_http,
+    test_limits_commands,
+    test_limits_console,
+    test_monitor,
+    test_nothing_lost,
 )
 from vmws.app import Server
 from vmws.backends.simulator import SimulatorBackend
@@ -43,44 +53,38 @@ from vmws.config import Config
 pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.asyncio]
 
 MODULES: list[ModuleType] = [
-    test_monitor, test_console, test_nothing_lost, test_access, test_console_filter, test_credentials, test_faults,
-    test_hostile_frames, test_hostile_handshake, test_http, test_limits_commands, test_limits_console,
+    test_monitor,
+    test_console,
+    test_nothing_lost,
+    test_access,
+    test_console_filter,
+    test_credentials,
+    test_faults,
+    test_hostile_frames,
+    test_hostile_handshake,
+    test_http,
+    test_limits_commands,
+    test_limits_console,
 ]
 EXCLUDED: dict[str, str] = {
-    "test_monitor.test_command_without_control_is_refused_and_connection_stays":
-        "looks inside the one in-process server (server.backend)",
-    "test_nothing_lost.test_slow_viewer_is_cut_off_without_slowing_others":
-        "looks inside the one in-process server (server.hub.peers)",
-    "test_limits_console.test_a_stalled_viewer_cut_off_never_takes_the_reading_one_with_it":
-        "looks inside the one in-process server (server.hub)",
-    "test_limits_console.test_the_slow_viewer_bound_counts_bytes_not_characters":
-        "looks inside the one in-process server (server.hub)",
-    "test_limits_console.test_refused_console_requests_for_unknown_vms_leave_nothing_in_the_hub":
-        "looks inside the one in-process server (server.hub)",
-    "test_nothing_lost.test_input_from_several_viewers_arrives_once_in_order":
-        "its end marker is typed by one viewer right after the others' last line: input from sockets on "
-        "different nodes reaches the owner in the order Redis received it, so another node's lines may still "
-        "be on the way (each viewer's input arrives once and in order: tests/cluster/test_relay.py)",
-    "test_hostile_handshake.test_slowloris_headers_hit_a_total_deadline_a_trickle_does_not_extend":
-        "the node's header deadline: HAProxy holds the client's connection under its own timeouts",
-    "test_hostile_handshake.test_an_idle_keep_alive_connection_is_closed":
-        "the node's idle deadline: HAProxy holds the client's connection under its own timeouts",
-    "test_hostile_handshake.test_405_and_400_without_a_token_log_one_line_and_no_error":
-        "counts access log lines: HAProxy's health checks add their own",
-    "test_hostile_handshake.test_a_failure_at_any_step_of_open_closes_with_a_frame_and_releases_everything":
-        "patches the one in-process server's steps and looks inside it",
-    "test_hostile_handshake.test_names_over_255_bytes_are_not_found_without_being_quoted":
-        "looks inside the one in-process server (server.hub); HAProxy refuses a 20,000-byte URL itself (400)",
-    "test_hostile_handshake.test_a_sub_with_a_lone_surrogate_is_refused_and_leaves_no_peer":
-        "looks inside the one in-process server (server.hub)",
-    "test_hostile_handshake.test_refusals_quoting_long_unicode_names_close_cleanly_and_free_the_slot":
-        "looks inside the one in-process server (server.hub)",
-    "test_limits_commands.test_a_users_queue_is_capped_and_dropped_when_it_leaves_so_another_operator_goes_next":
-        "looks inside the one in-process server (server.hub); its behaviour is tested across nodes in test_relay.py",
-    "test_access.test_connection_limits_per_user_and_per_console":
-        "per-node limit: --max-connections-per-user and the console caps count per node",
-    "test_limits_console.test_one_user_holds_at_most_eight_console_sockets_per_vm_and_others_still_get_in":
-        "per-node limit: --max-console-viewers-per-user counts per node",
+    "test_monitor.test_command_without_control_is_refused_and_connection_stays": "looks inside the one in-process server (server.backend)",
+    "test_nothing_lost.test_slow_viewer_is_cut_off_without_slowing_others": "looks inside the one in-process server (server.hub.peers)",
+    "test_limits_console.test_a_stalled_viewer_cut_off_never_takes_the_reading_one_with_it": "looks inside the one in-process server (server.hub)",
+    "test_limits_console.test_the_slow_viewer_bound_counts_bytes_not_characters": "looks inside the one in-process server (server.hub)",
+    "test_limits_console.test_refused_console_requests_for_unknown_vms_leave_nothing_in_the_hub": "looks inside the one in-process server (server.hub)",
+    "test_nothing_lost.test_input_from_several_viewers_arrives_once_in_order": "its end marker is typed by one viewer right after the others' last line: input from sockets on "
+    "different nodes reaches the owner in the order Redis received it, so another node's lines may still "
+    "be on the way (each viewer's input arrives once and in order: tests/cluster/test_relay.py)",
+    "test_hostile_handshake.test_slowloris_headers_hit_a_total_deadline_a_trickle_does_not_extend": "the node's header deadline: HAProxy holds the client's connection under its own timeouts",
+    "test_hostile_handshake.test_an_idle_keep_alive_connection_is_closed": "the node's idle deadline: HAProxy holds the client's connection under its own timeouts",
+    "test_hostile_handshake.test_405_and_400_without_a_token_log_one_line_and_no_error": "counts access log lines: HAProxy's health checks add their own",
+    "test_hostile_handshake.test_a_failure_at_any_step_of_open_closes_with_a_frame_and_releases_everything": "patches the one in-process server's steps and looks inside it",
+    "test_hostile_handshake.test_names_over_255_bytes_are_not_found_without_being_quoted": "looks inside the one in-process server (server.hub); HAProxy refuses a 20,000-byte URL itself (400)",
+    "test_hostile_handshake.test_a_sub_with_a_lone_surrogate_is_refused_and_leaves_no_peer": "looks inside the one in-process server (server.hub)",
+    "test_hostile_handshake.test_refusals_quoting_long_unicode_names_close_cleanly_and_free_the_slot": "looks inside the one in-process server (server.hub)",
+    "test_limits_commands.test_a_users_queue_is_capped_and_dropped_when_it_leaves_so_another_operator_goes_next": "looks inside the one in-process server (server.hub); its behaviour is tested across nodes in test_relay.py",
+    "test_access.test_connection_limits_per_user_and_per_console": "per-node limit: --max-connections-per-user and the console caps count per node",
+    "test_limits_console.test_one_user_holds_at_most_eight_console_sockets_per_vm_and_others_still_get_in": "per-node limit: --max-console-viewers-per-user counts per node",
 }
 
 
@@ -148,14 +152,18 @@ def _cases() -> list[Any]:
                     continue  # (a fixture of the e2e suite's own: not run here)
                 key = f"{short}.{name}"
                 marks = [pytest.mark.skip(reason=EXCLUDED[key])] if key in EXCLUDED else []
-                cases.append(pytest.param(module, name, arguments, id=f"{key}[{case_id}]" if case_id else key,
-                                          marks=marks))
+                cases.append(
+                    pytest.param(module, name, arguments, id=f"{key}[{case_id}]" if case_id else key, marks=marks)
+                )
     return cases
 
 
 @pytest.mark.parametrize(("module", "name", "arguments"), _cases())
 async def test_through_haproxy_on_3_nodes(
-    module: ModuleType, name: str, arguments: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    name: str,
+    arguments: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setattr(module, "running_server", cluster_server)

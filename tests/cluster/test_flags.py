@@ -21,6 +21,7 @@ def test_shards_partition_a_fleet_and_the_hash_is_the_documented_one() -> None:
     assert names == sorted(vm.name for vm in fleet.vms)
     # sha256("my-vm")[:8] big-endian, mod 1000: computed independently of the module
     import hashlib
+
     expected = int(hashlib.sha256(b"my-vm").hexdigest()[:16], 16) % 1000
     assert shard_index("my-vm", 1000) == expected
 
@@ -43,9 +44,14 @@ def test_redis_urls() -> None:
 
 
 def _serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vmws", "serve", "--port", "0", *args], capture_output=True,
-                          text=True, timeout=30, check=False,
-                          env={**os.environ, "VMWS_JWT_SECRET": "x" * 40, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "vmws", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "VMWS_JWT_SECRET": "x" * 40, **env},
+    )
 
 
 def test_cli_refuses_a_bad_shard_and_a_bad_url_without_a_traceback_or_the_password(tmp_path: Path) -> None:

@@ -59,20 +59,33 @@ async def test_a_command_from_node_2_on_a_vm_of_node_1_answers_on_2_and_node_3_s
 ) -> None:
     nodes = start_nodes(3, redis_url=redis_server.url)
     vm = owned_by(nodes, nodes[0])
-    async with connect(nodes[2], vm) as watcher, \
-            connect(nodes[1], vm) as commander:
+    async with connect(nodes[2], vm) as watcher, connect(nodes[1], vm) as commander:
         assert (await recv(watcher, "connection"))["data"]["vm"] == vm
         assert (await recv(watcher, "status"))["data"]["status"] == "running"
         await recv(watcher, "metrics")
         await recv(watcher, "metrics")  # metrics keep coming from the owner
         await recv(commander, "status")
-        await commander.send(json.dumps({"type": "command", "timestamp": "2023-05-23T12:34:56Z",
-                                         "data": {"action": "pause", "requestId": "r-42"}}))
+        await commander.send(
+            json.dumps(
+                {
+                    "type": "command",
+                    "timestamp": "2023-05-23T12:34:56Z",
+                    "data": {"action": "pause", "requestId": "r-42"},
+                }
+            )
+        )
         response = (await recv(commander, "response"))["data"]
         assert response == {**response, "requestId": "r-42", "success": True, "status": "paused"}
         assert (await recv(watcher, "status"))["data"]["status"] == "paused"
-        await commander.send(json.dumps({"type": "command", "timestamp": "2023-05-23T12:34:56Z",
-                                         "data": {"action": "restart", "requestId": "r-43"}}))
+        await commander.send(
+            json.dumps(
+                {
+                    "type": "command",
+                    "timestamp": "2023-05-23T12:34:56Z",
+                    "data": {"action": "restart", "requestId": "r-43"},
+                }
+            )
+        )
         refused = (await recv(commander, "response"))["data"]
         assert refused["requestId"] == "r-43" and not refused["success"] and refused["code"] == "VM_NOT_RUNNING"
     assert listing(nodes[2])[vm]["status"] == "paused"
@@ -99,8 +112,9 @@ class Viewer:
             raise AssertionError(f"no {needle!r} in {timeout:g}s; got {self.text[-500:]!r}") from None
 
     async def type(self, content: str) -> None:
-        await self.ws.send(json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z",
-                                       "data": {"content": content}}))
+        await self.ws.send(
+            json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z", "data": {"content": content}})
+        )
 
     def transcript(self) -> tuple[int, bytes]:
         first, out = min(self.chunks), bytearray()
@@ -141,7 +155,7 @@ async def test_console_viewers_on_two_nodes_share_offsets_input_once_and_resume_
         common = max(first_a, first_b)
         end = min(first_a + len(text_a), first_b + len(text_b))
         assert end - common > 100
-        assert text_a[common - first_a:end - first_a] == text_b[common - first_b:end - first_b]
+        assert text_a[common - first_a : end - first_a] == text_b[common - first_b : end - first_b]
         assert a.epochs == b.epochs == {epoch}
         echoed = [line for line in text_a.decode().split("\r\n") if line.startswith("line-")]
         assert echoed == [f"line-{n}" for n in range(10)]
@@ -154,7 +168,7 @@ async def test_console_viewers_on_two_nodes_share_offsets_input_once_and_resume_
             await c.until("line-9\r\n")
             first_c, text_c = c.transcript()
             assert first_c == resume_at and c.epochs == {epoch}
-            assert text_c == text_a[resume_at - first_a:resume_at - first_a + len(text_c)]
+            assert text_c == text_a[resume_at - first_a : resume_at - first_a + len(text_c)]
 
 
 async def closing(ws: Any, timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
@@ -174,9 +188,11 @@ async def test_kill_9_of_an_owner_closes_its_vms_sockets_elsewhere_with_1013_unt
     nodes = start_nodes(3, redis_url=redis_server.url)
     lost_vm = owned_by(nodes, nodes[0])
     other_vm = owned_by(nodes, nodes[2])
-    async with connect(nodes[1], lost_vm) as watcher, \
-            connect(nodes[2], lost_vm, "/console") as viewer, \
-            connect(nodes[1], other_vm) as bystander:
+    async with (
+        connect(nodes[1], lost_vm) as watcher,
+        connect(nodes[2], lost_vm, "/console") as viewer,
+        connect(nodes[1], other_vm) as bystander,
+    ):
         await recv(watcher, "status")
         await recv(viewer, "connection")
         await recv(bystander, "status")
@@ -221,8 +237,9 @@ async def test_redis_stopped_and_restarted_under_load_nothing_crashes_and_the_re
             await asyncio.sleep(0.2)
         return received
 
-    loads = [asyncio.create_task(load(node, vm)) for node in nodes[1:] for vm in (remote_vm, local_vm)
-             for _ in range(3)]
+    loads = [
+        asyncio.create_task(load(node, vm)) for node in nodes[1:] for vm in (remote_vm, local_vm) for _ in range(3)
+    ]
     await asyncio.sleep(2)
     redis_server.stop()
     async with connect(nodes[1], local_vm) as ws:
@@ -268,12 +285,15 @@ async def test_a_node_stopped_cleanly_takes_its_vms_out_of_the_cluster_at_once(
     assert vm not in listing(nodes[1])
 
 
-SLOW_FLEET = "".join(f"""
+SLOW_FLEET = "".join(
+    f"""
 [[vm]]
 name = "slow-{n}"
 status = "running"
 timings = {{ reboot_shutdown = "2s" }}
-""" for n in range(1, 7))
+"""
+    for n in range(1, 7)
+)
 
 
 @pytest.mark.asyncio
@@ -289,14 +309,24 @@ async def test_relayed_commands_keep_the_owners_cap_and_are_dropped_when_their_c
         async with connect(nodes[1], vm) as alice:
             await recv(alice, "status")
             for n in range(1, 7):
-                await alice.send(json.dumps({"type": "command", "timestamp": "2023-05-23T12:34:56Z",
-                                             "data": {"action": "restart", "requestId": f"a{n}"}}))
+                await alice.send(
+                    json.dumps(
+                        {
+                            "type": "command",
+                            "timestamp": "2023-05-23T12:34:56Z",
+                            "data": {"action": "restart", "requestId": f"a{n}"},
+                        }
+                    )
+                )
             refused = [(await recv(alice, "error"))["data"] for _ in range(2)]
             assert [e["requestId"] for e in refused] == ["a5", "a6"]  # the cap, counted at the owner
             assert all("at most 4 per user per VM" in e["message"] for e in refused)
         # alice left with a1 running and a2-a4 waiting at the owner
-        await bob.send(json.dumps({"type": "command", "timestamp": "2023-05-23T12:34:56Z",
-                                   "data": {"action": "pause", "requestId": "b1"}}))
+        await bob.send(
+            json.dumps(
+                {"type": "command", "timestamp": "2023-05-23T12:34:56Z", "data": {"action": "pause", "requestId": "b1"}}
+            )
+        )
         try:
             answer = (await recv(bob, "response", timeout=30))["data"]
         except TimeoutError:

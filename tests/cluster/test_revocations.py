@@ -30,13 +30,17 @@ async def refused(server: Server, tok: str) -> bool:
     return (await http(server, "GET", "/api/vms", tok=tok))[0] == 401
 
 
-async def test_a_revocation_on_one_node_closes_sessions_and_refuses_credentials_on_every_node(redis_server: Any) -> None:
+async def test_a_revocation_on_one_node_closes_sessions_and_refuses_credentials_on_every_node(
+    redis_server: Any,
+) -> None:
     mallory = token(sub="mallory")
     async with node(redis_server.url, "node-1") as n1, node(redis_server.url, "node-2") as n2:
         async with client(n2, "my-vm", tok=mallory) as elsewhere, client(n2, "my-vm", tok=token(sub="bob")) as bob:
             await elsewhere.recv("connection")
             await bob.recv("connection")
-            status, body = await http(n1, "POST", "/api/revocations", tok=ADMIN, body={"sub": "mallory", "expiresIn": 600})
+            status, body = await http(
+                n1, "POST", "/api/revocations", tok=ADMIN, body={"sub": "mallory", "expiresIn": 600}
+            )
             assert status == 201 and body["sessionsClosed"] == 0  # none on node-1 itself
             assert "revoked" in (await elsewhere.recv("error"))["data"]["message"]
             assert (await elsewhere.closed())[0] == 4001
@@ -45,8 +49,11 @@ async def test_a_revocation_on_one_node_closes_sessions_and_refuses_credentials_
         # Each node audits what it did (the audit of a cluster holds both, from any node).
         expected = {("root", "mallory", 0, "node-1"), ("root", "mallory", 1, "node-2")}
         async with asyncio.timeout(10):
-            while {(e["user"], e["sub"], e["sessionsClosed"], e["node"])
-                   for e in await audit(n2) if e["kind"] == "revocation"} != expected:
+            while {
+                (e["user"], e["sub"], e["sessionsClosed"], e["node"])
+                for e in await audit(n2)
+                if e["kind"] == "revocation"
+            } != expected:
                 await asyncio.sleep(0.05)
         # A node that joins afterwards reads the entries in force from Redis.
         async with node(redis_server.url, "node-3") as n3:

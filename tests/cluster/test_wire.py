@@ -22,10 +22,19 @@ def test_a_version_this_node_does_not_speak_is_refused_with_a_log_line(caplog: p
     assert "version 2" in caplog.text and f"speaks version {wire.VERSION}" in caplog.text
 
 
-@pytest.mark.parametrize("raw", [
-    "text, not bytes", b"no newline", b"[1, 2]\n", b"not json\n", b'{"v": 1}\n', b'{"v": 1, "op": 5}\n',
-    b'{"v": 1, "op": "x", "pad": "' + b"a" * 5000 + b'"}\n', b'{"v": 1, "op": "x"}\n' + b"x" * (2 * 1024 * 1024),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "text, not bytes",
+        b"no newline",
+        b"[1, 2]\n",
+        b"not json\n",
+        b'{"v": 1}\n',
+        b'{"v": 1, "op": 5}\n',
+        b'{"v": 1, "op": "x", "pad": "' + b"a" * 5000 + b'"}\n',
+        b'{"v": 1, "op": "x"}\n' + b"x" * (2 * 1024 * 1024),
+    ],
+)
 def test_malformed_or_oversized_messages_are_dropped_not_raised(raw: object) -> None:
     assert wire.decode(raw, "chan") is None
 
@@ -44,8 +53,12 @@ def test_records_and_liveness_values_from_redis_are_checked() -> None:
     good = {b"status": b"running", b"owner": b"node-1", b"incarnation": b"abc", b"changed": b"1.5", b"uptime": b"3"}
     info, owner = parse_record("vm", good)
     assert info.status is VMStatus.RUNNING and owner == ("node-1", "abc")
-    for bad in ({**good, b"status": b"exploded"}, {**good, b"changed": b"nan"}, {**good, b"owner": b"x" * 300},
-                {k: v for k, v in good.items() if k != b"incarnation"}):
+    for bad in (
+        {**good, b"status": b"exploded"},
+        {**good, b"changed": b"nan"},
+        {**good, b"owner": b"x" * 300},
+        {k: v for k, v in good.items() if k != b"incarnation"},
+    ):
         with pytest.raises(ValueError):
             parse_record("vm", bad)
     assert live_incarnation(b'{"incarnation": "abc"}', "abc")

@@ -18,11 +18,11 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.schema.protocol_schema import SchemaViolation, check_received, check_sent
 from vmws.app import Server
 from vmws.auth import mint_token
 from vmws.backends.simulator import SimulatorBackend
 from vmws.config import Config
-from tests.schema.protocol_schema import SchemaViolation, check_received, check_sent
 
 SECRET = "e2e-secret-that-is-at-least-32-bytes-long"
 ALL = ["read", "control", "console"]

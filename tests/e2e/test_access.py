@@ -33,8 +33,14 @@ AUD, ISS = "vmws-tests", "https://idp.test"
 
 def rs(perms: list[str], *, key: Any = RSA_KEY, vms: list[str] | None = None, **over: Any) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": "mallory", "iat": now, "exp": now + 3600, "aud": AUD, "iss": ISS,
-                              "permissions": perms}
+    claims: dict[str, Any] = {
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 3600,
+        "aud": AUD,
+        "iss": ISS,
+        "permissions": perms,
+    }
     if vms is not None:
         claims["vms"] = vms
     claims.update(over)
@@ -69,19 +75,42 @@ TOKENS: dict[str, str | None] = {
     "console alone": rs(["console"]),
     "all": rs(ALL),
 }
-BAD = ["no token", "expired", "not yet valid", "wrong signature", "alg none",
-       "HS256 signed with the public key", "wrong aud", "wrong iss"]
+BAD = [
+    "no token",
+    "expired",
+    "not yet valid",
+    "wrong signature",
+    "alg none",
+    "HS256 signed with the public key",
+    "wrong aud",
+    "wrong iss",
+]
 
 OK = "ok"
 # Expected outcome per endpoint: "ok", or (error code, close code) / HTTP status.
 MATRIX: dict[str, dict[str, Any]] = {
-    **{name: {"monitor": ("AUTH_ERROR", 4001), "console": ("AUTH_ERROR", 4001),
-              "command": ("AUTH_ERROR", 4001), "api": 401} for name in BAD},
-    "token for VM a on VM b": {"monitor": ("AUTH_ERROR", 4003), "console": ("AUTH_ERROR", 4003),
-                               "command": ("AUTH_ERROR", 4003), "api": "filtered"},
+    **{
+        name: {
+            "monitor": ("AUTH_ERROR", 4001),
+            "console": ("AUTH_ERROR", 4001),
+            "command": ("AUTH_ERROR", 4001),
+            "api": 401,
+        }
+        for name in BAD
+    },
+    "token for VM a on VM b": {
+        "monitor": ("AUTH_ERROR", 4003),
+        "console": ("AUTH_ERROR", 4003),
+        "command": ("AUTH_ERROR", 4003),
+        "api": "filtered",
+    },
     "read alone": {"monitor": OK, "console": ("AUTH_ERROR", 4003), "command": "refused-in-band", "api": 200},
-    "control alone": {"monitor": ("AUTH_ERROR", 4003), "console": ("AUTH_ERROR", 4003),
-                      "command": ("AUTH_ERROR", 4003), "api": 403},
+    "control alone": {
+        "monitor": ("AUTH_ERROR", 4003),
+        "console": ("AUTH_ERROR", 4003),
+        "command": ("AUTH_ERROR", 4003),
+        "api": 403,
+    },
     "console alone": {"monitor": ("AUTH_ERROR", 4003), "console": OK, "command": ("AUTH_ERROR", 4003), "api": 403},
     "all": {"monitor": OK, "console": OK, "command": OK, "api": 200},
 }
@@ -92,8 +121,13 @@ ACTIONS = ["start", "stop", "restart", "suspend", "resume", "pause"]
 def rs256(tmp_path: Path) -> dict[str, Any]:
     key_file = tmp_path / "public.pem"
     key_file.write_bytes(PUBLIC_PEM)
-    return {"jwt_algorithm": "RS256", "jwt_public_key": str(key_file), "jwt_secret": None,
-            "jwt_audience": AUD, "jwt_issuer": ISS}
+    return {
+        "jwt_algorithm": "RS256",
+        "jwt_public_key": str(key_file),
+        "jwt_secret": None,
+        "jwt_audience": AUD,
+        "jwt_issuer": ISS,
+    }
 
 
 async def _first(c: Client) -> dict[str, Any]:
@@ -163,7 +197,9 @@ async def test_foreign_origin_is_refused_even_with_a_valid_token() -> None:
 
 async def _ticket(server: Any, tok: str) -> str:
     response = await AsyncHTTPClient().fetch(
-        f"http://127.0.0.1:{server.port}/api/tickets", method="POST", body=b"",
+        f"http://127.0.0.1:{server.port}/api/tickets",
+        method="POST",
+        body=b"",
         headers={"Authorization": f"Bearer {tok}"},
     )
     assert response.code == 201

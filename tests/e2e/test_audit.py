@@ -21,25 +21,25 @@ from websockets.asyncio.client import connect
 from tests.e2e.client import SECRET, Client, client, running_server, token, ws_url
 from vmws.app import Server
 
-
-
 AUDITOR = token(["audit"], sub="auditor")
 
 
-async def http(server: Server, method: str, path: str, *, tok: str | None = None,
-               body: Any = None) -> tuple[int, Any]:
+async def http(server: Server, method: str, path: str, *, tok: str | None = None, body: Any = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
     try:
         reply = await AsyncHTTPClient().fetch(
-            f"http://127.0.0.1:{server.port}{path}", method=method, headers=headers,
+            f"http://127.0.0.1:{server.port}{path}",
+            method=method,
+            headers=headers,
             body=None if body is None else orjson.dumps(body) if not isinstance(body, bytes) else body,
         )
     except HTTPClientError as exc:
         assert exc.response is not None
         return exc.code, orjson.loads(exc.response.body)
     text = reply.body
-    return reply.code, orjson.loads(text) if reply.headers.get("Content-Type", "").startswith("application/json") \
-        else text.decode()
+    return reply.code, orjson.loads(text) if reply.headers.get("Content-Type", "").startswith(
+        "application/json"
+    ) else text.decode()
 
 
 async def audit(server: Server, **query: str) -> list[dict[str, Any]]:
@@ -66,7 +66,8 @@ async def test_a_command_is_one_event_with_who_what_outcome_duration_and_node() 
         events = await audit(server, vm="my-vm")
     commands = [e for e in events if e["kind"] == "command"]
     assert [(e["action"], e["requestId"], e["outcome"]) for e in commands] == [
-        ("restart", "audit-r1", "success"), ("suspend", "audit-r2", "success"),
+        ("restart", "audit-r1", "success"),
+        ("suspend", "audit-r2", "success"),
     ]
     first = commands[0]
     assert first["user"] == "carol" and first["vm"] == "my-vm" and first["force"] is True
@@ -115,7 +116,9 @@ async def test_refused_credentials_are_audited_with_reason_address_and_sub_but_n
         assert status == 401
         refused = await _kinds(server, "auth_refused")
     assert [(e["reason"], e.get("sub"), e["where"]) for e in refused] == [
-        ("expired", None, "monitor"), ("forbidden", "frank", "console"), ("invalid", None, "/api/vms"),
+        ("expired", None, "monitor"),
+        ("forbidden", "frank", "console"),
+        ("invalid", None, "/api/vms"),
     ]
     assert all(e["remote"] == "127.0.0.1" and e["message"] for e in refused)
     text = orjson.dumps(refused).decode()
@@ -183,7 +186,10 @@ def test_sighup_reopens_the_audit_log_so_rotation_loses_nothing(tmp_path: Path) 
     env["VMWS_JWT_SECRET"] = SECRET
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--port", "0", "--audit-log", str(log_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -194,7 +200,9 @@ def test_sighup_reopens_the_audit_log_so_rotation_loses_nothing(tmp_path: Path) 
             import urllib.request
 
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/tickets", method="POST", data=b"",
+                f"http://127.0.0.1:{port}/api/tickets",
+                method="POST",
+                data=b"",
                 headers={"Authorization": f"Bearer {token(sub=sub)}"},
             )
             with urllib.request.urlopen(request, timeout=10) as reply:
@@ -238,5 +246,9 @@ async def test_a_command_refused_for_lack_of_control_is_audited_as_forbidden() -
         await c.send("command", {"action": "stop", "requestId": "audit-x1"})
         assert (await c.recv("error"))["data"]["code"] == "AUTH_ERROR"
         (event,) = await _kinds(server, "command")
-    assert (event["user"], event["action"], event["requestId"], event["outcome"]) == ("ivan", "stop", "audit-x1",
-                                                                                       "forbidden")
+    assert (event["user"], event["action"], event["requestId"], event["outcome"]) == (
+        "ivan",
+        "stop",
+        "audit-x1",
+        "forbidden",
+    )

@@ -41,8 +41,10 @@ def verdict(result: Any) -> str | None:
     if _needs_echo(result.expected):
         return None
     received = [tuple(f) for f in result.received if not _ours(f)]
-    if not any(received == [tuple(f) for f in frames] for frames in result.expected.values()) \
-            and result.behavior.value != "INFORMATIONAL":
+    if (
+        not any(received == [tuple(f) for f in frames] for frames in result.expected.values())
+        and result.behavior.value != "INFORMATIONAL"
+    ):
         return f"received {received}, expected {result.expected}"
     if result.behavior_close.value not in ("OK", "INFORMATIONAL"):
         return f"closing handshake {result.behavior_close.value}: {result.result_close}"
@@ -53,8 +55,9 @@ def verdict(result: Any) -> str | None:
 async def test_autobahn_cases_that_need_no_echo(console: bool) -> None:
     # The runner opens 8 sockets at once as one user; one just closed by the client may
     # still hold its seat on a loaded machine, so the per-user console cap (8) is raised.
-    async with running_server(max_message_rate=1_000_000, metrics_interval=60,
-                              max_console_viewers_per_user=32) as server:
+    async with running_server(
+        max_message_rate=1_000_000, metrics_interval=60, max_console_viewers_per_user=32
+    ) as server:
         url = ws_url(server, "web-1", console=console)
         try:
             results = await run_fuzzingclient(url, cases=SECTIONS, concurrency=8)

@@ -6,8 +6,8 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -47,7 +47,10 @@ def serve(*args: str, secret: str | None = None) -> Served:
     proc = subprocess.Popen(
         [*VMWS, "serve", "--port", "0", "--speed", "20", *args],
         # Logs are dropped, so a chatty server never blocks on a full pipe.
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     lines = []
@@ -103,7 +106,10 @@ def test_a_generated_secret_is_written_to_a_private_file_not_printed(server: Ser
     assert len(secret) >= 64 and secret not in server.banner
     # The secret in the file is the one the server signs with: `vmws token` with it works.
     tok = subprocess.run(
-        [*VMWS, "token", "--sub", "dave", "--perm", "read"], capture_output=True, text=True, check=True,
+        [*VMWS, "token", "--sub", "dave", "--perm", "read"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "VMWS_JWT_SECRET": secret},
     ).stdout.strip()
 
@@ -120,7 +126,10 @@ def test_token_command_mints_tokens_the_server_accepts() -> None:
         assert "VMWS_JWT_SECRET" not in served.banner and SECRET not in served.banner
         tok = subprocess.run(
             [*VMWS, "token", "--sub", "carol", "--perm", "read", "--vm", "web-*", "--ttl", "5m"],
-            env={**os.environ, "VMWS_JWT_SECRET": SECRET}, capture_output=True, text=True, check=True,
+            env={**os.environ, "VMWS_JWT_SECRET": SECRET},
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
 
         async def first_messages() -> tuple[dict, dict]:  # type: ignore[type-arg]
@@ -163,8 +172,11 @@ def _token_env(server: Served) -> dict[str, str]:
 
 def test_console_client_logs_in_through_a_pty_and_leaves_with_escape(server: Served) -> None:
     child = pexpect.spawn(
-        sys.executable, ["-m", "vmws", "console", "web-3", "--url", server.url],
-        env=_token_env(server), encoding="utf-8", timeout=20,
+        sys.executable,
+        ["-m", "vmws", "console", "web-3", "--url", server.url],
+        env=_token_env(server),
+        encoding="utf-8",
+        timeout=20,
     )
     child.expect(r"escape character is \^\]")
     child.send("\r")
@@ -185,7 +197,11 @@ def test_console_client_logs_in_through_a_pty_and_leaves_with_escape(server: Ser
 def test_console_client_with_piped_stdin(server: Served) -> None:
     result = subprocess.run(
         [*VMWS, "console", "web-4", "--url", server.url, "--linger", "1"],
-        input="\nadmin\nadmin\nwhoami\n", capture_output=True, text=True, timeout=30, env=_token_env(server),
+        input="\nadmin\nadmin\nwhoami\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_token_env(server),
     )
     assert result.returncode == 0, result.stderr
     assert "web-4 login:" in result.stdout and "admin@web-4:~$" in result.stdout
@@ -193,7 +209,11 @@ def test_console_client_with_piped_stdin(server: Served) -> None:
 
 def test_console_client_reports_refusals(server: Served) -> None:
     result = subprocess.run(
-        [*VMWS, "console", "db-1", "--url", server.url], input="", capture_output=True, text=True,
-        timeout=30, env=_token_env(server),
+        [*VMWS, "console", "db-1", "--url", server.url],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_token_env(server),
     )
     assert result.returncode == 1 and "VM_NOT_RUNNING" in result.stderr

@@ -72,8 +72,11 @@ async def test_console_refusals() -> None:
 
 
 async def test_restart_keeps_viewers_and_stop_sends_eof() -> None:
-    async with running_server() as server, client(server, "web-2", console=True) as viewer, \
-            client(server, "web-2") as monitor:
+    async with (
+        running_server() as server,
+        client(server, "web-2", console=True) as viewer,
+        client(server, "web-2") as monitor,
+    ):
         await viewer.recv("connection")
         assert (await monitor.command("restart", "re"))["success"] is True
         await viewer.read_console_until("login: ")  # the boot log flowed to the same socket

@@ -16,7 +16,7 @@ from tests.e2e.test_cli import VMWS, Served, _token_env, serve
 from tests.vmws.vt_reference import parse
 
 # TOML strings: \u001b is ESC, \u0007 BEL, \u009d the C1 OSC, \u0018 CAN.
-SCENARIO = r'''
+SCENARIO = r"""
 [personality.hostile]
 base = "ubuntu-22.04"
 
@@ -31,7 +31,7 @@ base = "ubuntu-22.04"
 [[vm]]
 name = "evil-1"
 personality = "hostile"
-'''
+"""
 CLIPBOARD_AND_TITLE = "/etc/clip /etc/clip-c1 /etc/clip-dcs /etc/title"
 ATTACK_FILES = f"{CLIPBOARD_AND_TITLE} /etc/can"
 
@@ -53,8 +53,9 @@ class Tmux:
         self.env = env
 
     def __call__(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], env=self.env, capture_output=True, text=True,
-                              timeout=10, check=True).stdout
+        return subprocess.run(
+            [*self.base, *args], env=self.env, capture_output=True, text=True, timeout=10, check=True
+        ).stdout
 
     def fmt(self, name: str) -> str:
         return self("display-message", "-p", "-t", "t", f"#{{{name}}}").strip()
@@ -80,8 +81,7 @@ def tmux(tmp_path: Path, hostile_server: Served) -> Iterator[Tmux]:
     # The token reaches `vmws console` through the tmux server's environment, not argv.
     t = Tmux(tmp_path / "tmux.sock", _token_env(hostile_server))
     console = f"{sys.executable} -m vmws console evil-1 --url {hostile_server.url}"
-    t("new-session", "-d", "-s", "t", "-x", "120", "-y", "40",
-      f"{console}; echo DETACHED-rc=$?; sleep 600")
+    t("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", f"{console}; echo DETACHED-rc=$?; sleep 600")
     t("set-option", "-g", "set-clipboard", "on")  # an OSC 52 that got through would fill a buffer
     yield t
     subprocess.run([*t.base, "kill-server"], env=t.env, capture_output=True, timeout=10)
@@ -110,8 +110,14 @@ def test_guest_cannot_set_the_title_or_clipboard_and_text_stays_visible(tmux: Tm
     # the text after CAN and the CSI after an ESC that ended a string.
     tmux.keys("cat /etc/can", "Enter")
     screen = tmux.wait_for("bold-after-esc")
-    for text in ("]52;c;aGk= after-clip", "]52;c;aGk= after-c1", "]52;c;aGk= after-dcs",
-                 "after-title", "visible-after-can", "bold-after-esc"):
+    for text in (
+        "]52;c;aGk= after-clip",
+        "]52;c;aGk= after-c1",
+        "]52;c;aGk= after-dcs",
+        "after-title",
+        "visible-after-can",
+        "bold-after-esc",
+    ):
         assert text in screen, (text, screen)
     assert "T2" not in screen and tmux.fmt("pane_title") == title_before
 
@@ -134,15 +140,16 @@ def test_detach_resets_the_modes_the_guest_switched_on(tmux: Tmux) -> None:
 def test_filter_applies_on_a_pipe_too(hostile_server: Served) -> None:
     result = subprocess.run(
         [*VMWS, "console", "evil-1", "--url", hostile_server.url, "--linger", "2"],
-        input=f"\nadmin\nadmin\ncat {ATTACK_FILES} /etc/modes\n".encode(), capture_output=True,
-        timeout=60, env=_token_env(hostile_server),
+        input=f"\nadmin\nadmin\ncat {ATTACK_FILES} /etc/modes\n".encode(),
+        capture_output=True,
+        timeout=60,
+        env=_token_env(hostile_server),
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()
     assert "visible-after-can" in out and "modes-on" in out
     terminal = parse(out)
     assert terminal.strings == []  # no OSC, DCS, SOS, PM or APC anywhere in what was written
-    tail = out[out.rindex("modes-on"):]
+    tail = out[out.rindex("modes-on") :]
     for reset in ("\x1b[?1049l", "\x1b[?25h", "\x1b[?1000l", "\x1b[?1006l", "\x1b[?2004l", "\x1b[?1l", "\x1b[0m"):
         assert reset in tail, reset
-

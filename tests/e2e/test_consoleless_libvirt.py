@@ -16,7 +16,9 @@ from vmws.config import Config
 pytestmark = [pytest.mark.asyncio, pytest.mark.libvirt, LIBVIRT_GROUP]
 
 
-async def test_libvirt_test_driver_console_is_refused_with_4005(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_libvirt_test_driver_console_is_refused_with_4005(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     require_libvirt()
     from vmws.backends.libvirt.backend import LibvirtBackend
 

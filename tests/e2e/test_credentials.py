@@ -22,7 +22,9 @@ pytestmark = pytest.mark.asyncio
 async def http(server: Server, path: str, tok: str, method: str = "GET") -> tuple[int, Any]:
     try:
         response = await AsyncHTTPClient().fetch(
-            f"http://127.0.0.1:{server.port}{path}", method=method, body=b"" if method == "POST" else None,
+            f"http://127.0.0.1:{server.port}{path}",
+            method=method,
+            body=b"" if method == "POST" else None,
             headers={"Authorization": f"Bearer {tok}"},
         )
     except HTTPClientError as exc:

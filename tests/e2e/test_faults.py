@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
 import subprocess
-import os
 import sys
 
 import pytest
@@ -21,8 +21,12 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_reboot_during_a_flood_keeps_viewers_and_the_server_serving() -> None:
-    async with running_server() as server, client(server, "web-1", console=True) as viewer, \
-            client(server, "web-1") as monitor, client(server, "web-2") as bystander:
+    async with (
+        running_server() as server,
+        client(server, "web-1", console=True) as viewer,
+        client(server, "web-1") as monitor,
+        client(server, "web-2") as bystander,
+    ):
         await login(viewer, "web-1")
         await viewer.send("console_input", {"content": "yes still-flooding\n"})
         await viewer.read_console_until("still-flooding\r\nstill-flooding")
@@ -44,7 +48,10 @@ def _free_port() -> int:
 def _serve(port: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--port", str(port), "--speed", "20"],
-        env={**os.environ, "VMWS_JWT_SECRET": SECRET}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "VMWS_JWT_SECRET": SECRET},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     assert re.search(r"serving", proc.stdout.readline())
@@ -104,12 +111,15 @@ event = "hang-on-shutdown"
 """
 
 
-async def test_a_forced_stop_cuts_in_on_a_hanging_graceful_stop(tmp_path: "os.PathLike[str]") -> None:
+async def test_a_forced_stop_cuts_in_on_a_hanging_graceful_stop(tmp_path: os.PathLike[str]) -> None:
     scenario = os.path.join(tmp_path, "hang.toml")
     with open(scenario, "w", encoding="utf-8") as fh:
         fh.write(HANGING)
-    async with running_server(speed=1, scenario=scenario) as server, \
-            client(server, "stuck-1") as a, client(server, "stuck-1") as b:
+    async with (
+        running_server(speed=1, scenario=scenario) as server,
+        client(server, "stuck-1") as a,
+        client(server, "stuck-1") as b,
+    ):
         await a.recv("status")
         await a.send("command", {"action": "stop", "requestId": "graceful"})
         await asyncio.sleep(0.5)  # the graceful stop is hanging now (its timeout is 30 s)
@@ -136,14 +146,16 @@ event = "crash"
 """
 
 
-async def test_a_crash_during_a_flood_gives_error_and_eof_and_others_keep_going(
-        tmp_path: "os.PathLike[str]") -> None:
+async def test_a_crash_during_a_flood_gives_error_and_eof_and_others_keep_going(tmp_path: os.PathLike[str]) -> None:
     scenario = os.path.join(tmp_path, "crash.toml")
     with open(scenario, "w", encoding="utf-8") as fh:
         fh.write(CRASHING)
-    async with running_server(speed=20, scenario=scenario) as server, \
-            client(server, "crashy-1", console=True) as viewer, client(server, "crashy-1") as monitor, \
-            client(server, "steady-1") as bystander:
+    async with (
+        running_server(speed=20, scenario=scenario) as server,
+        client(server, "crashy-1", console=True) as viewer,
+        client(server, "crashy-1") as monitor,
+        client(server, "steady-1") as bystander,
+    ):
         await login(viewer, "crashy-1")
         await viewer.send("console_input", {"content": "yes crash-me\n"})
         eof = None

@@ -95,8 +95,11 @@ async def test_summaries_every_interval_name_every_vm_with_cpu_and_memory() -> N
 
 async def test_the_tokens_vms_and_the_query_glob_filter_every_message() -> None:
     tok = token(["read", "control"], vms=["web-*", "=my-vm"])
-    async with running_server(fleet_interval=0.2) as server, \
-            fleet_client(server, tok, vms="*-[12]") as narrow, fleet_client(server, tok) as scoped:
+    async with (
+        running_server(fleet_interval=0.2) as server,
+        fleet_client(server, tok, vms="*-[12]") as narrow,
+        fleet_client(server, tok) as scoped,
+    ):
         connection, vms, _ = await snapshot(narrow)
         assert connection["data"]["filter"] == "*-[12]"
         assert [vm["name"] for vm in vms] == ["web-1", "web-2"]  # db-1, my-vm: outside one or the other
@@ -170,8 +173,9 @@ async def test_history_rest_serves_samples_since_with_the_metrics_shape() -> Non
         for item in body:
             timestamp = item.pop("timestamp")
             assert timestamp.endswith("Z") and not problems(item, "MetricsData"), item
-        code, _, recent = await fetch(f"{base}/my-vm/metrics?since=0.5", headers={
-            "Authorization": f"Bearer {token(['read'])}"})
+        code, _, recent = await fetch(
+            f"{base}/my-vm/metrics?since=0.5", headers={"Authorization": f"Bearer {token(['read'])}"}
+        )
         assert code == 200 and 1 <= len(recent) <= 10  # type: ignore[arg-type]
         counters = [s["network"]["rxBytes"] for s in recent]  # type: ignore[union-attr]
         assert counters == sorted(counters)
@@ -192,5 +196,7 @@ async def test_history_rest_serves_samples_since_with_the_metrics_shape() -> Non
 async def test_history_rest_refusals(path: str, tok: str | None, status: int, code: str) -> None:
     chosen = {"CONSOLE": token(["console"]), "WEB": token(["read"], vms=["web-*"]), None: token(["read"])}.get(tok, tok)
     async with running_server() as server:
-        got, _, body = await fetch(f"http://127.0.0.1:{server.port}{path}", headers={"Authorization": f"Bearer {chosen}"})
+        got, _, body = await fetch(
+            f"http://127.0.0.1:{server.port}{path}", headers={"Authorization": f"Bearer {chosen}"}
+        )
         assert got == status and body["error"]["code"] == code and body["error"]["message"]  # type: ignore[index]

@@ -34,8 +34,11 @@ def random_frame(rng: random.Random) -> str | bytes:
 async def test_random_frames(console: bool, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     rng = random.Random(1234 + console)
-    async with running_server(max_message_rate=10_000) as server, \
-            client(server, "web-1", console=console) as fuzzer, client(server, "web-1") as neighbour:
+    async with (
+        running_server(max_message_rate=10_000) as server,
+        client(server, "web-1", console=console) as fuzzer,
+        client(server, "web-1") as neighbour,
+    ):
         await fuzzer.recv("connection")
         await neighbour.recv("status")
         for _ in range(300):
@@ -50,7 +53,9 @@ async def test_random_frames(console: bool, caplog: pytest.LogCaptureFixture) ->
                 answers.append(message)
         errors = [m["data"]["code"] for m in answers if m["type"] == "error"]
         assert errors and set(errors) <= {"INVALID_COMMAND", "AUTH_ERROR"}
-        assert all(m["type"] in ("error", "response", "heartbeat", "status", "metrics", "console", "viewers") for m in answers)
+        assert all(
+            m["type"] in ("error", "response", "heartbeat", "status", "metrics", "console", "viewers") for m in answers
+        )
         # The neighbour never noticed.
         await neighbour.send("heartbeat", {"ok": 1})
         while (await neighbour.recv("heartbeat"))["data"] != {"ok": 1}:

@@ -98,7 +98,11 @@ async def raw_upgrade(port: int, path: str) -> tuple[asyncio.StreamReader, async
 def frame(opcode: int, payload: bytes, *, masked: bool = True) -> bytes:
     n = len(payload)
     mask_bit = 0x80 if masked else 0
-    header = struct.pack("!BB", 0x80 | opcode, mask_bit | n) if n < 126 else struct.pack("!BBH", 0x80 | opcode, mask_bit | 126, n)
+    header = (
+        struct.pack("!BB", 0x80 | opcode, mask_bit | n)
+        if n < 126
+        else struct.pack("!BBH", 0x80 | opcode, mask_bit | 126, n)
+    )
     if not masked:
         return header + payload
     mask = os.urandom(4)
@@ -138,7 +142,10 @@ def forged_token(**claims: Any) -> str:
 
 @pytest.mark.parametrize(("perms", "vms", "code"), [(["read"], None, 4004), (["read"], ["web-*"], 4003)])
 async def test_refusals_quoting_long_unicode_names_close_cleanly_and_free_the_slot(
-    perms: list[str], vms: list[str] | None, code: int, caplog: pytest.LogCaptureFixture,
+    perms: list[str],
+    vms: list[str] | None,
+    code: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     name = "é" * 60  # 120 bytes: quoted in a 120-character reason it made Tornado raise
@@ -161,7 +168,9 @@ async def test_a_sub_with_a_lone_surrogate_is_refused_and_leaves_no_peer(caplog:
     caplog.set_level(logging.INFO)
     async with running_server() as server:
         for console in (False, True):
-            first, close, reason = await refusal(ws_url(server, "my-vm", console=console, tok=forged_token(sub="x\ud800")))
+            first, close, reason = await refusal(
+                ws_url(server, "my-vm", console=console, tok=forged_token(sub="x\ud800"))
+            )
             assert first is not None and first["data"]["code"] == "AUTH_ERROR" and close == 4001
         await settle(server, "x\ud800")
         assert_nothing_held(server, "x\ud800")
@@ -175,14 +184,17 @@ def _raise(*_args: Any, **_kwargs: Any) -> Any:
 def _after(real: Callable[..., Any]) -> Callable[..., Any]:
     """``real`` runs (takes what it takes), then the step fails."""
     if asyncio.iscoroutinefunction(real):
+
         async def run_then_fail_async(*args: Any, **kwargs: Any) -> Any:
             await real(*args, **kwargs)
             raise RuntimeError("injected failure")
+
         return run_then_fail_async
 
     def run_then_fail(*args: Any, **kwargs: Any) -> Any:
         real(*args, **kwargs)
         raise RuntimeError("injected failure")
+
     return run_then_fail
 
 
@@ -196,17 +208,22 @@ STEPS: dict[str, tuple[Callable[[Server, pytest.MonkeyPatch], None], tuple[bool,
     "open console": (lambda s, m: m.setattr(s.hub, "console", _raise), CONSOLE),
     "register": (lambda s, m: m.setattr(s.hub, "register", _after(s.hub.register)), BOTH),
     "schedule expiry": (
-        lambda s, m: m.setattr(_VMSocket, "_schedule_expiry", _after(_VMSocket._schedule_expiry)), BOTH),
+        lambda s, m: m.setattr(_VMSocket, "_schedule_expiry", _after(_VMSocket._schedule_expiry)),
+        BOTH,
+    ),
     "connection message": (lambda s, m: m.setattr(protocol, "connection_message", _raise), BOTH),
     "join hub (watcher)": (lambda s, m: m.setattr(s.hub, "add_watcher", _after(s.hub.add_watcher)), MONITOR),
     "join hub (viewer)": (
-        lambda s, m: m.setattr(ConsoleChannel, "add_viewer", _after(ConsoleChannel.add_viewer)), CONSOLE),
+        lambda s, m: m.setattr(ConsoleChannel, "add_viewer", _after(ConsoleChannel.add_viewer)),
+        CONSOLE,
+    ),
 }
 
 
 @pytest.mark.parametrize("step", list(STEPS))
 async def test_a_failure_at_any_step_of_open_closes_with_a_frame_and_releases_everything(
-    step: str, monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     patch, endpoints = STEPS[step]
     async with running_server() as server:
@@ -230,7 +247,9 @@ async def test_undecodable_query_arguments_get_400_or_4001_and_never_log_the_tok
     caplog.set_level(logging.DEBUG)
     async with running_server() as server:
         base = f"http://127.0.0.1:{server.port}"
-        status, body = await http(f"{base}/api/tickets", "POST", body=b"", headers={"Authorization": f"Bearer {token()}"})
+        status, body = await http(
+            f"{base}/api/tickets", "POST", body=b"", headers={"Authorization": f"Bearer {token()}"}
+        )
         ticket = orjson.loads(body)["ticket"]
         status, body = await http(f"{base}/api/vms?token={ticket}%FF")
         assert status == 400 and orjson.loads(body)["error"]["code"] == "AUTH_ERROR"
@@ -248,7 +267,8 @@ async def test_undecodable_query_arguments_get_400_or_4001_and_never_log_the_tok
 
 
 @pytest.mark.parametrize(
-    "since", ["²", "٣", "9" * 4301, "-1", "1e3", " 7"],
+    "since",
+    ["²", "٣", "9" * 4301, "-1", "1e3", " 7"],
     ids=["superscript", "arabic-indic", "4301 digits", "negative", "exponent", "leading space"],
 )
 async def test_odd_since_values_are_refused_with_a_clear_error(since: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -274,16 +294,24 @@ async def test_a_huge_exp_is_a_clean_auth_error(exp: float, caplog: pytest.LogCa
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/api/vms"), ("DELETE", "/api/tickets"), ("POST", "/ws/vms/my-vm"), ("PUT", "/ws/vms/my-vm/console"),
-     ("GET", "/ws/vms/%FF")],
+    [
+        ("POST", "/api/vms"),
+        ("DELETE", "/api/tickets"),
+        ("POST", "/ws/vms/my-vm"),
+        ("PUT", "/ws/vms/my-vm/console"),
+        ("GET", "/ws/vms/%FF"),
+    ],
 )
 async def test_405_and_400_without_a_token_log_one_line_and_no_error(
-    method: str, path: str, caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     async with running_server() as server:
-        status, _ = await http(f"http://127.0.0.1:{server.port}{path}", method,
-                               body=b"" if method in ("POST", "PUT") else None)
+        status, _ = await http(
+            f"http://127.0.0.1:{server.port}{path}", method, body=b"" if method in ("POST", "PUT") else None
+        )
         assert status in (400, 405)
     assert_no_error_logged(caplog)
     lines = [r for r in server_records(caplog) if r.name in ("vmws.access", "tornado.access", "tornado.general")]
@@ -293,7 +321,9 @@ async def test_405_and_400_without_a_token_log_one_line_and_no_error(
 # Item 12 on an open socket
 
 
-async def test_heartbeat_data_nested_too_deep_is_answered_and_the_socket_stays(caplog: pytest.LogCaptureFixture) -> None:
+async def test_heartbeat_data_nested_too_deep_is_answered_and_the_socket_stays(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO)
     async with running_server() as server, client(server, "web-1") as c:
         await c.recv("connection")
@@ -309,7 +339,9 @@ async def test_heartbeat_data_nested_too_deep_is_answered_and_the_socket_stays(c
 
 
 @pytest.mark.parametrize("name", ["a" * 256, "é" * 128, "x" * 20_000], ids=["256 ascii", "128 e-acute", "20000 bytes"])
-async def test_names_over_255_bytes_are_not_found_without_being_quoted(name: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_names_over_255_bytes_are_not_found_without_being_quoted(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     async with running_server() as server:
         for console in (False, True):

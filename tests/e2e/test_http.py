@@ -42,7 +42,8 @@ async def test_vm_list_with_query_token_or_bearer_and_vms_patterns() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tok", "status"), [(None, 401), ("bad", 401), ("CONSOLE", 403)],
+    ("tok", "status"),
+    [(None, 401), ("bad", 401), ("CONSOLE", 403)],
 )
 async def test_vm_list_refusals(tok: str | None, status: int) -> None:
     async with running_server() as server:

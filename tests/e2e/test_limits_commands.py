@@ -21,7 +21,8 @@ timings = { reboot_shutdown = "2s" }
 
 
 async def test_a_users_queue_is_capped_and_dropped_when_it_leaves_so_another_operator_goes_next(
-        tmp_path: "os.PathLike[str]", caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: os.PathLike[str], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="vmws")
     scenario = os.path.join(tmp_path, "slow.toml")
     with open(scenario, "w", encoding="utf-8") as fh:

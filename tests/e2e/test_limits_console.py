@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.client import Client, client, running_server, token
+from tests.e2e.client import client, running_server, token
 from tests.e2e.test_console import login
 
 pytestmark = pytest.mark.asyncio
@@ -74,7 +74,9 @@ async def test_one_user_holds_at_most_eight_console_sockets_per_vm_and_others_st
                 assert error["type"] == "error" and error["data"]["code"] == "AUTH_ERROR"
                 assert "limit 8 per user" in error["data"]["message"]
                 code, reason = await ninth.closed()
-                assert code == 4029 and reason == "too many connections"  # a fixed phrase per code; the error names the limit
+                assert (
+                    code == 4029 and reason == "too many connections"
+                )  # a fixed phrase per code; the error names the limit
             # Another user gets in beside them, and alice still may watch another VM.
             async with client(server, "web-1", console=True, tok=token(sub="bob")) as bob:
                 assert (await bob.recv())["type"] == "connection"
@@ -109,7 +111,7 @@ async def test_the_slow_viewer_bound_counts_bytes_not_characters() -> None:
             await login(fast, "web-5")
             stalled = next(p for p in viewers_of(server, "web-5") if p.user == "stalled")
             stream = stalled.ws_connection.stream
-            await fast.send("console_input", {"content": "yes " + "\U0001F600" * 40 + "\n"})
+            await fast.send("console_input", {"content": "yes " + "\U0001f600" * 40 + "\n"})
             peak = 0
             async with asyncio.timeout(60):
                 while stalled.ws_connection is not None:  # until it is cut off

@@ -41,7 +41,9 @@ def vmws_serve(log_format: str, log: Path) -> Iterator[str]:
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vmws", "serve", "--port", "0", "--log-format", log_format],
-            stdout=subprocess.PIPE, stderr=err, text=True,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
             env={**os.environ, "VMWS_JWT_SECRET": SECRET},
         )
     try:
@@ -86,8 +88,9 @@ async def ws_messages(url: str, send: dict[str, object] | None = None, until: st
 
 
 async def ticket(base: str, token: str) -> str:
-    code, body = await http(f"{base}/api/tickets", method="POST", body=b"",
-                            headers={"Authorization": f"Bearer {token}"})
+    code, body = await http(
+        f"{base}/api/tickets", method="POST", body=b"", headers={"Authorization": f"Bearer {token}"}
+    )
     assert code == 201
     return str(json.loads(body)["ticket"])
 
@@ -127,7 +130,7 @@ def test_smuggled_tokens_and_tickets_never_reach_the_log(log_format: str, tmp_pa
         wait_for(log, "/healthz?done=1")
     text = log.read_text(errors="replace")
     assert "REDACTED" in text
-    for secret in (jwt, jwt.split(".")[2], *tickets, *(t[len("vmt_"):] for t in tickets)):
+    for secret in (jwt, jwt.split(".")[2], *tickets, *(t[len("vmt_") :] for t in tickets)):
         assert secret not in text, (secret, text[-3000:])
 
 
@@ -166,8 +169,12 @@ def test_untrusted_strings_are_escaped_and_cut_in_the_log(log_format: str, tmp_p
     assert len(raw) < 32 * 1024, f"{len(raw)} bytes of log"  # was over 118 KiB for the 60 KB name
     # Logged escaped (not dropped): each hostile string is visible for what it is.
     shown = text if log_format == "text" else "\n".join(json.loads(line)["message"] for line in lines)
-    for fragment in ("eve\\x1b]0;pwned\\x07\\x0d\\x0a2026", "ghost\\x0a2026", "r1\\x0d\\x0a2026",
-                     "\\x9b31m\\x7f\\u2028x"):
+    for fragment in (
+        "eve\\x1b]0;pwned\\x07\\x0d\\x0a2026",
+        "ghost\\x0a2026",
+        "r1\\x0d\\x0a2026",
+        "\\x9b31m\\x7f\\u2028x",
+    ):
         assert fragment in shown, (fragment, shown[-3000:])
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from tests.e2e.client import client, running_server, token
 
-
 pytestmark = pytest.mark.asyncio
 
 
@@ -29,7 +28,12 @@ async def test_connection_then_status_then_metrics() -> None:
         assert first_metrics["memory"]["used"] <= first_metrics["memory"]["total"]
         assert 0 <= first_metrics["cpu"]["utilization"] <= 100
         later = (await c.recv("metrics"))["data"]  # pushed again on the interval
-        for group, key in [("network", "rxBytes"), ("network", "txBytes"), ("disk", "readBytes"), ("disk", "writeBytes")]:
+        for group, key in [
+            ("network", "rxBytes"),
+            ("network", "txBytes"),
+            ("disk", "readBytes"),
+            ("disk", "writeBytes"),
+        ]:
             assert later[group][key] >= first_metrics[group][key]
 
 
@@ -63,15 +67,22 @@ async def test_every_action_and_both_watchers_see_the_effects() -> None:
         for c in (a, b):
             await c.recv("status")
         expected = [
-            ("suspend", "suspended"), ("resume", "running"), ("pause", "paused"), ("resume", "running"),
-            ("restart", "running"), ("stop", "stopped"), ("start", "running"),
+            ("suspend", "suspended"),
+            ("resume", "running"),
+            ("pause", "paused"),
+            ("resume", "running"),
+            ("restart", "running"),
+            ("stop", "stopped"),
+            ("start", "running"),
         ]
         for n, (action, status) in enumerate(expected):
             response = await a.command(action, f"cmd-{n}")
             assert response == {
-                "requestId": f"cmd-{n}", "success": True,
+                "requestId": f"cmd-{n}",
+                "success": True,
                 "message": f"Command '{action}' completed successfully",
-                "action": action, "status": status,
+                "action": action,
+                "status": status,
             }
             # b watched it happen without asking (a restart may pass through other states).
             while (await b.recv("status"))["data"]["status"] != status:

@@ -20,7 +20,7 @@ async def collect_until(c: Client, needle: str, timeout: float = 30) -> dict[int
     chunks: dict[int, str] = {}
     joined = ""
     async with asyncio.timeout(timeout):
-        while needle not in joined[-len(needle) - 64 * 1024:]:
+        while needle not in joined[-len(needle) - 64 * 1024 :]:
             data = (await c.recv("console"))["data"]
             chunks[data["offset"]] = data["content"]
             joined += data["content"]
@@ -67,12 +67,17 @@ async def test_reconnect_with_since_mid_flood_loses_and_repeats_nothing() -> Non
 
 async def test_input_from_several_viewers_arrives_once_in_order() -> None:
     async with running_server() as server:
-        async with client(server, "web-3", console=True) as a, client(server, "web-3", console=True) as b, \
-                client(server, "web-3", console=True) as c:
+        async with (
+            client(server, "web-3", console=True) as a,
+            client(server, "web-3", console=True) as b,
+            client(server, "web-3", console=True) as c,
+        ):
             await login(a, "web-3")
+
             async def type_lines(viewer: Client, tag: str) -> None:
                 for n in range(15):
                     await viewer.send("console_input", {"content": f"echo {tag}{n}\n"})
+
             await asyncio.gather(type_lines(a, "A"), type_lines(b, "B"), type_lines(c, "C"))
             await a.send("console_input", {"content": "echo DONE\n"})
             text = await a.read_console_until("\r\nDONE\r\n", timeout=30)

@@ -39,8 +39,9 @@ def parse_cast(text: str) -> tuple[dict[str, Any], list[list[Any]]]:
 
 def asciinema_cat(path: Path) -> str:
     """What ``asciinema cat`` writes to a terminal (it needs one: it reads /dev/tty)."""
-    output, status = pexpect.run(f"asciinema cat {path}", withexitstatus=True, timeout=30,
-                                 env={**os.environ, "TERM": "xterm-256color"})
+    output, status = pexpect.run(
+        f"asciinema cat {path}", withexitstatus=True, timeout=30, env={**os.environ, "TERM": "xterm-256color"}
+    )
     text = output.decode("utf-8", errors="replace")
     assert status == 0, text
     return text
@@ -54,7 +55,9 @@ def assert_no_control_strings(shown: str) -> None:
 async def fetch(port: int, vm: str, tok: str | None) -> tornado.httpclient.HTTPResponse:
     headers = {} if tok is None else {"Authorization": f"Bearer {tok}"}
     return await tornado.httpclient.AsyncHTTPClient().fetch(
-        f"http://127.0.0.1:{port}/api/vms/{quote(vm, safe='')}/console.cast", headers=headers, raise_error=False,
+        f"http://127.0.0.1:{port}/api/vms/{quote(vm, safe='')}/console.cast",
+        headers=headers,
+        raise_error=False,
     )
 
 
@@ -133,8 +136,10 @@ def test_vmws_console_record_writes_a_filtered_private_recording(hostile_server:
     cast = tmp_path / "session.cast"
     result = subprocess.run(
         [*VMWS, "console", "evil-1", "--url", hostile_server.url, "--linger", "2", "--record", str(cast)],
-        input=f"\nadmin\nadmin\ncat {ATTACK_FILES} /etc/modes\n".encode(), capture_output=True,
-        timeout=60, env=_token_env(hostile_server),
+        input=f"\nadmin\nadmin\ncat {ATTACK_FILES} /etc/modes\n".encode(),
+        capture_output=True,
+        timeout=60,
+        env=_token_env(hostile_server),
     )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(os.stat(cast).st_mode) == 0o600
@@ -149,7 +154,10 @@ def test_vmws_console_record_writes_a_filtered_private_recording(hostile_server:
 def test_vmws_console_record_to_an_unwritable_path_is_a_clear_error(hostile_server: Served, tmp_path: Path) -> None:
     result = subprocess.run(
         [*VMWS, "console", "evil-1", "--url", hostile_server.url, "--record", str(tmp_path / "no" / "such.cast")],
-        input=b"", capture_output=True, timeout=30, env=_token_env(hostile_server),
+        input=b"",
+        capture_output=True,
+        timeout=30,
+        env=_token_env(hostile_server),
     )
     assert result.returncode == 2
     assert "cannot write the recording" in result.stderr.decode() and "Traceback" not in result.stderr.decode()
@@ -158,7 +166,10 @@ def test_vmws_console_record_to_an_unwritable_path_is_a_clear_error(hostile_serv
 def test_vmws_console_watch_sends_nothing(hostile_server: Served) -> None:
     result = subprocess.run(
         [*VMWS, "console", "evil-1", "--url", hostile_server.url, "--linger", "1", "--watch"],
-        input=b"\nadmin\n", capture_output=True, timeout=30, env=_token_env(hostile_server),
+        input=b"\nadmin\n",
+        capture_output=True,
+        timeout=30,
+        env=_token_env(hostile_server),
     )
     assert result.returncode == 0, result.stderr
     assert "watch-only" in result.stderr.decode()

@@ -26,13 +26,16 @@ async def test_revoking_a_subject_closes_its_sessions_with_4001_and_refuses_it_u
         status, body = await http(server, "POST", "/api/tickets", tok=mallory, body=b"")
         assert status == 201
         ticket_bought_before = body["ticket"]
-        async with client(server, "my-vm", tok=mallory) as watch, \
-                client(server, "web-1", console=True, tok=mallory) as console, \
-                client(server, "my-vm", tok=token(sub="bob")) as bystander:
+        async with (
+            client(server, "my-vm", tok=mallory) as watch,
+            client(server, "web-1", console=True, tok=mallory) as console,
+            client(server, "my-vm", tok=token(sub="bob")) as bystander,
+        ):
             for c in (watch, console, bystander):
                 await c.recv("connection")
-            status, body = await http(server, "POST", "/api/revocations", tok=ADMIN,
-                                      body={"sub": "mallory", "expiresIn": 600})
+            status, body = await http(
+                server, "POST", "/api/revocations", tok=ADMIN, body={"sub": "mallory", "expiresIn": 600}
+            )
             assert status == 201 and body["sessionsClosed"] == 2
             assert body["revocation"]["sub"] == "mallory" and body["revocation"]["expiresAt"].endswith("Z")
             for c in (watch, console):
@@ -66,32 +69,44 @@ async def test_revoking_one_token_by_jti_leaves_the_subjects_other_tokens_workin
         async with client(server, "my-vm", tok=stolen) as old, client(server, "my-vm", tok=fresh) as new:
             await old.recv("connection")
             await new.recv("connection")
-            status, body = await http(server, "POST", "/api/revocations", tok=ADMIN,
-                                      body={"jti": jti(stolen), "expiresAt": "2999-01-01T00:00:00Z"})
+            status, body = await http(
+                server,
+                "POST",
+                "/api/revocations",
+                tok=ADMIN,
+                body={"jti": jti(stolen), "expiresAt": "2999-01-01T00:00:00Z"},
+            )
             assert status == 400 and "days away" in body["error"]["message"]
-            status, body = await http(server, "POST", "/api/revocations", tok=ADMIN,
-                                      body={"jti": jti(stolen), "expiresIn": 3600})
-            assert status == 201 and body["sessionsClosed"] == 1 and body["revocation"] == {
-                "jti": jti(stolen), "expiresAt": body["revocation"]["expiresAt"]}
+            status, body = await http(
+                server, "POST", "/api/revocations", tok=ADMIN, body={"jti": jti(stolen), "expiresIn": 3600}
+            )
+            assert (
+                status == 201
+                and body["sessionsClosed"] == 1
+                and body["revocation"] == {"jti": jti(stolen), "expiresAt": body["revocation"]["expiresAt"]}
+            )
             assert (await old.closed())[0] == 4001
             assert (await new.command("start", "still-mine"))["success"] is True
         assert (await http(server, "GET", "/api/vms", tok=stolen))[0] == 401
         assert (await http(server, "GET", "/api/vms", tok=fresh))[0] == 200
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    ({"sub": "x", "jti": "y", "expiresIn": 60}, "exactly one of 'sub' and 'jti'"),
-    ({"expiresIn": 60}, "exactly one of 'sub' and 'jti'"),
-    ({"sub": "x"}, "'expiresAt'"),
-    ({"sub": "x", "expiresIn": -5}, "in the past"),
-    ({"sub": "x", "expiresIn": "soon"}, "number of seconds"),
-    ({"sub": "x", "expiresAt": "tomorrow"}, "RFC 3339"),
-    ({"sub": 7, "expiresIn": 60}, "must be a string"),
-    ({"sub": "x", "expiresIn": 60, "role": "all"}, "unknown field"),
-    ([1, 2], "JSON object"),
-    (b"\xff{", "JSON object"),
-    (b"{" + b" " * 5000 + b"}", "over 4096 bytes"),
-])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"sub": "x", "jti": "y", "expiresIn": 60}, "exactly one of 'sub' and 'jti'"),
+        ({"expiresIn": 60}, "exactly one of 'sub' and 'jti'"),
+        ({"sub": "x"}, "'expiresAt'"),
+        ({"sub": "x", "expiresIn": -5}, "in the past"),
+        ({"sub": "x", "expiresIn": "soon"}, "number of seconds"),
+        ({"sub": "x", "expiresAt": "tomorrow"}, "RFC 3339"),
+        ({"sub": 7, "expiresIn": 60}, "must be a string"),
+        ({"sub": "x", "expiresIn": 60, "role": "all"}, "unknown field"),
+        ([1, 2], "JSON object"),
+        (b"\xff{", "JSON object"),
+        (b"{" + b" " * 5000 + b"}", "over 4096 bytes"),
+    ],
+)
 async def test_bad_revocations_are_refused_with_a_message_naming_the_problem(body: object, says: str) -> None:
     async with running_server() as server:
         status, reply = await http(server, "POST", "/api/revocations", tok=ADMIN, body=body)

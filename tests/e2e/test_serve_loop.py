@@ -21,7 +21,9 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Po
     """The server, its port and what it printed up to its banner."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "vmws", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "VMWS_JWT_SECRET": SECRET, **(env or {})},
     )
     assert proc.stdout is not None
@@ -50,12 +52,15 @@ async def _watch_one(port: int) -> dict[str, object]:
         return orjson.loads(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(("args", "env", "expected"), [
-    (("--loop", "asyncio"), {}, "asyncio"),
-    (("--loop", "uvloop"), {}, "uvloop"),
-    ((), {"VMWS_LOOP": "asyncio"}, "asyncio"),
-    ((), {}, "uvloop"),  # the default when uvloop can be imported
-])
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (("--loop", "asyncio"), {}, "asyncio"),
+        (("--loop", "uvloop"), {}, "uvloop"),
+        ((), {"VMWS_LOOP": "asyncio"}, "asyncio"),
+        ((), {}, "uvloop"),  # the default when uvloop can be imported
+    ],
+)
 def test_serve_runs_on_the_loop_chosen(args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
     proc, port, printed = _serve(*args, env=env)
     try:
@@ -68,8 +73,14 @@ def test_serve_runs_on_the_loop_chosen(args: tuple[str, ...], env: dict[str, str
 
 
 def test_an_unknown_loop_from_the_environment_is_a_message_not_a_traceback() -> None:
-    done = subprocess.run([sys.executable, "-m", "vmws", "serve", "--port", "0"], capture_output=True, text=True,
-                          env={**os.environ, "VMWS_LOOP": "trio"}, timeout=30, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "vmws", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VMWS_LOOP": "trio"},
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     assert "unknown event loop 'trio': choose one of asyncio, uvloop" in done.stderr
     assert "Traceback" not in done.stderr

@@ -63,8 +63,11 @@ class Monitor:
 
     async def command(self, action: str, timeout: float) -> dict[str, Any]:
         request_id = f"e2e-{action}-{time.monotonic_ns()}"
-        await self.ws.send(orjson.dumps({"type": "command", "timestamp": _now(),
-                                         "data": {"action": action, "requestId": request_id}}).decode())
+        await self.ws.send(
+            orjson.dumps(
+                {"type": "command", "timestamp": _now(), "data": {"action": action, "requestId": request_id}}
+            ).decode()
+        )
         async with asyncio.timeout(timeout):
             while True:
                 message = await self.next("response", timeout)
@@ -124,8 +127,9 @@ class Viewer:
         return self.ws.close_code if self.closed.is_set() else None
 
     async def send(self, content: str) -> None:
-        await self.ws.send(orjson.dumps({"type": "console_input", "timestamp": _now(),
-                                         "data": {"content": content}}).decode())
+        await self.ws.send(
+            orjson.dumps({"type": "console_input", "timestamp": _now(), "data": {"content": content}}).decode()
+        )
 
     async def search(self, pattern: str, timeout: float) -> re.Match[str] | None:
         """The next match of ``pattern`` (from ``pos`` on), or None after ``timeout``."""
@@ -139,8 +143,9 @@ class Viewer:
                         self.pos = match.end()
                         return match
                     if self.closed.is_set():
-                        raise AssertionError(f"console closed ({self.ws.close_code}) before {pattern!r}; "
-                                             f"it ends with {text[-300:]!r}")
+                        raise AssertionError(
+                            f"console closed ({self.ws.close_code}) before {pattern!r}; it ends with {text[-300:]!r}"
+                        )
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
@@ -203,6 +208,7 @@ async def open_monitor(url: str, name: str, timeout: float = 30.0) -> tuple[Moni
 
 async def open_viewer(url: str, name: str, *, keepalive: bool = True) -> Viewer:
     """A viewer; ``keepalive=False`` for one that stops reading (its pongs would never come)."""
-    ws = await connect(f"{url}/ws/vms/{name}/console?token={token('console')}", max_size=2**22,
-                       ping_interval=20 if keepalive else None)
+    ws = await connect(
+        f"{url}/ws/vms/{name}/console?token={token('console')}", max_size=2**22, ping_interval=20 if keepalive else None
+    )
     return Viewer(ws)

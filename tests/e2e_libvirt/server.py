@@ -39,9 +39,25 @@ def start_server(vm_filter: str, log: Path | None = None) -> tuple[subprocess.Po
 def _start_server(vm_filter: str, log: Path | None) -> tuple[subprocess.Popen[str], str]:
     stderr: IO[str] | int = subprocess.DEVNULL if log is None else log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vmws", "serve", "--backend", "libvirt", "--libvirt-uri", URI,
-         "--vm-filter", vm_filter, "--port", "0", "--metrics-interval", "0.5"],
-        stdout=subprocess.PIPE, stderr=stderr, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vmws",
+            "serve",
+            "--backend",
+            "libvirt",
+            "--libvirt-uri",
+            URI,
+            "--vm-filter",
+            vm_filter,
+            "--port",
+            "0",
+            "--metrics-interval",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
         env={**os.environ, "VMWS_JWT_SECRET": SECRET},  # never on argv (visible in `ps`)
     )
     if not isinstance(stderr, int):

@@ -29,14 +29,41 @@ BOOT = 600.0
 def test_cloud_image_boots_and_logs_in(image: str) -> None:
     require_qemu(URI)
     name = f"{vm_prefix('cloud')}{image.replace('.', '-')}"
-    harness_cli("up", name, "--image", image, "--uri", URI, "--accel", os.environ.get("VMWS_TEST_ACCEL", "kvm"),
-                "--replace", "--memory", "1024", timeout=BOOT)
+    harness_cli(
+        "up",
+        name,
+        "--image",
+        image,
+        "--uri",
+        URI,
+        "--accel",
+        os.environ.get("VMWS_TEST_ACCEL", "kvm"),
+        "--replace",
+        "--memory",
+        "1024",
+        timeout=BOOT,
+    )
     proc, url = start_server(name)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "harness", "wait-login", name, "--url", url, "--timeout", str(BOOT),
-             "--run", "hostname", "--run", "id -un"],
-            env={**os.environ, "VMWS_TOKEN": token("read", "console")}, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "wait-login",
+                name,
+                "--url",
+                url,
+                "--timeout",
+                str(BOOT),
+                "--run",
+                "hostname",
+                "--run",
+                "id -un",
+            ],
+            env={**os.environ, "VMWS_TOKEN": token("read", "console")},
+            capture_output=True,
+            text=True,
             timeout=BOOT + 60,
         )
         assert result.returncode == 0, result.stderr

@@ -101,8 +101,10 @@ async def test_a_flood_nobody_reads_keeps_the_server_small(served: Served) -> No
         settled = _rss(served.pid)
         await _stay(viewer, FLOOD_SECONDS)
         after = _rss(served.pid)
-        print(f"\nserver RSS {before / 2**20:.1f} MiB before the flood, {settled / 2**20:.1f} MiB "
-              f"{SETTLE_SECONDS:g} s in, {after / 2**20:.1f} MiB {FLOOD_SECONDS:g} s later")
+        print(
+            f"\nserver RSS {before / 2**20:.1f} MiB before the flood, {settled / 2**20:.1f} MiB "
+            f"{SETTLE_SECONDS:g} s in, {after / 2**20:.1f} MiB {FLOOD_SECONDS:g} s later"
+        )
         assert after - before < RSS_BOUND, (before, after)
         # Bounded, the steady flood adds nothing more; queued anywhere in the process, it adds MiBs.
         assert after - settled < STEADY_BOUND, (settled, after)

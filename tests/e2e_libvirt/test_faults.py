@@ -110,8 +110,7 @@ async def test_libvirtd_restart_watchers_see_the_outage_and_recover_and_the_cons
         await viewer.login("admin", "admin", BOOT)
         assert (await viewer.run("hostname", "h1")).strip() == VICTIM
         # Output nobody asks for: a console that only shows (a log tail) must resume too.
-        await viewer.send("(i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo tick-$i; sleep 1; done) & "
-                          "echo ticker=$!\r")
+        await viewer.send("(i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo tick-$i; sleep 1; done) & echo ticker=$!\r")
         ticker = (await viewer.expect(r"ticker=(\d+)", 30)).group(1)
         await viewer.expect(r"tick-2\r?\n", 30)
 
@@ -153,9 +152,11 @@ async def test_libvirtd_restart_watchers_see_the_outage_and_recover_and_the_cons
             assert ws.close_code is None, "a client was disconnected"
         await bystander.echo()
         site.assert_healthy()
-        print(f"\nlibvirtd restart: stopped in {stopped - started:.2f} s, error seen {seen_down - stopped:.2f} s "
-              f"later; `libvirtd -d` answered in {back - restarting:.2f} s; running again {recovered - back:.2f} s after "
-              f"libvirtd answered; console output {resumed - back:.2f} s after")
+        print(
+            f"\nlibvirtd restart: stopped in {stopped - started:.2f} s, error seen {seen_down - stopped:.2f} s "
+            f"later; `libvirtd -d` answered in {back - restarting:.2f} s; running again {recovered - back:.2f} s after "
+            f"libvirtd answered; console output {resumed - back:.2f} s after"
+        )
     finally:
         await viewer.aclose()
         await watcher.ws.close()
@@ -193,8 +194,9 @@ async def test_qemu_killed_watchers_see_error_viewers_get_eof_and_other_vms_are_
         # A new viewer of the dead VM is refused, not hung.
         refused = await open_viewer(site.url, VICTIM)
         await asyncio.wait_for(refused.closed.wait(), 30)
-        assert any(m["type"] == "error" and m["data"]["code"] == "VM_NOT_RUNNING" for m in refused.messages), \
+        assert any(m["type"] == "error" and m["data"]["code"] == "VM_NOT_RUNNING" for m in refused.messages), (
             refused.messages
+        )
 
         # `start` is the way out of error, on the same watcher.
         seen = len(watcher.status_messages)

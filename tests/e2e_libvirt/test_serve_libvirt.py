@@ -65,8 +65,13 @@ def test_watch_a_real_guest_through_its_lifecycle(served: Served) -> None:
             assert hello["data"]["vm"] == served.name
             first = await monitor.next("status", 30)
             assert first["data"]["status"] == "running"
-            for action, status in [("suspend", "suspended"), ("resume", "running"), ("restart", "running"),
-                                   ("stop", "stopped"), ("start", "running")]:
+            for action, status in [
+                ("suspend", "suspended"),
+                ("resume", "running"),
+                ("restart", "running"),
+                ("stop", "stopped"),
+                ("start", "running"),
+            ]:
                 seen = len(monitor.status_messages)
                 response = await monitor.command(action, BOOT)
                 assert response["success"], response
@@ -94,9 +99,23 @@ def test_console_login_commands_and_counters(served: Served) -> None:
     # The person's path first: the CLI logs in through `vmws console` and runs a command.
     env_token = token("read", "console")
     result = subprocess.run(
-        [sys.executable, "-m", "harness", "wait-login", served.name, "--url", served.url, "--timeout", str(BOOT),
-         "--run", "hostname"],
-        env={**os.environ, "VMWS_TOKEN": env_token}, capture_output=True, text=True, timeout=BOOT + 60,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "wait-login",
+            served.name,
+            "--url",
+            served.url,
+            "--timeout",
+            str(BOOT),
+            "--run",
+            "hostname",
+        ],
+        env={**os.environ, "VMWS_TOKEN": env_token},
+        capture_output=True,
+        text=True,
+        timeout=BOOT + 60,
     )
     assert result.returncode == 0, result.stderr
     assert f"{served.name}: logged in as admin" in result.stdout
@@ -109,12 +128,17 @@ def test_console_login_commands_and_counters(served: Served) -> None:
             before = await monitor.counters_until(lambda m: True, 30)
             loop = asyncio.get_running_loop()
             # 2 MiB straight to the virtio disk, then TCP SYNs out of the virtio NIC.
-            await loop.run_in_executor(None, session.run,
-                                       "dd if=/dev/urandom of=/dev/vda bs=64k count=32 conv=fsync 2>&1 | tail -1")
+            await loop.run_in_executor(
+                None, session.run, "dd if=/dev/urandom of=/dev/vda bs=64k count=32 conv=fsync 2>&1 | tail -1"
+            )
             await loop.run_in_executor(None, session.run, "nc -w 2 10.0.2.2 80 </dev/null; echo sent")
             after = await monitor.counters_until(
-                lambda m: m["disk"]["writeBytes"] >= before["disk"]["writeBytes"] + 2 * 2**20
-                and m["network"]["txBytes"] > before["network"]["txBytes"], 60)
+                lambda m: (
+                    m["disk"]["writeBytes"] >= before["disk"]["writeBytes"] + 2 * 2**20
+                    and m["network"]["txBytes"] > before["network"]["txBytes"]
+                ),
+                60,
+            )
             return before, after
 
     session = ConsoleSession(served.name, url=served.url, token=env_token, timeout=BOOT)

@@ -31,8 +31,15 @@ from pathlib import Path
 import pytest
 
 __all__ = [
-    "LIBVIRTD", "SETTLE", "DaemonLock", "ensure_libvirtd", "kill_qemu", "libvirtd_pid", "libvirtd_steady",
-    "start_libvirtd", "stop_libvirtd",
+    "LIBVIRTD",
+    "SETTLE",
+    "DaemonLock",
+    "ensure_libvirtd",
+    "kill_qemu",
+    "libvirtd_pid",
+    "libvirtd_steady",
+    "start_libvirtd",
+    "stop_libvirtd",
 ]
 
 _LOCK_DIR = Path(os.environ.get("VMWS_LIBVIRTD_LOCK_DIR", "/tmp"))
@@ -152,6 +159,7 @@ libvirtd_steady = pytest.fixture(autouse=True, name="libvirtd_steady")(_steady_w
 
 # Faults
 
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -195,11 +203,19 @@ def stop_libvirtd(timeout: float = 30.0) -> None:
 
 def start_libvirtd(uri: str = "qemu:///system", timeout: float = 30.0) -> None:
     """``libvirtd -d``, as scripts/install-libvirt.sh starts it; back when ``uri`` answers."""
-    subprocess.run(["libvirtd", "-d"], check=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["libvirtd", "-d"],
+        check=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
-    while subprocess.run(["virsh", "-c", uri, "version"], capture_output=True, timeout=timeout,
-                         check=False).returncode != 0:
+    while (
+        subprocess.run(["virsh", "-c", uri, "version"], capture_output=True, timeout=timeout, check=False).returncode
+        != 0
+    ):
         if time.monotonic() > deadline:
             pytest.fail(f"libvirtd did not answer on {uri} within {timeout:g} s of `libvirtd -d`")
         time.sleep(0.1)

@@ -20,7 +20,13 @@ import pytest
 from tests.harness.daemon import LIBVIRTD
 
 __all__ = [
-    "ENABLE_HINT", "LIBVIRT_GROUP", "harness_cli", "in_ci", "remove_stale_test_vms", "require_libvirt", "require_qemu",
+    "ENABLE_HINT",
+    "LIBVIRT_GROUP",
+    "harness_cli",
+    "in_ci",
+    "remove_stale_test_vms",
+    "require_libvirt",
+    "require_qemu",
     "vm_prefix",
 ]
 
@@ -77,8 +83,9 @@ def harness_cli(*args: str, timeout: float = 300.0) -> str:
     already ran a ``LibvirtBackend`` would land on a closed loop.
     """
     with LIBVIRTD.steady():
-        result = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout
+        )
     if result.returncode != 0:
         pytest.fail(f"python -m harness {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout
@@ -87,10 +94,10 @@ def harness_cli(*args: str, timeout: float = 300.0) -> str:
 def remove_stale_test_vms(uri: str = "qemu:///system") -> None:
     """Remove test VMs left behind by test processes that no longer run (a killed run)."""
     with LIBVIRTD.steady():
-        listing = subprocess.run(["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True,
-                                 timeout=60)
+        listing = subprocess.run(
+            ["virsh", "-c", uri, "list", "--all", "--name"], capture_output=True, text=True, timeout=60
+        )
     for name in listing.stdout.split():
         match = re.fullmatch(r"vmws-[a-z]+-(\d+)-.*", name)
         if match and not os.path.exists(f"/proc/{match.group(1)}"):
             harness_cli("down", name, "--uri", uri)
-

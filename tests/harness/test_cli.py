@@ -18,8 +18,14 @@ pytestmark = LIBVIRT_GROUP
 
 
 def _harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def _closed_port() -> int:
@@ -30,11 +36,13 @@ def _closed_port() -> int:
 
 
 def test_report_names_what_is_missing_and_the_fix() -> None:
-    text, healthy = report([
-        Check("virsh", True, "/usr/bin/virsh"),
-        Check("libvirtd running", False, "not running", "libvirtd -d"),
-        Check("KVM", False, "hangs", "use TCG", required=False),
-    ])
+    text, healthy = report(
+        [
+            Check("virsh", True, "/usr/bin/virsh"),
+            Check("libvirtd running", False, "not running", "libvirtd -d"),
+            Check("KVM", False, "hangs", "use TCG", required=False),
+        ]
+    )
     assert not healthy
     assert "MISSING libvirtd running" in text and "fix: libvirtd -d" in text
     assert "note    KVM" in text

@@ -58,8 +58,12 @@ def _run(*targets: tuple[object, tuple[object, ...]], delays: tuple[float, ...])
 
 def test_a_restart_waits_for_users_and_users_wait_for_it(tmp_path: Path) -> None:
     d = str(tmp_path)
-    seen = _run((_steady, (d, "user", 1.5)), (_restart, (d, "restart", False)), (_steady, (d, "late", 0.1)),
-                delays=(1.0, 0.5, 0.0))
+    seen = _run(
+        (_steady, (d, "user", 1.5)),
+        (_restart, (d, "restart", False)),
+        (_steady, (d, "late", 0.1)),
+        delays=(1.0, 0.5, 0.0),
+    )
     # The restart came after the user let go; the late user, queued behind it, after it.
     assert seen[("restart", "exclusive")] >= seen[("user", "releasing")]
     assert seen[("late", "steady")] >= seen[("restart", "releasing")]

@@ -11,9 +11,16 @@ from harness.domain import Accel, Disk, GuestSpec, domain_xml, read_metadata
 
 
 def _spec(**changes: object) -> GuestSpec:
-    base = dict(name="web-1", accel=Accel.TCG, directory=Path("/srv/web-1"), image="tiny-abc",
-                kernel=Path("/srv/web-1/vmlinuz"), initrd=Path("/srv/web-1/initrd.img"),
-                cmdline="console=ttyS0 vmws.hostname=web-1", disks=(Disk(Path("/srv/web-1/disk.raw")),))
+    base = dict(
+        name="web-1",
+        accel=Accel.TCG,
+        directory=Path("/srv/web-1"),
+        image="tiny-abc",
+        kernel=Path("/srv/web-1/vmlinuz"),
+        initrd=Path("/srv/web-1/initrd.img"),
+        cmdline="console=ttyS0 vmws.hostname=web-1",
+        disks=(Disk(Path("/srv/web-1/disk.raw")),),
+    )
     base.update(changes)
     return GuestSpec(**base)  # type: ignore[arg-type]
 
@@ -46,8 +53,12 @@ def test_auto_must_be_resolved_first() -> None:
 
 
 def test_cloud_guest_boots_from_disk_with_a_seed_cdrom() -> None:
-    spec = _spec(kernel=None, initrd=None, cmdline=None,
-                 disks=(Disk(Path("/d/disk.qcow2"), "qcow2"), Disk(Path("/d/seed.iso"), cdrom=True)))
+    spec = _spec(
+        kernel=None,
+        initrd=None,
+        cmdline=None,
+        disks=(Disk(Path("/d/disk.qcow2"), "qcow2"), Disk(Path("/d/seed.iso"), cdrom=True)),
+    )
     root = ET.fromstring(domain_xml(spec))
     assert root.find("os/kernel") is None and root.find("os/boot").get("dev") == "hd"
     disks = root.findall("devices/disk")

@@ -76,8 +76,13 @@ class Signer:
         self.keyring.write_bytes(self._run("--export", self.trusted))
 
     def _run(self, *args: str, data: bytes | None = None) -> bytes:
-        result = subprocess.run([self._gpg, "--batch", "--homedir", str(self.home), *args], input=data,
-                                capture_output=True, timeout=120, check=True)
+        result = subprocess.run(
+            [self._gpg, "--batch", "--homedir", str(self.home), *args],
+            input=data,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
         return result.stdout
 
     def _generate(self, uid: str) -> str:
@@ -91,6 +96,10 @@ class Signer:
         return self._run(*users, "--armor", "--detach-sign", data=data)
 
     def close(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True,
-                       timeout=30, check=False)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
         shutil.rmtree(self.home, ignore_errors=True)

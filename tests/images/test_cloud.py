@@ -57,8 +57,11 @@ def test_overlay_is_backed_by_the_base(tmp_path: Path) -> None:
     base = tmp_path / "base.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True)
     overlay = make_overlay(base, tmp_path / "disk.qcow2", size_gib=1)
-    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
-                                     capture_output=True, text=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(overlay)], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert info["backing-filename"] == str(base)
     assert info["virtual-size"] == 2**30
 

@@ -41,13 +41,22 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ReleaseServer]:
 
 def sums_for(files: dict[str, bytes], algorithm: str = "sha256") -> bytes:
     # Ubuntu writes "<digest> *<name>" (binary mode), Debian "<digest>  <name>": list both styles.
-    lines = [f"{hashlib.new(algorithm, data).hexdigest()} {'*' if i % 2 else ' '}{name}\n"
-             for i, (name, data) in enumerate(sorted(files.items()))]
+    lines = [
+        f"{hashlib.new(algorithm, data).hexdigest()} {'*' if i % 2 else ' '}{name}\n"
+        for i, (name, data) in enumerate(sorted(files.items()))
+    ]
     return "".join(lines).encode()
 
 
-def publish(server: ReleaseServer, signer: Signer, *, image: bytes = IMAGE, listed: bytes = IMAGE,
-            sums: bytes | None = None, signature: bytes | None = None) -> None:
+def publish(
+    server: ReleaseServer,
+    signer: Signer,
+    *,
+    image: bytes = IMAGE,
+    listed: bytes = IMAGE,
+    sums: bytes | None = None,
+    signature: bytes | None = None,
+) -> None:
     """Serve the release: ``image`` as the file, a SHA256SUMS listing ``listed`` for it, signed."""
     if sums is None:
         sums = sums_for({FILE: listed, "fake-minimal-cloudimg-amd64.img": OTHER})
@@ -108,8 +117,7 @@ def test_tampered_image_is_refused_and_deleted(tmp_path: Path, server: ReleaseSe
     assert cache_files(tmp_path / "cache") == []
 
 
-def test_tampered_sums_are_refused_as_a_bad_signature(tmp_path: Path, server: ReleaseServer,
-                                                      signer: Signer) -> None:
+def test_tampered_sums_are_refused_as_a_bad_signature(tmp_path: Path, server: ReleaseServer, signer: Signer) -> None:
     honest = sums_for({FILE: b"the real image"})
     forged = sums_for({FILE: IMAGE})  # what an attacker serving IMAGE needs the list to say
     publish(server, signer, sums=forged, signature=signer.sign(honest))
@@ -120,16 +128,18 @@ def test_tampered_sums_are_refused_as_a_bad_signature(tmp_path: Path, server: Re
     assert cache_files(tmp_path / "cache") == []
 
 
-def test_signature_by_a_key_outside_the_keyring_is_refused(tmp_path: Path, server: ReleaseServer,
-                                                           signer: Signer) -> None:
+def test_signature_by_a_key_outside_the_keyring_is_refused(
+    tmp_path: Path, server: ReleaseServer, signer: Signer
+) -> None:
     sums = sums_for({FILE: IMAGE})
     publish(server, signer, sums=sums, signature=signer.sign(sums, signer.stranger))
     with pytest.raises(ImageError, match=r"bad signature: .*\(no key of the keyring made it\)"):
         download(manifest(tmp_path, signer), cache=tmp_path / "cache")
 
 
-def test_release_signed_by_a_known_and_an_unknown_key_passes(tmp_path: Path, server: ReleaseServer,
-                                                             signer: Signer) -> None:
+def test_release_signed_by_a_known_and_an_unknown_key_passes(
+    tmp_path: Path, server: ReleaseServer, signer: Signer
+) -> None:
     # Ubuntu signs SHA256SUMS with two keys; a keyring holding one of them is enough.
     sums = sums_for({FILE: IMAGE})
     publish(server, signer, sums=sums, signature=signer.sign(sums, signer.stranger, signer.trusted))
@@ -142,8 +152,9 @@ def test_garbage_signature_is_refused(tmp_path: Path, server: ReleaseServer, sig
         download(manifest(tmp_path, signer), cache=tmp_path / "cache")
 
 
-def test_unsigned_sums_are_refused_when_a_signature_is_expected(tmp_path: Path, server: ReleaseServer,
-                                                                signer: Signer) -> None:
+def test_unsigned_sums_are_refused_when_a_signature_is_expected(
+    tmp_path: Path, server: ReleaseServer, signer: Signer
+) -> None:
     publish(server, signer)
     del server.files[f"{RELEASE}/SHA256SUMS.gpg"]
     with pytest.raises(ImageError, match=r"SHA256SUMS.gpg does not exist, .*refusing an unsigned checksum file"):
@@ -165,8 +176,9 @@ def test_mismatching_pinned_sha256_is_refused(tmp_path: Path, server: ReleaseSer
     assert cache_files(tmp_path / "cache") == []
 
 
-def test_mismatching_pinned_sha512_is_refused_after_the_download(tmp_path: Path, server: ReleaseServer,
-                                                                 signer: Signer) -> None:
+def test_mismatching_pinned_sha512_is_refused_after_the_download(
+    tmp_path: Path, server: ReleaseServer, signer: Signer
+) -> None:
     publish(server, signer)
     image = manifest(tmp_path, signer, sha512=hashlib.sha512(b"what the pin expected").hexdigest())
     with pytest.raises(ImageError, match=r"checksum mismatch for .*images/cloud.toml pins sha512"):
@@ -185,8 +197,10 @@ def test_unsigned_release_verifies_its_sha512sums(tmp_path: Path, server: Releas
     server.files["/images/cloud/bookworm/20250101-0000/debian.qcow2"] = IMAGE
     server.files["/images/cloud/bookworm/20250101-0000/SHA512SUMS"] = sums_for({"debian.qcow2": IMAGE}, "sha512")
     path = tmp_path / "cloud.toml"
-    path.write_text(f'[debian-12]\ntitle = "Fake Debian"\nurl = "{server.base}/images/cloud/bookworm/20250101-0000"\n'
-                    f'file = "debian.qcow2"\nsums = "SHA512SUMS"\nsize_mib = 1\n')
+    path.write_text(
+        f'[debian-12]\ntitle = "Fake Debian"\nurl = "{server.base}/images/cloud/bookworm/20250101-0000"\n'
+        f'file = "debian.qcow2"\nsums = "SHA512SUMS"\nsize_mib = 1\n'
+    )
     image = load_manifest(path)["debian-12"]
     server.files["/images/cloud/bookworm/20250101-0000/debian.qcow2"] = IMAGE + b"tampered"
     with pytest.raises(ImageError, match="checksum mismatch .*SHA512SUMS lists sha512"):
@@ -195,8 +209,9 @@ def test_unsigned_release_verifies_its_sha512sums(tmp_path: Path, server: Releas
     assert download(image, cache=tmp_path / "cache", progress=io.StringIO()).read_bytes() == IMAGE
 
 
-def test_missing_keyring_names_the_package_before_any_request(tmp_path: Path, server: ReleaseServer,
-                                                              signer: Signer) -> None:
+def test_missing_keyring_names_the_package_before_any_request(
+    tmp_path: Path, server: ReleaseServer, signer: Signer
+) -> None:
     publish(server, signer)
     image = manifest(tmp_path, signer, keyring=str(tmp_path / "no-such-keyring.gpg"))
     with pytest.raises(ImageError, match=r"no-such-keyring.gpg, which is missing: apt-get install fake-keyring"):
@@ -242,11 +257,14 @@ def test_mirror_must_be_an_http_url(tmp_path: Path, signer: Signer, monkeypatch:
         download(manifest(tmp_path, signer), cache=tmp_path / "cache")
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ('sums = "MD5SUMS"', "neither SHA256SUMS nor SHA512SUMS"),
-    ('sha256 = "abc"', "malformed sha256 pin"),
-    ('url = "ftp://example.invalid/r"', "is not an http"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('sums = "MD5SUMS"', "neither SHA256SUMS nor SHA512SUMS"),
+        ('sha256 = "abc"', "malformed sha256 pin"),
+        ('url = "ftp://example.invalid/r"', "is not an http"),
+    ],
+)
 def test_bad_manifest_entries_are_explained(tmp_path: Path, extra: str, message: str) -> None:
     key = extra.split(" ", 1)[0]
     fields = {"title": '"t"', "url": '"https://example.invalid/r"', "file": '"f.img"', "sums": '"SHA256SUMS"'}

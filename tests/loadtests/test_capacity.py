@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtests.capacity import Limits, Step, judge, knee, report, _plots
+from loadtests.capacity import Limits, Step, _plots, judge, knee, report
 from loadtests.catalog import SCENARIOS, Scenario
 from loadtests.run import RunResult
 from loadtests.stats import RequestStats
@@ -16,9 +16,18 @@ LIMITS = Limits("console echo", 50.0, 0.01)
 def _result(users: int, p99: float, failures: int = 0, cpu: float = 0.5) -> RunResult:
     echo = RequestStats("console echo", 1000, failures, 2.0, 10.0, p99, p99 * 2, 1.0, users * 4.0)
     total = RequestStats("Aggregated", 1000, failures, 2.0, 10.0, p99, p99 * 2, 1.0, users * 4.0)
-    return RunResult(Scenario.CONSOLE_INTERACTIVE, users, 0, Path("x"), Path("x.html"), 20.0,
-                     {"console echo": echo, "Aggregated": total}, server_cpu=cpu, server_rss_bytes=50 << 20,
-                     client_cpu=0.3)
+    return RunResult(
+        Scenario.CONSOLE_INTERACTIVE,
+        users,
+        0,
+        Path("x"),
+        Path("x.html"),
+        20.0,
+        {"console echo": echo, "Aggregated": total},
+        server_cpu=cpu,
+        server_rss_bytes=50 << 20,
+        client_cpu=0.3,
+    )
 
 
 def test_a_step_breaks_on_latency_or_errors_and_says_why() -> None:
@@ -37,8 +46,9 @@ def test_the_knee_is_the_last_step_before_the_first_break() -> None:
 
 
 def test_report_has_a_row_per_step_per_core_figures_and_plots(tmp_path: Path) -> None:
-    steps: list[Step] = [judge(_result(u, p, cpu=c), SPEC, LIMITS)
-                         for u, p, c in [(100, 5, 0.25), (200, 9, 0.5), (300, 70, 0.9)]]
+    steps: list[Step] = [
+        judge(_result(u, p, cpu=c), SPEC, LIMITS) for u, p, c in [(100, 5, 0.25), (200, 9, 0.5), (300, 70, 0.9)]
+    ]
     assert _plots(steps, SPEC, LIMITS, tmp_path) == ["latency.png", "throughput.png"]
     text = report(steps, SPEC, LIMITS, tmp_path, "test run").read_text()
     assert text.count("\n| ") == 2 + 3  # header, rule, three steps

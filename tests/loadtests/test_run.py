@@ -38,8 +38,13 @@ def test_distributed_run_gives_each_user_its_own_console(tmp_path: Path) -> None
     # two worker processes, one VM per user: any two users sharing a console would see
     # each other's keys and the echo checks would fail
     result = run_scenario(
-        Scenario.CONSOLE_INTERACTIVE, users=4, spawn_rate=4, run_time="6s", out_dir=tmp_path,
-        processes=2, quiet=True,
+        Scenario.CONSOLE_INTERACTIVE,
+        users=4,
+        spawn_rate=4,
+        run_time="6s",
+        out_dir=tmp_path,
+        processes=2,
+        quiet=True,
     )
     assert result.exit_code == 0, _explain(result)
     assert result.stats["console login"].count == 4, _explain(result)

@@ -18,8 +18,17 @@ import referencing
 from jsonschema import Draft202012Validator
 
 __all__ = [
-    "SCHEMA_DIR", "SCHEMA_PATH", "SCHEMA_ID", "SchemaViolation", "schema", "validator", "problems",
-    "check_received", "check_sent", "SERVER_MESSAGES", "CLIENT_MESSAGES",
+    "SCHEMA_DIR",
+    "SCHEMA_PATH",
+    "SCHEMA_ID",
+    "SchemaViolation",
+    "schema",
+    "validator",
+    "problems",
+    "check_received",
+    "check_sent",
+    "SERVER_MESSAGES",
+    "CLIENT_MESSAGES",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schema"
@@ -28,17 +37,28 @@ SCHEMA_PATH = SCHEMA_DIR / "vmws-protocol.schema.json"
 # Per endpoint ("monitor", "console" or "fleet"), message type -> its definition in the bundle.
 SERVER_MESSAGES: dict[str, dict[str, str]] = {
     "monitor": {
-        "connection": "ConnectionMessage", "status": "StatusMessage", "metrics": "MetricsMessage",
-        "response": "ResponseMessage", "error": "ErrorMessage", "heartbeat": "ServerHeartbeatMessage",
+        "connection": "ConnectionMessage",
+        "status": "StatusMessage",
+        "metrics": "MetricsMessage",
+        "response": "ResponseMessage",
+        "error": "ErrorMessage",
+        "heartbeat": "ServerHeartbeatMessage",
     },
     "console": {
-        "connection": "ConnectionMessage", "console": "ConsoleMessage", "error": "ErrorMessage",
-        "heartbeat": "ServerHeartbeatMessage", "viewers": "ViewersMessage",
+        "connection": "ConnectionMessage",
+        "console": "ConsoleMessage",
+        "error": "ErrorMessage",
+        "heartbeat": "ServerHeartbeatMessage",
+        "viewers": "ViewersMessage",
     },
     "fleet": {
-        "connection": "FleetConnectionMessage", "fleet_snapshot": "FleetSnapshotMessage",
-        "fleet_status": "FleetStatusMessage", "fleet_summary": "FleetSummaryMessage",
-        "fleet_added": "FleetAddedMessage", "fleet_removed": "FleetRemovedMessage", "error": "ErrorMessage",
+        "connection": "FleetConnectionMessage",
+        "fleet_snapshot": "FleetSnapshotMessage",
+        "fleet_status": "FleetStatusMessage",
+        "fleet_summary": "FleetSummaryMessage",
+        "fleet_added": "FleetAddedMessage",
+        "fleet_removed": "FleetRemovedMessage",
+        "error": "ErrorMessage",
         "heartbeat": "ServerHeartbeatMessage",
     },
 }
@@ -68,7 +88,8 @@ def validator(definition: str) -> Draft202012Validator:
     resource = referencing.Resource.from_contents(schema(), default_specification=referencing.jsonschema.DRAFT202012)
     registry: referencing.Registry[Any] = referencing.Registry().with_resource(SCHEMA_ID, resource)
     return Draft202012Validator(
-        {"$ref": f"{SCHEMA_ID}#/$defs/{definition}"}, registry=registry,
+        {"$ref": f"{SCHEMA_ID}#/$defs/{definition}"},
+        registry=registry,
         format_checker=Draft202012Validator.FORMAT_CHECKER,
     )
 

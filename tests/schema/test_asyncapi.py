@@ -43,8 +43,11 @@ def _resolve(ref: str, base: Path, document: Any) -> Any:
     target, _, fragment = ref.partition("#")
     if target:
         path = (base.parent / target).resolve()
-        document = json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else yaml.safe_load(
-            path.read_text(encoding="utf-8"))
+        document = (
+            json.loads(path.read_text(encoding="utf-8"))
+            if path.suffix == ".json"
+            else yaml.safe_load(path.read_text(encoding="utf-8"))
+        )
     return _pointer(document, fragment)
 
 
@@ -104,7 +107,9 @@ def test_channels_carry_the_schemas_messages_both_ways(channel: str) -> None:
     assert by_action["receive"] == set(CLIENT_MESSAGES[channel].values())
 
 
-@pytest.mark.parametrize(("channel", "query"), [("monitor", {"token"}), ("console", {"token", "since", "mode"}), ("fleet", {"token", "vms"})])
+@pytest.mark.parametrize(
+    ("channel", "query"), [("monitor", {"token"}), ("console", {"token", "since", "mode"}), ("fleet", {"token", "vms"})]
+)
 def test_websocket_bindings_name_the_query_parameters(channel: str, query: set[str]) -> None:
     binding = _document()["channels"][channel]["bindings"]["ws"]
     assert binding["method"] == "GET"

@@ -14,7 +14,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.schema.protocol_schema import (
-    CLIENT_MESSAGES, SERVER_MESSAGES, SchemaViolation, check_received, check_sent, problems, schema,
+    CLIENT_MESSAGES,
+    SERVER_MESSAGES,
+    SchemaViolation,
+    check_received,
+    check_sent,
+    problems,
+    schema,
 )
 from vmws import protocol
 from vmws.auth import Permission
@@ -40,8 +46,14 @@ def test_every_definition_named_by_an_endpoint_exists_and_every_message_is_reach
     assert named <= set(defs)
     in_unions = {
         ref["$ref"].split("/")[-1]
-        for union in ("MonitorServerMessage", "ConsoleServerMessage", "FleetServerMessage", "MonitorClientMessage",
-                      "ConsoleClientMessage", "FleetClientMessage")
+        for union in (
+            "MonitorServerMessage",
+            "ConsoleServerMessage",
+            "FleetServerMessage",
+            "MonitorClientMessage",
+            "ConsoleClientMessage",
+            "FleetClientMessage",
+        )
         for ref in defs[union]["oneOf"]
     }
     assert in_unions == named
@@ -61,24 +73,55 @@ def test_enums_match_the_python_tree() -> None:
 
 # What the server really builds (vmws/protocol.py), for every message and option.
 
+
 def _built() -> list[tuple[str, str]]:
     info = VMInfo("my-vm", VMStatus.RUNNING, NOW - 300, 300.4)
     sample = MetricsSample(NOW, 23.456, 2 << 30, 4 << 30, 1024000, 512000, 2048000, 1024000)
     both = ["monitor", "console"]
     out = [
-        *[(e, protocol.connection_message(vm="my-vm", session_id="abc", user="alice", permissions=["read", "console"],
-                                          heartbeat_interval=30, metrics_interval=0.5, now=NOW)) for e in both],
+        *[
+            (
+                e,
+                protocol.connection_message(
+                    vm="my-vm",
+                    session_id="abc",
+                    user="alice",
+                    permissions=["read", "console"],
+                    heartbeat_interval=30,
+                    metrics_interval=0.5,
+                    now=NOW,
+                ),
+            )
+            for e in both
+        ],
         ("monitor", protocol.status_message(info, NOW)),
         ("monitor", protocol.status_message(VMInfo("db-1", VMStatus.STOPPED, NOW, 0), NOW)),
         ("monitor", protocol.metrics_message(sample, NOW)),
-        ("monitor", protocol.response_message("r1", True, "Command 'start' completed successfully", NOW,
-                                              action="start", status="running")),
-        ("monitor", protocol.response_message("r2", False, "VM is not running", NOW, code=ErrorCode.VM_NOT_RUNNING,
-                                              action="restart")),
-        ("console", protocol.console_message("Ubuntu 22.04 LTS\nmy-vm login: ", NOW, offset=0, epoch="5f0c1a2b3c4d5e6f")),
-        ("console", protocol.console_message("y\n" * 2000, NOW, offset=77, epoch="5f0c1a2b3c4d5e6f")),  # the stdlib-escaped fast path
+        (
+            "monitor",
+            protocol.response_message(
+                "r1", True, "Command 'start' completed successfully", NOW, action="start", status="running"
+            ),
+        ),
+        (
+            "monitor",
+            protocol.response_message(
+                "r2", False, "VM is not running", NOW, code=ErrorCode.VM_NOT_RUNNING, action="restart"
+            ),
+        ),
+        (
+            "console",
+            protocol.console_message("Ubuntu 22.04 LTS\nmy-vm login: ", NOW, offset=0, epoch="5f0c1a2b3c4d5e6f"),
+        ),
+        (
+            "console",
+            protocol.console_message("y\n" * 2000, NOW, offset=77, epoch="5f0c1a2b3c4d5e6f"),
+        ),  # the stdlib-escaped fast path
         ("console", protocol.console_message("", NOW, eof=True, offset=123, epoch="5f0c1a2b3c4d5e6f")),
-        *[(e, protocol.error_message(ErrorCode.INVALID_COMMAND, "unknown action 'fly'", NOW, request_id="r7")) for e in both],
+        *[
+            (e, protocol.error_message(ErrorCode.INVALID_COMMAND, "unknown action 'fly'", NOW, request_id="r7"))
+            for e in both
+        ],
         *[(e, protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", NOW)) for e in both],
         *[(e, protocol.heartbeat_message({"seq": 3, "interval": 30}, NOW)) for e in both],
         *[(e, protocol.heartbeat_message(None, NOW)) for e in both],
@@ -93,6 +136,7 @@ def test_what_the_server_builds_is_described(endpoint: str, text: str) -> None:
 
 
 # Negative examples: one per message, each a change the docs do not describe.
+
 
 def _message(kind: str, endpoint: str = "monitor") -> dict[str, Any]:
     """The first built message of ``kind`` (for a response: the success)."""
@@ -154,10 +198,17 @@ def test_a_server_message_the_docs_do_not_describe_is_refused(endpoint: str, kin
         check_received(_set(good, path, value), endpoint)
 
 
-@pytest.mark.parametrize(("endpoint", "kind"), [
-    ("monitor", "console"), ("console", "status"), ("console", "metrics"), ("console", "response"),
-    ("monitor", "command"), ("monitor", "bogus"),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "kind"),
+    [
+        ("monitor", "console"),
+        ("console", "status"),
+        ("console", "metrics"),
+        ("console", "response"),
+        ("monitor", "command"),
+        ("monitor", "bogus"),
+    ],
+)
 def test_a_message_type_foreign_to_the_endpoint_is_refused(endpoint: str, kind: str) -> None:
     message = {"type": kind, "timestamp": "2023-05-23T12:34:56.123Z", "data": {}}
     with pytest.raises(SchemaViolation, match="not described"):
@@ -175,7 +226,11 @@ def test_a_failed_response_needs_its_error_code() -> None:
 
 CLIENT_EXAMPLES: list[tuple[str, Any, bool]] = [
     # (endpoint, message, the server accepts it)
-    ("monitor", {"type": "command", "timestamp": "2023-05-23T12:34:56Z", "data": {"action": "start", "requestId": "c1"}}, True),
+    (
+        "monitor",
+        {"type": "command", "timestamp": "2023-05-23T12:34:56Z", "data": {"action": "start", "requestId": "c1"}},
+        True,
+    ),
     ("monitor", {"type": "command", "data": {"action": "pause"}}, True),
     ("monitor", {"type": "command", "data": {"action": "stop", "force": True}}, True),
     ("monitor", {"type": "heartbeat", "data": {"t": 1}}, True),
@@ -200,7 +255,9 @@ CLIENT_EXAMPLES: list[tuple[str, Any, bool]] = [
 
 @pytest.mark.parametrize(("endpoint", "message", "accepted"), CLIENT_EXAMPLES)
 def test_client_messages_the_schema_accepts_are_the_ones_the_server_accepts(
-    endpoint: str, message: Any, accepted: bool,
+    endpoint: str,
+    message: Any,
+    accepted: bool,
 ) -> None:
     try:
         protocol.parse_client_message(json.dumps(message), protocol.Endpoint(endpoint))
@@ -216,6 +273,7 @@ def test_client_messages_the_schema_accepts_are_the_ones_the_server_accepts(
 
 
 # The contract's own examples (docs/websocket-api.md).
+
 
 def _contract_examples() -> list[dict[str, Any]]:
     text = (DOCS / "websocket-api.md").read_text(encoding="utf-8")

@@ -34,11 +34,13 @@ def test_the_same_seed_replays_the_same_log_for_dmesg() -> None:
 def test_openrc_and_stuck_boots() -> None:
     alpine = b"".join(line for _, line in boot_log(ALPINE, memory_mib=512, vcpus=1, duration=1.0, seed=1))
     assert b"OpenRC 0.52.1 is starting up Linux 6.6.14-0-virt" in alpine and b" * Starting sshd ... [ ok ]" in alpine
-    stuck = b"".join(line for _, line in boot_log(Personality(), memory_mib=512, vcpus=1, duration=1.0, seed=1,
-                                                  stuck=True))
+    stuck = b"".join(
+        line for _, line in boot_log(Personality(), memory_mib=512, vcpus=1, duration=1.0, seed=1, stuck=True)
+    )
     assert b"Finished Load Kernel Modules" in stuck and b"Multi-User" not in stuck
-    assert start_job_line(Personality(), 75.0).endswith(b"A start job is running for /dev/disk/by-label/data "
-                                                        b"(1min 15s / no limit)\r\n")
+    assert start_job_line(Personality(), 75.0).endswith(
+        b"A start job is running for /dev/disk/by-label/data (1min 15s / no limit)\r\n"
+    )
     assert start_job_line(ALPINE, 5.0) == b" * Waiting for /dev/disk/by-label/data (5s) ...\r\n"
 
 

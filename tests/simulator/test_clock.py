@@ -9,7 +9,9 @@ def test_virtual_clock_runs_timers_in_order_within_the_window() -> None:
     clock = VirtualClock()
     fired: list[tuple[str, float]] = []
     clock.call_later(2, lambda: fired.append(("b", clock.time())))
-    clock.call_later(1, lambda: (fired.append(("a", clock.time())), clock.call_later(0.5, lambda: fired.append(("c", clock.time())))))
+    clock.call_later(
+        1, lambda: (fired.append(("a", clock.time())), clock.call_later(0.5, lambda: fired.append(("c", clock.time()))))
+    )
     cancelled = clock.call_later(1.2, lambda: fired.append(("x", clock.time())))
     cancelled.cancel()
     clock.advance(1.9)

@@ -214,9 +214,7 @@ def test_type_ahead_beyond_the_buffer_is_dropped_and_the_rest_runs(console: Cons
     assert out.count(b"z") == MAX_INPUT - len(b"echo kept\n")
 
 
-def test_a_line_stops_growing_at_the_tty_limit_and_enter_still_ends_it(
-    console: Console, host: RecordingHost
-) -> None:
+def test_a_line_stops_growing_at_the_tty_limit_and_enter_still_ends_it(console: Console, host: RecordingHost) -> None:
     logged_in(console, host)
     console.feed(b"echo " + b"w" * (3 * MAX_INPUT))
     echoed = host.take()

@@ -28,8 +28,11 @@ async def test_a_new_console_of_a_paused_vm_is_refused_with_4009() -> None:
 
 
 async def test_input_typed_at_a_paused_vm_is_bounded_and_the_viewer_stays() -> None:
-    async with running_server() as server, client(server, "web-3", console=True) as viewer, \
-            client(server, "web-3") as monitor:
+    async with (
+        running_server() as server,
+        client(server, "web-3", console=True) as viewer,
+        client(server, "web-3") as monitor,
+    ):
         await viewer.recv("connection")
         await login(viewer, "web-3")
         assert (await monitor.command("pause", "p"))["success"] is True
@@ -46,8 +49,11 @@ async def test_input_typed_at_a_paused_vm_is_bounded_and_the_viewer_stays() -> N
 async def test_a_second_viewer_of_a_console_already_open_is_refused_while_paused() -> None:
     # The hub keeps one channel per VM: a new viewer must be refused even though the
     # channel (opened before the pause) exists, while the attached viewer stays.
-    async with running_server() as server, client(server, "web-4", console=True) as first, \
-            client(server, "web-4") as monitor:
+    async with (
+        running_server() as server,
+        client(server, "web-4", console=True) as first,
+        client(server, "web-4") as monitor,
+    ):
         await first.recv("connection")
         assert (await monitor.command("pause", "p"))["success"] is True
         async with client(server, "web-4", console=True) as second:

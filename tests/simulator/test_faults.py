@@ -205,8 +205,7 @@ def test_a_scripted_pause_freezes_the_guest_and_resumes_after_its_duration() -> 
 
 def test_a_pause_without_duration_waits_for_resume_and_is_ignored_while_busy() -> None:
     run = scripted(
-        '[[event]]\nat = "1s"\nvm = "web-1"\nevent = "pause"\n'
-        '[[event]]\nat = "1s"\nvm = "db-1"\nevent = "pause"\n'
+        '[[event]]\nat = "1s"\nvm = "web-1"\nevent = "pause"\n[[event]]\nat = "1s"\nvm = "db-1"\nevent = "pause"\n'
     )
     run.perform("db-1", Action.START)
     stopping: list[object] = []

@@ -48,8 +48,9 @@ def _bulk(first: int, last: int, max_bytes: int) -> list[bytes]:
         (10**15 - 1_500, 10**15 + 1_500, 3_333),
     ],
 )
-def test_seq_chunks_are_byte_for_byte_those_of_the_line_by_line_generator(first: int, last: int,
-                                                                          max_bytes: int) -> None:
+def test_seq_chunks_are_byte_for_byte_those_of_the_line_by_line_generator(
+    first: int, last: int, max_bytes: int
+) -> None:
     assert _bulk(first, last, max_bytes) == _line_by_line(first, last, max_bytes)
 
 

@@ -221,7 +221,9 @@ def test_actions_asked_for_while_one_runs_wait_their_turn() -> None:
     assert order == []
     run.clock.advance(10)
     assert [(a, getattr(o, "status", o)) for a, o in order] == [
-        ("restart", VMStatus.RUNNING), ("pause", VMStatus.PAUSED), ("stop", VMStatus.STOPPED)
+        ("restart", VMStatus.RUNNING),
+        ("pause", VMStatus.PAUSED),
+        ("stop", VMStatus.STOPPED),
     ]
     assert [e.status for e in run.events] == [VMStatus.RUNNING, VMStatus.PAUSED, VMStatus.STOPPED]
 

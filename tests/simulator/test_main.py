@@ -29,7 +29,9 @@ def test_run_prints_the_timeline_and_the_final_state(capsys: pytest.CaptureFixtu
     assert main(["run", CHAOS, "--until", "10m", "--seed", "7", "--console", "web-002"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "scenario 'chaos': 13 VMs (12 running, 1 stopped), 11 timeline events; seed 7; until 00:10:00.000"
+    assert (
+        lines[0] == "scenario 'chaos': 13 VMs (12 running, 1 stopped), 11 timeline events; seed 7; until 00:10:00.000"
+    )
     assert "00:01:30.000  web-007          status   running -> error" in lines
     assert "00:03:30.000  web-003          fault    graceful stop forced after 1min 30s" in lines
     assert "final state: 11 running, 1 stopped, 1 error" in lines
@@ -62,8 +64,7 @@ def test_the_module_runs_and_never_shows_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[[vm]\n")
     for args in (["check", str(bad)], ["run", str(bad)], ["check", str(tmp_path / "missing.toml")]):
-        result = subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 1, result
         assert "Traceback" not in result.stderr and result.stderr.startswith(str(tmp_path))
 

@@ -68,8 +68,9 @@ def test_idle_is_quiet_and_web_follows_the_day() -> None:
     assert max(idle) < 10.0
     web = model("web")
     hourly = [
-        statistics.mean(sample_metrics(web, 1, h * 3600.0 + m * 60.0, 1.0, Activity.IDLE).cpu_utilization
-                        for m in range(60))
+        statistics.mean(
+            sample_metrics(web, 1, h * 3600.0 + m * 60.0, 1.0, Activity.IDLE).cpu_utilization for m in range(60)
+        )
         for h in range(24)
     ]
     # a diurnal curve: the busiest hour is at least twice the quietest

@@ -6,8 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from simulator.fleet import PROFILES, EventKind, Init, ProfileKind
 from simulator.personalities import ALPINE, DEBIAN
@@ -38,11 +37,15 @@ def test_demo_fleet_has_the_names_others_rely_on() -> None:
         assert vm.personality.hostname_for(vm.name) == vm.name
     assert demo_fleet().events == ()  # nothing happens on its own
 
-@pytest.mark.parametrize("name", sorted(p.name for p in resources.files("simulator").joinpath("scenarios").iterdir()
-                                        if p.name.endswith(".toml")))
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in resources.files("simulator").joinpath("scenarios").iterdir() if p.name.endswith(".toml")),
+)
 def test_every_shipped_scenario_parses(name: str) -> None:
     fleet = load_scenario(Path(str(resources.files("simulator").joinpath("scenarios", name))))
     assert fleet.vms and fleet.name
+
 
 def test_a_phase_one_file_takes_defaults(tmp_path: Path) -> None:
     path = tmp_path / "fleet.toml"
@@ -52,6 +55,7 @@ def test_a_phase_one_file_takes_defaults(tmp_path: Path) -> None:
     assert (a.name, a.status, a.memory_mib, a.vcpus, a.profile.name) == ("a", VMStatus.RUNNING, 2048, 2, "idle")
     assert (b.name, b.status, b.memory_mib, b.vcpus) == ("b", VMStatus.STOPPED, 512, 1)
     assert a.personality is b.personality  # defaults are shared, not copied per VM
+
 
 def test_templates_ranges_and_shared_values() -> None:
     fleet = parse_scenario(
@@ -79,6 +83,7 @@ def test_templates_ranges_and_shared_values() -> None:
     assert all(vm.timings is first.timings and vm.personality is first.personality for vm in webs)
     assert [vm.name for vm in fleet.vms[500:]] == ["rack1-a", "rack1-b", "rack2-a", "rack2-b"]
 
+
 def test_personalities_builtin_and_custom() -> None:
     fleet = parse_scenario(
         """
@@ -105,6 +110,7 @@ def test_personalities_builtin_and_custom() -> None:
     assert files["/opt/app/VERSION"] == "4.2\n" and "/etc/debian_version" in files  # base files kept
     assert alpine is ALPINE and alpine.init is Init.OPENRC
 
+
 def test_profiles_override_their_kind() -> None:
     fleet = parse_scenario(
         """
@@ -128,6 +134,7 @@ def test_profiles_override_their_kind() -> None:
     busy, batch = fleet.vms[0].profile, fleet.vms[1].profile
     assert (busy.kind, busy.cpu, busy.net, busy.memory) == (ProfileKind.WEB, 60.0, 2 * 2**20, PROFILES["web"].memory)
     assert (batch.kind, batch.period, batch.burst) == (ProfileKind.BATCH, 1800.0, PROFILES["batch"].burst)
+
 
 def test_timeline_events() -> None:
     fleet = parse_scenario(
@@ -176,15 +183,22 @@ def test_timeline_events() -> None:
     assert fail.vms == ("web-001", "web-002", "web-003", "web-010")
     assert (fail.action, fail.times, fail.message) == (Action.STOP, 2, "no")
     assert (burst.at, burst.every, burst.repeat, burst.pick, burst.rate, burst.duration) == (
-        5.0, 300.0, 3, 2, 80 * 2**20, 45.0
+        5.0,
+        300.0,
+        3,
+        2,
+        80 * 2**20,
+        45.0,
     )
     assert len(burst.vms) == 10
     assert stop.kind.action is Action.STOP and stop.force and stop.vms == ("web-002", "web-003")
     assert typed.text == "admin\n"
 
+
 def test_names_any_printable_name_without_a_slash() -> None:
     fleet = parse_scenario('[[vm]]\nname = "<&> \\"quoted\\""\n')
     assert fleet.vms[0].name == '<&> "quoted"'
+
 
 @pytest.mark.parametrize(
     ("text", "line", "message"),
@@ -195,8 +209,11 @@ def test_names_any_printable_name_without_a_slash() -> None:
         ("[[vm]]\nstatus = 'running'", 1, "vm #1: name is required"),
         ("[[vm]]\nname = 'bad/name'", 2, "name 'bad/name' must be 1-63 printable characters"),
         ("[[vm]]\nname = 'a'\n\ncolour = 'red'", 4, "vm 'a': unknown field 'colour'"),
-        ("[[vm]]\nname = 'a'\n[[vm]]\nname = 'b'\nstatus = 'booting'", 5,
-         "vm 'b': status must be one of running, stopped"),
+        (
+            "[[vm]]\nname = 'a'\n[[vm]]\nname = 'b'\nstatus = 'booting'",
+            5,
+            "vm 'b': status must be one of running, stopped",
+        ),
         ("[[vm]]\nname = 'a'\nmemory_mib = true", 3, "memory_mib must be an integer"),
         ("[[vm]]\nname = 'a'\nvcpus = 0", 3, "vcpus must be an integer from 1 to 512, got 0"),
         ("[[vm]]\nname = 'a'\n[[vm]]\nname = 'a'", 4, "vm 'a': name is defined twice"),
@@ -212,34 +229,60 @@ def test_names_any_printable_name_without_a_slash() -> None:
         ("[[vm]]\nname = 'a'\ntimings = { nap = 1 }", 3, "unknown timing 'nap'"),
         ("[personality.p]\nbase = 'windows'\n[[vm]]\nname = 'a'", 2, "base must be a built-in personality"),
         ("[personality.p]\nusers = []\n[[vm]]\nname = 'a'", 2, "users must be a non-empty array"),
-        ("[personality.p]\nusers = [{name = 'Bad User', password = 'x'}]\n[[vm]]\nname = 'a'", 2,
-         "users: name must be a Unix user name"),
-        ("[personality.p]\n[personality.p.files]\n'etc/x' = 'y'\n[[vm]]\nname = 'a'", 3,
-         "must be an absolute, normalised path"),
+        (
+            "[personality.p]\nusers = [{name = 'Bad User', password = 'x'}]\n[[vm]]\nname = 'a'",
+            2,
+            "users: name must be a Unix user name",
+        ),
+        (
+            "[personality.p]\n[personality.p.files]\n'etc/x' = 'y'\n[[vm]]\nname = 'a'",
+            3,
+            "must be an absolute, normalised path",
+        ),
         ("[profile.p]\ncpu = 5\n[[vm]]\nname = 'a'", 1, "profile 'p': kind is required"),
-        ("[profile.p]\nkind = 'batch'\nburst = '1h'\nperiod = '10m'\n[[vm]]\nname = 'a'", 3,
-         "burst must be shorter than period"),
+        (
+            "[profile.p]\nkind = 'batch'\nburst = '1h'\nperiod = '10m'\n[[vm]]\nname = 'a'",
+            3,
+            "burst must be shorter than period",
+        ),
         ("[profile.p]\nkind = 'web'\ncpu = 120\n[[vm]]\nname = 'a'", 3, "cpu must be a number from 0 to 100"),
         ("[profile.p]\nkind = 'web'\nnet = 'fast'\n[[vm]]\nname = 'a'", 3, "net must be bytes per second"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'explode'", 6,
-         "event must be one of crash, hang-on-shutdown"),
+        (
+            "[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'explode'",
+            6,
+            "event must be one of crash, hang-on-shutdown",
+        ),
         ("[[vm]]\nname = 'a'\n[[event]]\nvm = 'a'\nevent = 'crash'", 3, "event #1 (crash): at is required"),
         ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nevent = 'crash'", 3, "vm is required"),
         ("[[vm]]\nname = 'a'\n[[event]]\nat = 'later'\nvm = 'a'\nevent = 'crash'", 4, "at must be a duration"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'b'\nevent = 'crash'", 5,
-         "vm 'b' is not defined by any [[vm]]"),
+        (
+            "[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'b'\nevent = 'crash'",
+            5,
+            "vm 'b' is not defined by any [[vm]]",
+        ),
         ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'z*'\nevent = 'crash'", 5, "vm 'z*' matches no VM"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'crash'\nrate = 5", 7,
-         "unknown field 'rate' (known: at, vm, event, pick, every, repeat)"),
+        (
+            "[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'crash'\nrate = 5",
+            7,
+            "unknown field 'rate' (known: at, vm, event, pick, every, repeat)",
+        ),
         ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'type'", 3, "text is required"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'crash'\nrepeat = 2", 7,
-         "repeat needs every"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'stop'\nforce = 'yes'", 7,
-         "force must be true or false"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'fail-next-command'\naction = 'reboot'",
-         7, "action must be one of start, stop"),
-        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'pause'\nduration = 0", 7,
-         "duration must be a duration longer than zero"),
+        ("[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'crash'\nrepeat = 2", 7, "repeat needs every"),
+        (
+            "[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'stop'\nforce = 'yes'",
+            7,
+            "force must be true or false",
+        ),
+        (
+            "[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'fail-next-command'\naction = 'reboot'",
+            7,
+            "action must be one of start, stop",
+        ),
+        (
+            "[[vm]]\nname = 'a'\n[[event]]\nat = '1s'\nvm = 'a'\nevent = 'pause'\nduration = 0",
+            7,
+            "duration must be a duration longer than zero",
+        ),
         ("[[vm]]\nname = 'x-{1..200000}'", 2, "makes 200000 names; the most is 100000"),
     ],
 )
@@ -252,6 +295,7 @@ def test_bad_scenarios_name_the_line_and_field(text: str, line: int | None, mess
     assert str(error).startswith(f"fleet.toml:{line}: " if line else "fleet.toml: ")
     assert message in str(error)
 
+
 def test_unreadable_and_binary_files_are_scenario_errors(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read scenario file"):
         load_scenario(tmp_path / "missing.toml")
@@ -260,11 +304,13 @@ def test_unreadable_and_binary_files_are_scenario_errors(tmp_path: Path) -> None
     with pytest.raises(ScenarioError, match="not UTF-8"):
         load_scenario(binary)
 
+
 @pytest.mark.parametrize(
     ("value", "rate"), [(1000, 1000.0), ("50MiB/s", 50 * 2**20), ("10MB/s", 10e6), ("512KiB", 512 * 1024.0)]
 )
 def test_rates(value: object, rate: float) -> None:
     assert parse_rate(value) == rate
+
 
 def test_brace_expansion() -> None:
     assert expand_braces("web-{001..003}") == ["web-001", "web-002", "web-003"]
@@ -275,10 +321,32 @@ def test_brace_expansion() -> None:
     with pytest.raises(ValueError, match=str(MAX_VMS)):
         expand_braces("{1..400}-{1..400}")
 
+
 _CHAOS = resources.files("simulator").joinpath("scenarios", "chaos.toml").read_text("utf-8").splitlines()
 _ASSIGNMENTS = [i for i, line in enumerate(_CHAOS) if " = " in line and not line.startswith("#")]
-_VALUES = ["5", "-1", "0", "true", "1e999", "nan", '"x"', '""', '"90s"', '"-5s"', "[]", "[1, 2]", "{}",
-           '{ a = 1 }', '"web-*"', '"web-{1..}"', '"{1..2}"', "[{ name = 1 }]", '"\\u0000"', "2024-01-01"]
+_VALUES = [
+    "5",
+    "-1",
+    "0",
+    "true",
+    "1e999",
+    "nan",
+    '"x"',
+    '""',
+    '"90s"',
+    '"-5s"',
+    "[]",
+    "[1, 2]",
+    "{}",
+    "{ a = 1 }",
+    '"web-*"',
+    '"web-{1..}"',
+    '"{1..2}"',
+    "[{ name = 1 }]",
+    '"\\u0000"',
+    "2024-01-01",
+]
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(_ASSIGNMENTS), st.sampled_from(_VALUES)), min_size=1, max_size=4))

@@ -87,8 +87,9 @@ def test_redirection_writes_files_that_cat_and_ls_see(console: Console, host: Re
     assert run(console, host, b"cat notes2.txt") == b"cat notes2.txt\r\nhello\r\nagain\r\n" + PROMPT
     assert b"notes.txt  notes2.txt" in run(console, host, b"ls")
     assert host.written >= 2 * 4096  # each write touched the disk
-    assert run(console, host, b"echo x > /etc/passwd").startswith(b"echo x > /etc/passwd\r\n-bash: /etc/passwd: "
-                                                                  b"Permission denied")
+    assert run(console, host, b"echo x > /etc/passwd").startswith(
+        b"echo x > /etc/passwd\r\n-bash: /etc/passwd: Permission denied"
+    )
     assert b"Is a directory" in run(console, host, b"echo x > /tmp")
     assert b"syntax error" in run(console, host, b"echo x >")
     run(console, host, b"seq 100000 > /tmp/n")  # kept as a range: no 600 KB held
@@ -101,8 +102,10 @@ def test_redirection_writes_files_that_cat_and_ls_see(console: Console, host: Re
 def test_dd_and_touch(console: Console, host: RecordingHost) -> None:
     logged_in(console, host)
     out = run(console, host, b"dd if=/dev/zero of=/tmp/z bs=1M count=100")
-    assert out.startswith(b"dd if=/dev/zero of=/tmp/z bs=1M count=100\r\n100+0 records in\r\n100+0 records out\r\n"
-                          b"104857600 bytes (104.9 MB, 100 MiB) copied, ")
+    assert out.startswith(
+        b"dd if=/dev/zero of=/tmp/z bs=1M count=100\r\n100+0 records in\r\n100+0 records out\r\n"
+        b"104857600 bytes (104.9 MB, 100 MiB) copied, "
+    )
     assert host.written == 100 << 20
     run(console, host, b"touch /tmp/empty")
     assert b"empty  z" in run(console, host, b"ls /tmp")
@@ -159,10 +162,14 @@ def test_cat_of_the_big_log_is_a_flood_and_head_tail_read_it(console: Console, h
     assert host.take() == b"^C\r\n" + PROMPT
     console.feed(b"tail -n 2 /var/log/syslog\n")
     tail = drain_flood(console, host)
-    assert tail.count(b"\r\n") == 3 and tail.endswith(b"23:59:59 vm-a systemd[1]: Starting Daily apt download activities...\r\n" + PROMPT)
+    assert tail.count(b"\r\n") == 3 and tail.endswith(
+        b"23:59:59 vm-a systemd[1]: Starting Daily apt download activities...\r\n" + PROMPT
+    )
     console.feed(b"head -3 /etc/os-release\n")
-    assert host.take() == (b"head -3 /etc/os-release\r\nPRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\r\nNAME=\"Ubuntu\"\r\n"
-                           b"VERSION_ID=\"22.04\"\r\n" + PROMPT)
+    assert host.take() == (
+        b'head -3 /etc/os-release\r\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\r\nNAME="Ubuntu"\r\n'
+        b'VERSION_ID="22.04"\r\n' + PROMPT
+    )
     assert SYSLOG_LINES >= 100_000
 
 
@@ -216,8 +223,9 @@ def test_debian_and_alpine_look_like_themselves(host: RecordingHost) -> None:
     assert out.endswith(b"admin@deb-1:~$ ")
     alpine = make_console(host, ALPINE, "alp-1")
     alpine.show_login()
-    assert host.take() == (b"\r\nWelcome to Alpine Linux 3.19\r\nKernel 6.6.14-0-virt on an x86_64 (/dev/ttyS0)"
-                           b"\r\n\r\nalp-1 login: ")
+    assert host.take() == (
+        b"\r\nWelcome to Alpine Linux 3.19\r\nKernel 6.6.14-0-virt on an x86_64 (/dev/ttyS0)\r\n\r\nalp-1 login: "
+    )
     alpine.feed(b"root\nalpine\n")
     out = host.take()
     assert b"Welcome to Alpine!" in out and out.endswith(b"alp-1:~# ")

@@ -18,16 +18,21 @@ FLEET = '[[vm]]\nname = "web-{01..10}"\n'
 
 def fired(run: Run, kind: str) -> list[tuple[str, str]]:
     """(elapsed, vm) of every timeline entry of ``kind``."""
-    return [(line[:12], line.split()[1]) for line in run.sim.events.text().splitlines()
-            if f"timeline {kind} " in line]
+    return [(line[:12], line.split()[1]) for line in run.sim.events.text().splitlines() if f"timeline {kind} " in line]
 
 
 def test_every_and_repeat() -> None:
-    run = Run(fleet=parse_scenario(
-        FLEET + '[[event]]\nat = "1m"\nevery = "5m"\nrepeat = 3\nvm = "web-01"\nevent = "network-burst"\n'))
+    run = Run(
+        fleet=parse_scenario(
+            FLEET + '[[event]]\nat = "1m"\nevery = "5m"\nrepeat = 3\nvm = "web-01"\nevent = "network-burst"\n'
+        )
+    )
     run.clock.advance(3600)
-    assert fired(run, "network-burst") == [("00:01:00.000", "web-01"), ("00:06:00.000", "web-01"),
-                                           ("00:11:00.000", "web-01")]
+    assert fired(run, "network-burst") == [
+        ("00:01:00.000", "web-01"),
+        ("00:06:00.000", "web-01"),
+        ("00:11:00.000", "web-01"),
+    ]
 
 
 def test_every_without_repeat_goes_on_until_halt() -> None:
@@ -54,12 +59,14 @@ def test_pick_chooses_with_the_seed() -> None:
 
 
 def test_actions_and_typing_from_the_timeline() -> None:
-    run = Run(fleet=parse_scenario(
-        FLEET
-        + '[[event]]\nat = "5s"\nvm = "web-0[1-2]"\nevent = "stop"\n'
-        + '[[event]]\nat = "6s"\nvm = "web-01"\nevent = "start"\n'  # queued behind the stop
-        + '[[event]]\nat = "1s"\nvm = "web-03"\nevent = "type"\ntext = "admin\\nadmin\\nhostname\\n"\n'
-    ))
+    run = Run(
+        fleet=parse_scenario(
+            FLEET
+            + '[[event]]\nat = "5s"\nvm = "web-0[1-2]"\nevent = "stop"\n'
+            + '[[event]]\nat = "6s"\nvm = "web-01"\nevent = "start"\n'  # queued behind the stop
+            + '[[event]]\nat = "1s"\nvm = "web-03"\nevent = "type"\ntext = "admin\\nadmin\\nhostname\\n"\n'
+        )
+    )
     transcript = Transcript(run.sim, "web-03")
     run.clock.advance(30)
     transcript.read()
@@ -67,7 +74,9 @@ def test_actions_and_typing_from_the_timeline() -> None:
     assert run.sim.info("web-02").status is VMStatus.STOPPED
     assert "hostname\nweb-03\nadmin@web-03:~$ " in transcript.text()
     log = run.sim.events.text()
-    assert "web-01           command  stop done: stopped" in log and "web-01           command  start done: running" in log
+    assert (
+        "web-01           command  stop done: stopped" in log and "web-01           command  start done: running" in log
+    )
 
 
 def test_a_ten_minute_timeline_takes_well_under_a_second() -> None:

@@ -21,7 +21,9 @@ def test_hostile_strings_are_cut_redacted_and_kept_one_line(tmp_path: Path) -> N
     event = orjson.loads(line)
     assert len(event["vm"]) == MAX_FIELD_CHARS
     assert jwt_like not in event["user"] and "REDACTED" in event["user"] and "\n" in event["user"]
-    assert event["requestId"] == "vmt_REDACTED" and event["node"] == "n1" and event["time"] == "1970-01-01T00:00:00.000Z"
+    assert (
+        event["requestId"] == "vmt_REDACTED" and event["node"] == "n1" and event["time"] == "1970-01-01T00:00:00.000Z"
+    )
 
 
 def test_the_ring_keeps_the_newest_and_answers_newest_first_cut_oldest_first() -> None:
@@ -71,9 +73,14 @@ def test_an_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
         AuditLog(str(tmp_path / "missing" / "audit.jsonl"), now=lambda: 0.0)
 
 
-@pytest.mark.parametrize(("text", "epoch"), [
-    ("1970-01-01T00:00:10Z", 10.0), ("1970-01-01T01:00:10+01:00", 10.0), ("1970-01-01t00:00:10.5z", 10.5),
-])
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("1970-01-01T00:00:10Z", 10.0),
+        ("1970-01-01T01:00:10+01:00", 10.0),
+        ("1970-01-01t00:00:10.5z", 10.5),
+    ],
+)
 def test_rfc3339(text: str, epoch: float) -> None:
     assert parse_rfc3339(text) == epoch
 

@@ -83,9 +83,11 @@ def test_alg_none_is_refused() -> None:
 
 def _rsa_pem() -> tuple[object, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return key, public
 
 
@@ -100,6 +102,7 @@ def test_rs256_accepts_rsa_and_refuses_hs256_signed_with_the_public_key() -> Non
 
 def hs256_by_hand(claims: dict[str, object], key: bytes) -> str:
     """PyJWT refuses a PEM key as an HMAC secret, so forge the token the attacker's way."""
+
     def b64(raw: bytes) -> bytes:
         return base64.urlsafe_b64encode(raw).rstrip(b"=")
 
@@ -110,9 +113,11 @@ def hs256_by_hand(claims: dict[str, object], key: bytes) -> str:
 
 def test_es256_public_key() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     verifier = TokenVerifier(algorithm="ES256", public_key=public, audience="vmws")
     assert verifier.verify(jwt.encode(good_claims(aud="vmws"), key, algorithm="ES256")).sub == "alice"
 
@@ -284,6 +289,8 @@ def test_minting_an_unknown_permission_names_every_known_one() -> None:
 
 def test_watch_is_a_permission_tokens_can_carry() -> None:
     secret = "w" * 32
-    principal = TokenVerifier(secret=secret).verify(mint_token(secret, sub="eve", permissions=["watch"], now=time.time()))
+    principal = TokenVerifier(secret=secret).verify(
+        mint_token(secret, sub="eve", permissions=["watch"], now=time.time())
+    )
     assert principal.permissions == frozenset({Permission.WATCH})
     assert principal.permission_names() == ["watch"]

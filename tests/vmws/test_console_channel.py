@@ -69,7 +69,8 @@ async def test_closing_viewers_leave_the_count_at_once() -> None:
 
 
 async def test_typed_input_is_bounded_in_bytes_and_the_excess_dropped_and_logged_once(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="vmws")
     stream = FakeStream()
     stream.write_gate.clear()  # the guest takes nothing for now

@@ -18,8 +18,20 @@ SECRET = "durations-test-secret-that-is-32-bytes-or-more"
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("500ms", 0.5), ("10m", 600.0), ("1h30m", 5400.0), ("2d", 172800.0),
-     ("1m 5s", 65.0), ("12", 12.0), (" 15m ", 900.0), (".5s", 0.5), ("0", 0.0)],
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90s", 90.0),
+        ("500ms", 0.5),
+        ("10m", 600.0),
+        ("1h30m", 5400.0),
+        ("2d", 172800.0),
+        ("1m 5s", 65.0),
+        ("12", 12.0),
+        (" 15m ", 900.0),
+        (".5s", 0.5),
+        ("0", 0.0),
+    ],
 )
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds
@@ -27,8 +39,26 @@ def test_durations(value: object, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["soon", "-5s", -1, True, "5 parsecs", "", None, "1e3", "inf", "nan", "1_000", "\u0661\u0662s", "\u0661\u0662",
-     "1h-5m", "9" * 400, float("inf"), "s", "5 s m"],
+    [
+        "soon",
+        "-5s",
+        -1,
+        True,
+        "5 parsecs",
+        "",
+        None,
+        "1e3",
+        "inf",
+        "nan",
+        "1_000",
+        "\u0661\u0662s",
+        "\u0661\u0662",
+        "1h-5m",
+        "9" * 400,
+        float("inf"),
+        "s",
+        "5 s m",
+    ],
 )
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError, match="must be a duration"):
@@ -50,7 +80,9 @@ def test_a_scenario_and_the_cli_agree() -> None:
 
 def _vmws(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VMWS_JWT_SECRET": SECRET}
-    return subprocess.run([sys.executable, "-m", "vmws", *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "vmws", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 @pytest.mark.parametrize(("ttl", "seconds"), [("1h30m", 5400), ("500ms", 0), ("90", 90), ("2d", 172800)])

@@ -60,8 +60,12 @@ async def test_a_summary_is_built_once_per_distinct_filter(monkeypatch: pytest.M
     assert summaries[0] == summaries[1] and [vm["name"] for vm in summaries[0]] == ["web-1", "web-2"]
     assert [vm["name"] for vm in summaries[2]] == ["web-2"]
     assert [vm["name"] for vm in summaries[3]] == ["db-1", "web-1", "web-2"]
-    assert summaries[3][0] == {"name": "db-1", "status": "running", "cpu": {"utilization": 12.5},
-                               "memory": {"used": 100, "total": 200}}
+    assert summaries[3][0] == {
+        "name": "db-1",
+        "status": "running",
+        "cpu": {"utilization": 12.5},
+        "memory": {"used": 100, "total": 200},
+    }
 
 
 async def test_globs_are_matched_when_a_filter_first_joins_and_for_new_vms_only(

@@ -43,6 +43,7 @@ def parse_frames(data: bytes) -> list[Frame]:
 
 # The private API framing.py relies on, as Tornado 6.x spells it.
 
+
 def test_the_private_websocket_params_keep_their_signature() -> None:
     params = inspect.signature(tornado.websocket._WebSocketParams)
     assert list(params.parameters) == ["ping_interval", "ping_timeout", "max_message_size", "compression_options"]
@@ -69,6 +70,7 @@ def test_a_new_protocol_has_the_private_state_it_is_read_through() -> None:
 
 # Frames as python-websockets reads them.
 
+
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 0xFFFF, 0x10000, 16 * 1024 - 1, 16 * 1024, 300_000])
 def test_a_text_frame_of_any_length_parses_as_one_final_text_frame(size: int) -> None:
     text = ("é" * size)[: size // 2] + "x" * (size - size // 2)
@@ -86,6 +88,7 @@ def test_a_broadcast_text_is_framed_once() -> None:
 
 
 # Over a real socket.
+
 
 async def _connected_protocol() -> tuple[StrictWebSocketProtocol, socket.socket]:
     ours, theirs = socket.socketpair()

@@ -59,7 +59,12 @@ async def test_a_user_gets_four_outstanding_commands_per_vm_and_the_excess_an_er
         await settle()
     answered = [r["requestId"] for r in alice.of_type("response")] + [r["requestId"] for r in bob.of_type("response")]
     assert sorted(answered) == sorted(["a1", "a2", "a3", "a4", "other-vm", "b1"])
-    assert [r["requestId"] for r in alice.of_type("response") if r["requestId"] != "other-vm"] == ["a1", "a2", "a3", "a4"]
+    assert [r["requestId"] for r in alice.of_type("response") if r["requestId"] != "other-vm"] == [
+        "a1",
+        "a2",
+        "a3",
+        "a4",
+    ]
     assert [action for vm, action, _ in backend.started if vm == "vm-1"] == [Action.RESTART] * 4 + [Action.PAUSE]
     # Once they are done the user may queue again, and the hub keeps nothing per VM or user.
     assert not hub._outstanding and not hub._waiting and len(hub._command_locks) == 0
@@ -86,7 +91,8 @@ async def test_the_running_command_counts_and_a_forced_stop_cuts_in_within_the_l
 
 
 async def test_a_departed_senders_queued_commands_are_dropped_and_the_next_user_goes_next(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="vmws")
     backend = FakeBackend()
     hub = make_hub(backend)
@@ -154,7 +160,8 @@ async def test_the_console_cap_still_applies_across_users() -> None:
 
 
 async def test_a_sender_leaving_mid_command_lets_it_finish_unanswered_and_a_forced_stop_still_cuts_in(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="vmws")
     backend = FakeBackend()
     hub = make_hub(backend)

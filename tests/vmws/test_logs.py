@@ -15,11 +15,20 @@ JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLXNpZ25h
 TICKET = "vmt_Abc-_0123456789abcdefghijKLMN"
 
 
-@pytest.mark.parametrize("uri", [
-    f"/api/vms?token={JWT}", f"/api/vms?%74oken={JWT}", f"/x?a=1&TOKEN={JWT}", f"/x?%54%4F%4B%45%4E={JWT}",
-    f"/x?tok%65n={JWT}&b=2", f"/x?access_token={JWT}", f"/x?Ticket={TICKET}", f"/x?token=%FF{TICKET}",
-    f"/x?since=5;token={JWT}",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"/api/vms?token={JWT}",
+        f"/api/vms?%74oken={JWT}",
+        f"/x?a=1&TOKEN={JWT}",
+        f"/x?%54%4F%4B%45%4E={JWT}",
+        f"/x?tok%65n={JWT}&b=2",
+        f"/x?access_token={JWT}",
+        f"/x?Ticket={TICKET}",
+        f"/x?token=%FF{TICKET}",
+        f"/x?since=5;token={JWT}",
+    ],
+)
 def test_credentials_in_query_strings_are_redacted_whatever_the_name_spelling(uri: str) -> None:
     out = redact(uri)
     assert "REDACTED" in out and JWT not in out and TICKET[4:] not in out

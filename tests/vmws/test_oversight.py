@@ -17,9 +17,18 @@ from vmws.revocations import RevokedError
 
 def console_peer(perms: set[Permission], session: str, **extra: object) -> SimpleNamespace:
     principal = Principal("u", frozenset(perms), None, 2e9)
-    return SimpleNamespace(endpoint=protocol.Endpoint.CONSOLE, principal=principal, user="u", vm="web-1",
-                           session_id=session, request=SimpleNamespace(remote_ip="127.0.0.1"), bytes_in=1,
-                           bytes_out=2, close_code=1000, **extra)
+    return SimpleNamespace(
+        endpoint=protocol.Endpoint.CONSOLE,
+        principal=principal,
+        user="u",
+        vm="web-1",
+        session_id=session,
+        request=SimpleNamespace(remote_ip="127.0.0.1"),
+        bytes_in=1,
+        bytes_out=2,
+        close_code=1000,
+        **extra,
+    )
 
 
 def test_a_console_session_mode_comes_from_the_socket_else_from_the_token_and_outlives_the_principal() -> None:
@@ -32,20 +41,28 @@ def test_a_console_session_mode_comes_from_the_socket_else_from_the_token_and_ou
         peer.principal = None  # the socket lets go of it before its close is reported
         oversight.session_closed(peer)
     modes = [(e["session"], e["state"], e["mode"]) for e in oversight.audit.query()]
-    assert modes == [("s1", "opened", "watch"), ("s1", "closed", "watch"),
-                     ("s2", "opened", "interactive"), ("s2", "closed", "interactive"),
-                     ("s3", "opened", "watch"), ("s3", "closed", "watch")]
+    assert modes == [
+        ("s1", "opened", "watch"),
+        ("s1", "closed", "watch"),
+        ("s2", "opened", "interactive"),
+        ("s2", "closed", "interactive"),
+        ("s3", "opened", "watch"),
+        ("s3", "closed", "watch"),
+    ]
 
 
-@pytest.mark.parametrize(("error", "reason"), [
-    (AuthError("missing token: pass ?token=..."), "missing"),
-    (AuthError("token has expired"), "expired"),
-    (AuthError("token signature is invalid"), "invalid"),
-    (AuthError("ticket is unknown, already used or expired"), "ticket"),
-    (RevokedError("token has been revoked"), "revoked"),
-    (AuthError("token lacks the 'read' permission", CloseCode.FORBIDDEN), "forbidden"),
-    (AuthError("too many connections", CloseCode.TOO_MANY), "too_many"),
-])
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (AuthError("missing token: pass ?token=..."), "missing"),
+        (AuthError("token has expired"), "expired"),
+        (AuthError("token signature is invalid"), "invalid"),
+        (AuthError("ticket is unknown, already used or expired"), "ticket"),
+        (RevokedError("token has been revoked"), "revoked"),
+        (AuthError("token lacks the 'read' permission", CloseCode.FORBIDDEN), "forbidden"),
+        (AuthError("too many connections", CloseCode.TOO_MANY), "too_many"),
+    ],
+)
 def test_refusal_reasons(error: AuthError, reason: str) -> None:
     assert refusal_reason(error) == reason
 
@@ -63,8 +80,10 @@ def test_sent_messages_are_counted_under_their_type_and_strangers_under_other() 
     telemetry.received(None, 7)
     counted = {
         (s.labels["direction"], s.labels["type"]): s.value
-        for family in text_string_to_metric_families(telemetry.scrape().decode()) if family.name == "vmws_message_bytes"
+        for family in text_string_to_metric_families(telemetry.scrape().decode())
+        if family.name == "vmws_message_bytes"
         for s in family.samples
     }
-    assert counted == {("out", k): 10 for k in ("connection", "status", "metrics", "response", "error", "heartbeat",
-                                                 "console")} | {("out", "other"): 5, ("in", "other"): 7}
+    assert counted == {
+        ("out", k): 10 for k in ("connection", "status", "metrics", "response", "error", "heartbeat", "console")
+    } | {("out", "other"): 5, ("in", "other"): 7}

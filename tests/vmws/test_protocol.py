@@ -60,8 +60,9 @@ def test_console_input_and_heartbeat() -> None:
         ('{"type":"command","timestamp":5,"data":{"action":"start"}}', M, "'timestamp'", None),
     ],
 )
-def test_malformed_input_is_invalid_command(raw: str | bytes, endpoint: Endpoint, fragment: str,
-                                            request_id: str | None) -> None:
+def test_malformed_input_is_invalid_command(
+    raw: str | bytes, endpoint: Endpoint, fragment: str, request_id: str | None
+) -> None:
     with pytest.raises(InvalidCommand) as caught:
         parse_client_message(raw, endpoint)
     assert fragment in caught.value.message
@@ -105,7 +106,7 @@ def test_response_error_console_messages() -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["y\n" * 40_000, "line\r\n" * 9000 + "tail \"quoted\" \\ \x1b[31mred\x1b[0m é€😀 \x00\x7f", "\n" * 5000],
+    ["y\n" * 40_000, "line\r\n" * 9000 + 'tail "quoted" \\ \x1b[31mred\x1b[0m é€😀 \x00\x7f', "\n" * 5000],
 )
 def test_dense_console_output_fast_path_gives_the_same_bytes(content: str) -> None:
     fast = protocol.console_message(content, 1684845296.0, offset=7)

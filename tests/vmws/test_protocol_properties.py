@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import json
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from vmws import protocol
 from vmws.errors import InvalidCommand
@@ -25,12 +24,14 @@ plausible = st.fixed_dictionaries(
         "data": st.fixed_dictionaries(
             {},
             optional={
-                "action": st.sampled_from(["start", "stop", "restart", "suspend", "resume", "pause", "x"]) | json_values,
+                "action": st.sampled_from(["start", "stop", "restart", "suspend", "resume", "pause", "x"])
+                | json_values,
                 "requestId": st.text(max_size=200) | json_values,
                 "force": json_values,
                 "content": st.text(max_size=50) | json_values,
             },
-        ) | json_values,
+        )
+        | json_values,
     },
 )
 
@@ -73,5 +74,5 @@ def test_iso_timestamp_is_what_datetime_gives(t: float) -> None:
 
     from vmws.protocol import iso_timestamp
 
-    moment = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(t, tz=dt.UTC)
     assert iso_timestamp(t) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pyte
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tests.vmws.vt_reference import Event, Reference, parse
 from vmws.termfilter import MAX_SEQUENCE, TerminalFilter, bench
@@ -41,8 +40,11 @@ def run(chunks: list[str]) -> str:
 
 def shown(events: list[Event]) -> list[Event]:
     """What a terminal does with a stream, less what only control strings and ST do."""
-    return [e for e in events if not (e[0] == "esc" and e[3] == "\x1b\\")
-            and not (e[0] in ("esc", "csi") and len(e[3]) > MAX_SEQUENCE)]
+    return [
+        e
+        for e in events
+        if not (e[0] == "esc" and e[3] == "\x1b\\") and not (e[0] in ("esc", "csi") and len(e[3]) > MAX_SEQUENCE)
+    ]
 
 
 class TitleWatcher(pyte.Screen):  # type: ignore[misc]
@@ -149,7 +151,7 @@ streams = st.text(alphabet=st.one_of(st.sampled_from(INTERESTING), st.characters
 @given(text=streams, cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=6))
 def test_random_streams_split_anywhere_never_start_a_string(text: str, cuts: list[int]) -> None:
     points = sorted({min(c, len(text)) for c in cuts})
-    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
     f = TerminalFilter()
     terminal = Reference()
     for chunk in chunks:
@@ -163,12 +165,44 @@ def test_random_streams_split_anywhere_never_start_a_string(text: str, cuts: lis
     assert pyte_titles(out) == []
 
 
-MODE_DEFAULTS = {"?1": "l", "?7": "h", "?25": "h", "?47": "l", "?1047": "l", "?1049": "l",
-                 "?1000": "l", "?1002": "l", "?1003": "l", "?1006": "l", "?2004": "l", "4": "l"}
-mode_streams = st.lists(st.sampled_from(
-    [f"\x1b[{m}{v}" for m in MODE_DEFAULTS for v in "hl"]
-    + ["\x1b[1;31m", "\x1b[0m", "\x1b[m", "\x1b=", "\x1b>", "\x1b(0", "\x1b(B", "\x0e", "\x0f", "text",
-       "\x1b]0;\x1b[?25l", "\x1bP\x18", "\x1b", "\x9b?2004h", "\x1b[?1000;1006h", "\x1bc"]), max_size=30)
+MODE_DEFAULTS = {
+    "?1": "l",
+    "?7": "h",
+    "?25": "h",
+    "?47": "l",
+    "?1047": "l",
+    "?1049": "l",
+    "?1000": "l",
+    "?1002": "l",
+    "?1003": "l",
+    "?1006": "l",
+    "?2004": "l",
+    "4": "l",
+}
+mode_streams = st.lists(
+    st.sampled_from(
+        [f"\x1b[{m}{v}" for m in MODE_DEFAULTS for v in "hl"]
+        + [
+            "\x1b[1;31m",
+            "\x1b[0m",
+            "\x1b[m",
+            "\x1b=",
+            "\x1b>",
+            "\x1b(0",
+            "\x1b(B",
+            "\x0e",
+            "\x0f",
+            "text",
+            "\x1b]0;\x1b[?25l",
+            "\x1bP\x18",
+            "\x1b",
+            "\x9b?2004h",
+            "\x1b[?1000;1006h",
+            "\x1bc",
+        ]
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -187,7 +221,7 @@ def test_after_the_reset_every_tracked_mode_is_back_to_default(parts: list[str])
             for number in event[1].lstrip("?").split(";"):
                 mode = ("?" if private else "") + number
                 # 47, 1047 and 1049 are one screen: any of them, reset, leaves it.
-                for alt in (["?47", "?1047", "?1049"] if mode in ("?47", "?1047", "?1049") else [mode]):
+                for alt in ["?47", "?1047", "?1049"] if mode in ("?47", "?1047", "?1049") else [mode]:
                     modes[alt] = event[2]
         elif event[0] == "csi" and event[2] == "m":
             sgr = event[1]
@@ -205,11 +239,23 @@ def test_after_the_reset_every_tracked_mode_is_back_to_default(parts: list[str])
 
 def test_reset_undoes_what_the_guest_switched_on_with_csi_and_esc_only() -> None:
     f = TerminalFilter()
-    f.feed("\x1b[?1049h\x1b[?25l\x1b[?1000;1006h\x1b[?2004h\x1b[?1h\x1b=\x1b[1;31m"
-           "\x1b(0\x0e\x1b[4h\x1b[5;20r\x1b[?7l")
+    f.feed("\x1b[?1049h\x1b[?25l\x1b[?1000;1006h\x1b[?2004h\x1b[?1h\x1b=\x1b[1;31m\x1b(0\x0e\x1b[4h\x1b[5;20r\x1b[?7l")
     reset = f.reset_sequence()
-    for part in ("\x1b[?1049l", "\x1b[?25h", "\x1b[?1000l", "\x1b[?1006l", "\x1b[?2004l", "\x1b[?1l",
-                 "\x1b>", "\x1b[0m", "\x1b(B", "\x0f", "\x1b[4l", "\x1b[r", "\x1b[?7h"):
+    for part in (
+        "\x1b[?1049l",
+        "\x1b[?25h",
+        "\x1b[?1000l",
+        "\x1b[?1006l",
+        "\x1b[?2004l",
+        "\x1b[?1l",
+        "\x1b>",
+        "\x1b[0m",
+        "\x1b(B",
+        "\x0f",
+        "\x1b[4l",
+        "\x1b[r",
+        "\x1b[?7h",
+    ):
         assert part in reset, part
     assert reset.startswith("\x1b[?1049l")  # the rest applies to the normal screen
     ref = parse(reset)

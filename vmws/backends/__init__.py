@@ -28,9 +28,7 @@ def load_backend_class(name: str) -> type[Backend]:
     try:
         target = BACKENDS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}"
-        ) from None
+        raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}") from None
     module_name, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):

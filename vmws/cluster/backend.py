@@ -42,8 +42,12 @@ _MAX_TIME = 95_000_000_000.0
 
 
 def _number(value: object, limit: float = _MAX_NUMBER) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not 0 <= value <= limit:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= limit
+    ):
         raise ValueError(f"not a number from 0 to {limit:g}")
     return float(value)
 
@@ -127,7 +131,7 @@ class RemoteConsole(ConsoleStream):
             self.finish()
             return
         if offset + len(data) > self.end:
-            piece = data[self.end - offset:]
+            piece = data[self.end - offset :]
             self.end += len(piece)
             self._chunks.put_nowait(piece)
 
@@ -253,6 +257,7 @@ class ClusterBackend(Backend):
         async def unsubscribe() -> None:
             if name not in self._owners:
                 await self.relay.unlisten(wire.out_channel(name))
+
         return unsubscribe()
 
     def followed(self) -> dict[str, Owner_]:
@@ -262,8 +267,12 @@ class ClusterBackend(Backend):
         op = header.get("op")
         if op == "status":
             try:
-                info = VMInfo(vm, VMStatus(header.get("status")), _number(header.get("changed"), _MAX_TIME),
-                              _number(header.get("uptime"), _MAX_TIME))
+                info = VMInfo(
+                    vm,
+                    VMStatus(header.get("status")),
+                    _number(header.get("changed"), _MAX_TIME),
+                    _number(header.get("uptime"), _MAX_TIME),
+                )
             except ValueError as exc:
                 log.warning("dropped a status of %s: %s", vm, exc)
                 return
@@ -309,20 +318,38 @@ class ClusterBackend(Backend):
                 parsed = orjson.loads(message)
             except orjson.JSONDecodeError:
                 return
-            if (isinstance(parsed, dict) and parsed.get("type") in ("response", "error")
-                    and isinstance(parsed.get("data"), dict) and parsed["data"].get("requestId") == request_id):
+            if (
+                isinstance(parsed, dict)
+                and parsed.get("type") in ("response", "error")
+                and isinstance(parsed.get("data"), dict)
+                and parsed["data"].get("requestId") == request_id
+            ):
                 peer.send(message)
             else:
                 log.warning("dropped an answer for %s from its owner node: not a response to %s", vm, request_id)
 
-        header = {"op": "command", "action": command.action.value, "force": command.force,
-                  "requestId": request_id, "user": peer.user, "session": peer.session_id}
+        header = {
+            "op": "command",
+            "action": command.action.value,
+            "force": command.force,
+            "requestId": request_id,
+            "user": peer.user,
+            "session": peer.session_id,
+        }
         try:
             answer = await self.relay.request(vm, header, timeout=self._command_wait, on_message=forward)
             _raise_answer(answer)
         except VMWSError as exc:  # RelayUnavailable, or the owner refused the request itself
-            peer.send(protocol.response_message(request_id, False, exc.message, self._now(),
-                                                code=ErrorCode.UNKNOWN_ERROR, action=command.action.value))
+            peer.send(
+                protocol.response_message(
+                    request_id,
+                    False,
+                    exc.message,
+                    self._now(),
+                    code=ErrorCode.UNKNOWN_ERROR,
+                    action=command.action.value,
+                )
+            )
         return True
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
@@ -333,6 +360,7 @@ class ClusterBackend(Backend):
             unsubscribe_local()
             if listener in self._listeners:
                 self._listeners.remove(listener)
+
         return unsubscribe
 
     async def open_console(self, name: str) -> ConsoleStream:
@@ -362,6 +390,7 @@ class ClusterBackend(Backend):
 
 def parse_record(name: str, raw: dict[bytes, bytes]) -> tuple[VMInfo, Owner_]:
     """A ``vmws:vm:{NAME}`` hash, checked (ValueError when it is not one)."""
+
     def text(key: bytes, limit: int = 255) -> str:
         value = raw.get(key)
         if not isinstance(value, bytes) or len(value) > limit:

@@ -23,11 +23,15 @@ _MAX_NAME_BYTES = 255
 
 
 async def cluster_vms(redis: Any, me: str, local: list[VMInfo]) -> list[dict[str, Any]]:
-    listing: dict[str, dict[str, str | None]] = {vm.name: {"name": vm.name, "status": vm.status.value, "node": me} for vm in local}
+    listing: dict[str, dict[str, str | None]] = {
+        vm.name: {"name": vm.name, "status": vm.status.value, "node": me} for vm in local
+    }
     try:
         raw_names = await redis.smembers(wire.VMS_KEY)
-        names = sorted({n.decode("utf-8") for n in raw_names
-                        if isinstance(n, bytes) and len(n) <= _MAX_NAME_BYTES and _decodes(n)} - set(listing))
+        names = sorted(
+            {n.decode("utf-8") for n in raw_names if isinstance(n, bytes) and len(n) <= _MAX_NAME_BYTES and _decodes(n)}
+            - set(listing)
+        )
         pipe = redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(wire.vm_key(name))

@@ -43,8 +43,9 @@ def node_key(name: str) -> str:
 
 
 class Membership:
-    def __init__(self, redis: Any, name: str, count_vms: Callable[[], Awaitable[int]],
-                 *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: Any, name: str, count_vms: Callable[[], Awaitable[int]], *, wall: Callable[[], float] = time.time
+    ) -> None:
         self.redis = redis
         self.name = name
         self.incarnation = uuid.uuid4().hex
@@ -61,8 +62,10 @@ class Membership:
         """Register now (before the node listens), then keep refreshing."""
         await self.refresh()
         if self.state != "up":
-            log.warning("redis unreachable at start-up (%s): serving this node's VMs; "
-                        "joining the cluster when it answers", self.error)
+            log.warning(
+                "redis unreachable at start-up (%s): serving this node's VMs; joining the cluster when it answers",
+                self.error,
+            )
         self._task = asyncio.get_running_loop().create_task(self._refreshing())
 
     async def _refreshing(self) -> None:
@@ -76,14 +79,23 @@ class Membership:
         try:
             vms = await self.count_vms()
             now = self._wall()
-            value = orjson.dumps({"incarnation": self.incarnation, "vms": vms, "seen": now,
-                                  "started": self.started, "version": __version__})
+            value = orjson.dumps(
+                {
+                    "incarnation": self.incarnation,
+                    "vms": vms,
+                    "seen": now,
+                    "started": self.started,
+                    "version": __version__,
+                }
+            )
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(node_key(self.name), value, ex=NODE_TTL, get=True)
             pipe.zadd(NODES_KEY, {self.name: now})
             if not self._registered:
-                pipe.publish(EVENTS_CHANNEL, orjson.dumps(
-                    {"event": "joined", "node": self.name, "incarnation": self.incarnation}))
+                pipe.publish(
+                    EVENTS_CHANNEL,
+                    orjson.dumps({"event": "joined", "node": self.name, "incarnation": self.incarnation}),
+                )
             previous = (await pipe.execute())[0]
         except (RedisError, OSError) as exc:
             if self.state == "up":
@@ -96,8 +108,11 @@ class Membership:
                 log.info("node %s replaces its previous incarnation %s", self.name, other)
             log.info("node %s registered in the cluster (incarnation %s)", self.name, self.incarnation)
         elif other != self.incarnation and other is not None:
-            log.error("another live process uses the node name %s (incarnation %s); "
-                      "give each node its own --node-name", self.name, other)
+            log.error(
+                "another live process uses the node name %s (incarnation %s); give each node its own --node-name",
+                self.name,
+                other,
+            )
         self.state, self.error, self._registered = "up", None, True
 
     async def nodes(self) -> list[dict[str, Any]]:
@@ -113,9 +128,16 @@ class Membership:
                     gone.append(name)
                 continue
             data = orjson.loads(raw)
-            live.append({"name": name, "vms": data.get("vms"), "lastSeen": data.get("seen"),
-                         "incarnation": data.get("incarnation"), "version": data.get("version"),
-                         "self": name == self.name and data.get("incarnation") == self.incarnation})
+            live.append(
+                {
+                    "name": name,
+                    "vms": data.get("vms"),
+                    "lastSeen": data.get("seen"),
+                    "incarnation": data.get("incarnation"),
+                    "version": data.get("version"),
+                    "self": name == self.name and data.get("incarnation") == self.incarnation,
+                }
+            )
         if gone:
             await self.redis.zrem(NODES_KEY, *gone)
         return live

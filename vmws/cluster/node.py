@@ -18,9 +18,9 @@ from vmws.backend import Backend
 from vmws.cluster.backend import ClusterBackend, live_incarnation
 from vmws.cluster.membership import NODE_TTL, REFRESH_INTERVAL, Membership, node_key
 from vmws.cluster.owner import Owner
+from vmws.cluster.redis_url import redact
 from vmws.cluster.relay import Relay
 from vmws.codes import CloseCode, ErrorCode
-from vmws.cluster.redis_url import redact
 from vmws.config import Config
 from vmws.tickets import Authenticator, ClusterAuthenticator, RedisTicketStore, TicketStore
 
@@ -42,8 +42,11 @@ def connect_redis(url: str) -> Any:
     from redis.backoff import NoBackoff
 
     return aioredis.Redis.from_url(
-        url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0), health_check_interval=30,
+        url,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        socket_timeout=REDIS_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
     )
 
 
@@ -65,8 +68,9 @@ class Cluster:
         """What the hub talks to: the local backend alone, or with the relay."""
         if self.relay is None:
             return self.backend
-        self.relayed = ClusterBackend(self.backend, self.relay, now=time.time,
-                                      command_timeout=self.config.command_timeout)
+        self.relayed = ClusterBackend(
+            self.backend, self.relay, now=time.time, command_timeout=self.config.command_timeout
+        )
         return self.relayed
 
     def attach(self, hub: Hub) -> None:
@@ -99,8 +103,14 @@ class Cluster:
         if self.relay is not None and self._hub is not None:
             self.relay.node = self.name
             await self.relay.start()
-            self.owner = Owner(self.relay, self.backend, self._hub, self.name, self.membership.incarnation,
-                               self.config.scrollback_bytes)
+            self.owner = Owner(
+                self.relay,
+                self.backend,
+                self._hub,
+                self.name,
+                self.membership.incarnation,
+                self.config.scrollback_bytes,
+            )
             if self.relayed is not None:
                 self.relayed.local_names = self.owner.vms  # one set, kept by the owner side
             await self.owner.start()
@@ -156,15 +166,24 @@ class Cluster:
 
         me = {"name": self.name, "vms": await self._vm_count(), "lastSeen": time.time(), "self": True}
         if self.membership is None:
-            return {"node": self.name, "incarnation": None, "redis": {"state": "none", "url": None, "error": None},
-                    "nodes": [{**me, "incarnation": None}], "conflicts": []}
+            return {
+                "node": self.name,
+                "incarnation": None,
+                "redis": {"state": "none", "url": None, "error": None},
+                "nodes": [{**me, "incarnation": None}],
+                "conflicts": [],
+            }
         membership = self.membership
-        redis_state = {"state": membership.state, "url": redact(self.config.redis_url or ""),
-                       "error": membership.error}
+        redis_state = {"state": membership.state, "url": redact(self.config.redis_url or ""), "error": membership.error}
         try:
             nodes = await membership.nodes()
         except (RedisError, OSError) as exc:
             redis_state = {**redis_state, "state": "down", "error": str(exc) or type(exc).__name__}
             nodes = [{**me, "incarnation": membership.incarnation}]
-        return {"node": self.name, "incarnation": membership.incarnation, "redis": redis_state,
-                "nodes": nodes, "conflicts": []}
+        return {
+            "node": self.name,
+            "incarnation": membership.incarnation,
+            "redis": redis_state,
+            "nodes": nodes,
+            "conflicts": [],
+        }

@@ -52,8 +52,9 @@ class RemotePeer:
 
 
 class Owner:
-    def __init__(self, relay: Relay, backend: Backend, hub: Hub, name: str, incarnation: str,
-                 scrollback_bytes: int) -> None:
+    def __init__(
+        self, relay: Relay, backend: Backend, hub: Hub, name: str, incarnation: str, scrollback_bytes: int
+    ) -> None:
         self.relay, self.backend, self.hub = relay, backend, hub
         self.name, self.incarnation = name, incarnation
         self.scrollback_bytes = scrollback_bytes
@@ -104,16 +105,30 @@ class Owner:
         self.relay.enqueue("sadd", wire.VMS_KEY, info.name)
 
     def _record(self, info: VMInfo) -> dict[str, str]:
-        return {"status": info.status.value, "owner": self.name, "incarnation": self.incarnation,
-                "changed": repr(info.last_state_change), "uptime": repr(info.uptime)}
+        return {
+            "status": info.status.value,
+            "owner": self.name,
+            "incarnation": self.incarnation,
+            "changed": repr(info.last_state_change),
+            "uptime": repr(info.uptime),
+        }
 
     def _on_status(self, info: VMInfo) -> None:
         if info.name not in self.vms:
             return
         self._write_record(info)
-        self.relay.enqueue("publish", wire.out_channel(info.name), wire.encode({
-            "op": "status", "status": info.status.value, "changed": info.last_state_change, "uptime": info.uptime,
-        }))
+        self.relay.enqueue(
+            "publish",
+            wire.out_channel(info.name),
+            wire.encode(
+                {
+                    "op": "status",
+                    "status": info.status.value,
+                    "changed": info.last_state_change,
+                    "uptime": info.uptime,
+                }
+            ),
+        )
 
     def _on_console_output(self, channel: ConsoleChannel, offset: int, chunk: bytes) -> None:
         vm, epoch = channel.vm, channel.epoch or ""
@@ -129,11 +144,19 @@ class Owner:
             self.relay.enqueue("delete", wire.console_key(vm))
         key = wire.console_key(vm)
         for start in range(0, len(chunk), wire.MAX_DATA_BYTES):
-            piece = chunk[start:start + wire.MAX_DATA_BYTES]
+            piece = chunk[start : start + wire.MAX_DATA_BYTES]
             at = offset + start
-            self.relay.enqueue("xadd", key, {"d": piece, "e": epoch}, id=f"{at}-1",
-                               minid=str(max(0, at + len(piece) - self.scrollback_bytes)), approximate=False)
-            self.relay.enqueue("publish", wire.out_channel(vm), wire.encode({"op": "console", "o": at, "e": epoch}, piece))
+            self.relay.enqueue(
+                "xadd",
+                key,
+                {"d": piece, "e": epoch},
+                id=f"{at}-1",
+                minid=str(max(0, at + len(piece) - self.scrollback_bytes)),
+                approximate=False,
+            )
+            self.relay.enqueue(
+                "publish", wire.out_channel(vm), wire.encode({"op": "console", "o": at, "e": epoch}, piece)
+            )
 
     # Requests from other nodes
 
@@ -158,6 +181,7 @@ class Owner:
                 self.hub.spawn(self._serve(vm, op, node, rid, header))
             else:
                 log.warning("dropped a request for %s: unknown op %.20r", vm, op)
+
         return handle
 
     async def _serve(self, vm: str, op: str, node: str, rid: str, header: dict[str, Any]) -> None:
@@ -166,8 +190,9 @@ class Owner:
                 action = Action(wire.field_str(header, "action", 16))
                 force = header.get("force") is True
                 request_id = wire.field_str(header, "requestId", 256)
-                peer = RemotePeer(self.relay, node, rid, wire.field_str(header, "user", 4096),
-                                  wire.field_str(header, "session", 64))
+                peer = RemotePeer(
+                    self.relay, node, rid, wire.field_str(header, "user", 4096), wire.field_str(header, "session", 64)
+                )
                 self._remote_peers[(node, rid)] = peer
                 try:
                     await self.hub.run_command(vm, protocol.Command(action, request_id, force), peer)
@@ -176,21 +201,52 @@ class Owner:
                 self.relay.reply(node, rid, {"ok": True})
             elif op == "sample":
                 s = await self.backend.sample(vm)
-                self.relay.reply(node, rid, {"ok": True, "sample": [
-                    s.timestamp, s.cpu_utilization, s.memory_used, s.memory_total, s.net_rx_bytes, s.net_tx_bytes,
-                    s.disk_read_bytes, s.disk_write_bytes]})
+                self.relay.reply(
+                    node,
+                    rid,
+                    {
+                        "ok": True,
+                        "sample": [
+                            s.timestamp,
+                            s.cpu_utilization,
+                            s.memory_used,
+                            s.memory_total,
+                            s.net_rx_bytes,
+                            s.net_tx_bytes,
+                            s.disk_read_bytes,
+                            s.disk_write_bytes,
+                        ],
+                    },
+                )
             else:  # open: the console runs here, with or without a viewer on this node
                 channel = await self.hub.console(vm)
                 offset = self.hub.console_end(vm)
                 self.relay.reply(node, rid, {"ok": True, "o": offset, "e": channel.epoch or ""})
         except VMWSError as exc:
-            self.relay.reply(node, rid, {"ok": False, "kind": type(exc).__name__, "code": exc.code,
-                                         "message": exc.message})
+            self.relay.reply(
+                node, rid, {"ok": False, "kind": type(exc).__name__, "code": exc.code, "message": exc.message}
+            )
         except ValueError as exc:
             log.warning("refused a malformed %s request for %s from %s: %s", op, vm, node, exc)
-            self.relay.reply(node, rid, {"ok": False, "kind": "VMWSError", "code": "UNKNOWN_ERROR",
-                                         "message": f"the owner node refused a malformed request: {exc}"})
+            self.relay.reply(
+                node,
+                rid,
+                {
+                    "ok": False,
+                    "kind": "VMWSError",
+                    "code": "UNKNOWN_ERROR",
+                    "message": f"the owner node refused a malformed request: {exc}",
+                },
+            )
         except Exception:
             log.exception("serving a %s request for %s failed", op, vm)
-            self.relay.reply(node, rid, {"ok": False, "kind": "VMWSError", "code": "UNKNOWN_ERROR",
-                                         "message": "internal error on the owner node"})
+            self.relay.reply(
+                node,
+                rid,
+                {
+                    "ok": False,
+                    "kind": "VMWSError",
+                    "code": "UNKNOWN_ERROR",
+                    "message": "internal error on the owner node",
+                },
+            )

@@ -32,9 +32,7 @@ def validate(url: str) -> str:
     except ValueError:
         raise ValueError(f"--redis-url {redact(url)!r} is not a valid URL") from None
     if parts.scheme not in SCHEMES:
-        raise ValueError(
-            f"--redis-url must start with redis:// or rediss:// (TLS), got {redact(url)!r}"
-        )
+        raise ValueError(f"--redis-url must start with redis:// or rediss:// (TLS), got {redact(url)!r}")
     if not parts.hostname:
         raise ValueError(f"--redis-url {redact(url)!r} names no host")
     db = parts.path.lstrip("/")

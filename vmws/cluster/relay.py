@@ -65,8 +65,10 @@ class Relay:
         self._up_since = float("-inf")  # what Redis holds at start-up is the cluster's
         self._pubsub = self.redis.pubsub()
         await self.listen(wire.reply_channel(self.node), self._on_reply)
-        self._tasks = [asyncio.create_task(self._reading(), name="relay-read"),
-                       asyncio.create_task(self._writing(), name="relay-write")]
+        self._tasks = [
+            asyncio.create_task(self._reading(), name="relay-read"),
+            asyncio.create_task(self._writing(), name="relay-write"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -96,8 +98,10 @@ class Relay:
 
     def _fail(self, exc: BaseException) -> None:
         if not self._broken:
-            log.warning("cluster relay lost Redis (%s): other nodes' VMs are unavailable until it is back",
-                        exc or type(exc).__name__)
+            log.warning(
+                "cluster relay lost Redis (%s): other nodes' VMs are unavailable until it is back",
+                exc or type(exc).__name__,
+            )
         self._broken = True
 
     async def _reading(self) -> None:
@@ -184,8 +188,15 @@ class Relay:
 
     # Requests to a VM's owner
 
-    async def request(self, vm: str, header: dict[str, Any], data: bytes = b"", *, timeout: float,
-                      on_message: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    async def request(
+        self,
+        vm: str,
+        header: dict[str, Any],
+        data: bytes = b"",
+        *,
+        timeout: float,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Send ``header`` to ``vm``'s owner on its ``:in`` channel (at once, in order with
         everything this node publishes) and return its final answer (earlier ones, marked ``more``, go to ``on_message``). Raises
         ``RelayUnavailable`` when nobody owns it or no answer comes in ``timeout``."""
@@ -198,8 +209,12 @@ class Relay:
             # Through the outbox, before any wait: requests leave in the order they were
             # made (one socket's commands run in the order it sent them).
             published: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self.enqueue("publish", wire.in_channel(vm), wire.encode({**header, "id": rid, "node": self.node}, data),
-                         result=published)
+            self.enqueue(
+                "publish",
+                wire.in_channel(vm),
+                wire.encode({**header, "id": rid, "node": self.node}, data),
+                result=published,
+            )
             try:
                 receivers = await published
             except Exception:

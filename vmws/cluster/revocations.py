@@ -42,8 +42,9 @@ def _key(entry: Revocation) -> str:
 
 
 class RevocationSync:
-    def __init__(self, redis: Any, revocations: Revocations, origin: str,
-                 on_remote: Callable[[Revocation, str], object]) -> None:
+    def __init__(
+        self, redis: Any, revocations: Revocations, origin: str, on_remote: Callable[[Revocation, str], object]
+    ) -> None:
         self.redis = redis
         self.revocations = revocations
         self.origin = origin  # this node's incarnation: its own messages come back to it
@@ -58,8 +59,9 @@ class RevocationSync:
 
     async def share(self, entry: Revocation, by: str) -> None:
         """Store and publish ``entry`` (raises redis' errors / OSError when Redis is away)."""
-        payload = orjson.dumps({"sub": entry.sub, "jti": entry.jti, "expiresAt": entry.expires_at, "by": by,
-                                "origin": self.origin})
+        payload = orjson.dumps(
+            {"sub": entry.sub, "jti": entry.jti, "expiresAt": entry.expires_at, "by": by, "origin": self.origin}
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(_key(entry), repr(entry.expires_at), pxat=int(entry.expires_at * 1000))
             pipe.publish(CHANNEL, payload)
@@ -72,7 +74,7 @@ class RevocationSync:
             value = await self.redis.get(raw)
             if value is None:
                 continue  # expired between the scan and the get
-            kind, _, name = key[len(KEY_PREFIX):].partition(":")
+            kind, _, name = key[len(KEY_PREFIX) :].partition(":")
             self._add(name if kind == "sub" else None, name if kind == "jti" else None, float(value))
 
     def _add(self, sub: str | None, jti: str | None, expires_at: float) -> Revocation | None:

@@ -8,22 +8,21 @@ WebSocket), which redeems the ticket cluster-wide and holds the outcome for it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 import orjson
 import tornado.web
 import tornado.websocket
 
 from vmws.auth import Permission
-from vmws.config import Config
-from vmws.hub import Hub
 from vmws.cluster.listing import cluster_vms
-from vmws.codes import CloseCode
 from vmws.cluster.node import Cluster
+from vmws.codes import CloseCode
+from vmws.config import Config
 from vmws.errors import AuthError, VMWSError
 from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
+from vmws.hub import Hub
 from vmws.rest import TicketHandler, VMListHandler
 from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore, ticket_life
 

@@ -14,8 +14,19 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "VERSION", "MAX_HEADER_BYTES", "MAX_DATA_BYTES", "encode", "decode", "vm_key", "out_channel", "in_channel",
-    "console_key", "reply_channel", "VMS_KEY", "field_str", "field_int",
+    "VERSION",
+    "MAX_HEADER_BYTES",
+    "MAX_DATA_BYTES",
+    "encode",
+    "decode",
+    "vm_key",
+    "out_channel",
+    "in_channel",
+    "console_key",
+    "reply_channel",
+    "VMS_KEY",
+    "field_str",
+    "field_int",
 ]
 
 log = logging.getLogger("vmws.cluster")
@@ -70,8 +81,7 @@ def decode(raw: object, where: str) -> tuple[dict[str, Any], bytes] | None:
         return None
     version = header.get("v")
     if version != VERSION:
-        log.warning("refused a message of version %.20r on %s: this node speaks version %d",
-                    version, where, VERSION)
+        log.warning("refused a message of version %.20r on %s: this node speaks version %d", version, where, VERSION)
         return None
     return header, data
 

@@ -92,8 +92,9 @@ async def test_after_a_restart_the_console_reopens_and_the_dead_connection_is_fr
         await _until(lambda: statuses[-1].status is VMStatus.RUNNING, 60, "running again")
 
         # Re-opened without anyone writing to it (a write would have found the dead stream).
-        await _until(lambda: console._stream is not None and console._stream is not old_stream(), 30,
-                     "console re-opened")
+        await _until(
+            lambda: console._stream is not None and console._stream is not old_stream(), 30, "console re-opened"
+        )
         gc.collect()
         assert old_stream() is None, "the dead connection's console stream is still alive"
         assert old_conn() is None, "the dead libvirt connection is still alive"

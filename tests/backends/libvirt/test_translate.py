@@ -18,7 +18,9 @@ def _error(code: int, domain: int, message: str) -> libvirt.libvirtError:
 
 def test_a_guest_killed_under_a_call_concerns_that_vm_not_the_daemon() -> None:
     # QEMU's monitor socket reset when its process dies: an errno, from the QEMU driver.
-    exc = _error(libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_FROM_QEMU, "Unable to read from monitor: Connection reset by peer")
+    exc = _error(
+        libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_FROM_QEMU, "Unable to read from monitor: Connection reset by peer"
+    )
     assert not connection_lost(exc)
     assert isinstance(translate(exc, "web-1", "sample"), CommandFailed)
 
@@ -38,5 +40,6 @@ def test_connection_codes_mean_the_daemon_is_gone_whatever_the_domain(code: str)
 
 def test_domain_errors_keep_their_meaning() -> None:
     assert isinstance(translate(_error(libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_FROM_QEMU, "no"), "x"), VMNotFound)
-    assert isinstance(translate(_error(libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_FROM_QEMU, "not running"), "x"),
-                      VMNotRunning)
+    assert isinstance(
+        translate(_error(libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_FROM_QEMU, "not running"), "x"), VMNotRunning
+    )

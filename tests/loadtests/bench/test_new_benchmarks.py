@@ -14,7 +14,6 @@ from loadtests.bench.common import Measured
 from loadtests.procs import ServerProcess
 
 
-
 @pytest.mark.timeout(120)
 @pytest.mark.asyncio
 async def test_seq_flood_measures_console_output_of_both_commands(tmp_path: Path) -> None:
@@ -23,7 +22,6 @@ async def test_seq_flood_measures_console_output_of_both_commands(tmp_path: Path
     assert rates["vmws[asyncio] yes"] > 0 and rates["vmws[asyncio] seq"] > 0
     assert outcome.line().startswith("seq_flood ratio=")
     assert not math.isnan(outcome.ratio) or outcome.invalid
-
 
 
 @pytest.mark.timeout(180)
@@ -50,10 +48,18 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, rounds: list[Measured]) -> Iterat
 @pytest.mark.asyncio
 async def test_a_climb_stops_at_the_first_step_over_50_ms(monkeypatch: pytest.MonkeyPatch) -> None:
     # 300 breaks twice (it is run once more before it counts as broken)
-    _scripted(monkeypatch, [Measured((3.0, 0.3, 0), 0.1), Measured((49.0, 0.6, 0), 0.2), Measured((51.0, 0.9, 0), 0.2),
-                            Measured((60.0, 0.9, 0), 0.2)])
-    climb = await saturation._climb("x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200, 300, 400),
-                                    5.0, 1.0, deadline=math.inf)
+    _scripted(
+        monkeypatch,
+        [
+            Measured((3.0, 0.3, 0), 0.1),
+            Measured((49.0, 0.6, 0), 0.2),
+            Measured((51.0, 0.9, 0), 0.2),
+            Measured((60.0, 0.9, 0), 0.2),
+        ],
+    )
+    climb = await saturation._climb(
+        "x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200, 300, 400), 5.0, 1.0, deadline=math.inf
+    )
     assert (climb.held, climb.stopped_by, climb.decided, climb.shown()) == (200, "p99", True, "200")
     assert climb.steps[-1][1] == 51.0  # the better of the two rounds is kept
 
@@ -61,19 +67,22 @@ async def test_a_climb_stops_at_the_first_step_over_50_ms(monkeypatch: pytest.Mo
 @pytest.mark.asyncio
 async def test_one_burst_over_50_ms_does_not_end_a_climb(monkeypatch: pytest.MonkeyPatch) -> None:
     _scripted(monkeypatch, [Measured((300.0, 0.3, 0), 0.1), Measured((4.0, 0.3, 0), 0.1), Measured((5.0, 0.5, 0), 0.1)])
-    climb = await saturation._climb("x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200), 5.0, 1.0,
-                                    deadline=math.inf)
+    climb = await saturation._climb(
+        "x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200), 5.0, 1.0, deadline=math.inf
+    )
     assert (climb.held, climb.stopped_by) == (200, "top")
 
 
 @pytest.mark.asyncio
 async def test_a_climb_that_a_lost_key_or_a_busy_client_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     _scripted(monkeypatch, [Measured((3.0, 0.3, 0), 0.1), Measured((3.0, 0.3, 1), 0.1)])
-    lost = await saturation._climb("x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200), 5.0, 1.0,
-                                   deadline=math.inf)
+    lost = await saturation._climb(
+        "x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200), 5.0, 1.0, deadline=math.inf
+    )
     assert (lost.held, lost.stopped_by, lost.decided) == (100, "lost", True)
     # the client at 90 % of its core: the step says nothing about the server
     _scripted(monkeypatch, [Measured((3.0, 0.3, 0), 0.1), Measured((80.0, 0.5, 0), 0.9)])
-    busy = await saturation._climb("x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200), 5.0, 1.0,
-                                   deadline=math.inf)
+    busy = await saturation._climb(
+        "x", ServerProcess.__new__(ServerProcess), lambda n: [], (100, 200), 5.0, 1.0, deadline=math.inf
+    )
     assert (busy.held, busy.stopped_by, busy.decided, busy.shown()) == (100, "client", False, "≥ 100")

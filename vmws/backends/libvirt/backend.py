@@ -32,6 +32,18 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import libvirt
 
+from vmws.backend import (
+    Action,
+    Backend,
+    Capability,
+    ConsoleStream,
+    MetricsSample,
+    StatusListener,
+    Step,
+    VMInfo,
+    VMStatus,
+    step_of,
+)
 from vmws.backends.libvirt.aio import ensure_event_impl
 from vmws.backends.libvirt.connection import DomainStates, LibvirtConnection
 from vmws.backends.libvirt.console import LibvirtConsole
@@ -45,18 +57,6 @@ from vmws.backends.libvirt.metrics import (
 )
 from vmws.backends.libvirt.states import DomainState, LifecycleEvent, status_of
 from vmws.backends.libvirt.stats import read_stats
-from vmws.backend import (
-    Action,
-    Backend,
-    Capability,
-    ConsoleStream,
-    MetricsSample,
-    StatusListener,
-    Step,
-    VMInfo,
-    VMStatus,
-    step_of,
-)
 from vmws.config import Config
 from vmws.errors import (
     BackendError,
@@ -121,8 +121,7 @@ def _process_boot_time(uri: str, name: str) -> float | None:
         pid = int(Path(f"/run/libvirt/qemu/{name}.pid").read_text().strip())
         start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
         btime = next(
-            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
         )
         return btime + start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
@@ -162,9 +161,14 @@ class LibvirtBackend(Backend):
         # reboot only presses the power button, and the event says when it happened.
         self._reboot_is_async = not uri.startswith("test:")
         self.connection = LibvirtConnection(
-            uri, serves=self._serves, read_state=self._read_state,
-            on_lifecycle=self._on_lifecycle, on_reboot=self._on_reboot,
-            on_connected=self._connected, on_lost=self._lost, reconnect_max_delay=reconnect_max_delay,
+            uri,
+            serves=self._serves,
+            read_state=self._read_state,
+            on_lifecycle=self._on_lifecycle,
+            on_reboot=self._on_reboot,
+            on_connected=self._connected,
+            on_lost=self._lost,
+            reconnect_max_delay=reconnect_max_delay,
         )
         self._vms: dict[str, _VM] = {}
         self._domains: dict[str, libvirt.virDomain] = {}
@@ -239,8 +243,12 @@ class LibvirtBackend(Backend):
             await self._call(_set_stats_period, dom, name=name, what="metrics setup")
         stats = await self._call(read_stats, dom, name=name, what="reading metrics")
         raw, vm.cpu = sample_from_stats(
-            stats, timestamp=now, monotonic=self._loop.time(), previous=vm.cpu,
-            uptime=vm.uptime(now), memory_total=vm.memory_total,
+            stats,
+            timestamp=now,
+            monotonic=self._loop.time(),
+            previous=vm.cpu,
+            uptime=vm.uptime(now),
+            memory_total=vm.memory_total,
         )
         sample = with_base(raw, vm.counter_base)
         vm.last_counters = counters_of(sample)
@@ -281,9 +289,7 @@ class LibvirtBackend(Backend):
         old = self._consoles.pop(name, None)
         if old is not None:
             await old.close()
-        console = LibvirtConsole(
-            name, functools.partial(self._open_stream, name), self._release_stream
-        )
+        console = LibvirtConsole(name, functools.partial(self._open_stream, name), self._release_stream)
         await console.attach()
         self._consoles[name] = console
         return console
@@ -303,8 +309,9 @@ class LibvirtBackend(Backend):
             await self._destroy(dom, vm.name)
             return
         # Graceful first (ACPI power button, or the guest agent where there is one).
-        stopped = await self._press(vm, dom.shutdown, lambda v: v.status is not VMStatus.RUNNING,
-                                    self.stop_timeout, "stop")
+        stopped = await self._press(
+            vm, dom.shutdown, lambda v: v.status is not VMStatus.RUNNING, self.stop_timeout, "stop"
+        )
         if not stopped:
             log.info("VM %s ignored the shutdown request for %.0f s: forcing it off", vm.name, self.stop_timeout)
             await self._destroy(dom, vm.name)
@@ -326,8 +333,9 @@ class LibvirtBackend(Backend):
                 await self._call(dom.reboot, 0, name=vm.name, what=action.value)
                 self._rebooted(vm.name)
                 return
-            if await self._press(vm, functools.partial(dom.reboot, 0), lambda v: v.reboots > before,
-                                 self.restart_timeout, "restart"):
+            if await self._press(
+                vm, functools.partial(dom.reboot, 0), lambda v: v.reboots > before, self.restart_timeout, "restart"
+            ):
                 return
             log.info("VM %s did not reboot within %.0f s: resetting it", vm.name, self.restart_timeout)
         await self._call(dom.reset, 0, name=vm.name, what=action.value)
@@ -358,8 +366,9 @@ class LibvirtBackend(Backend):
         Step.SAVE: _save, Step.RESTORE: _restore, Step.PAUSE: _pause, Step.UNPAUSE: _unpause,
     }  # fmt: skip
 
-    async def _press(self, vm: _VM, request: Callable[[], object], done: Callable[[_VM], bool],
-                     timeout: float, what: str) -> bool:
+    async def _press(
+        self, vm: _VM, request: Callable[[], object], done: Callable[[_VM], bool], timeout: float, what: str
+    ) -> bool:
         """Ask the guest (``request``) until ``done(vm)`` or ``timeout``.
 
         The request is repeated every few seconds: a guest still booting has no ACPI

@@ -143,11 +143,7 @@ class LibvirtConnection:
             conn.registerCloseCallback(self._on_close, None)
         except libvirt.libvirtError:
             pass
-        states = [
-            (dom.name(), self._read_state(dom))
-            for dom in conn.listAllDomains(0)
-            if self._serves(dom.name())
-        ]
+        states = [(dom.name(), self._read_state(dom)) for dom in conn.listAllDomains(0) if self._serves(dom.name())]
         return conn, callback_ids, states
 
     async def _connect(self) -> None:
@@ -197,8 +193,12 @@ class LibvirtConnection:
                     await self._connect()
                     return
                 except libvirt.libvirtError as exc:
-                    log.info("reconnect to %s failed: %s; next try in %.1f s",
-                             self.uri, exc.get_error_message(), min(delay * 2, self.reconnect_max_delay))
+                    log.info(
+                        "reconnect to %s failed: %s; next try in %.1f s",
+                        self.uri,
+                        exc.get_error_message(),
+                        min(delay * 2, self.reconnect_max_delay),
+                    )
                     delay = min(delay * 2, self.reconnect_max_delay)
         finally:
             self._reconnecting = None

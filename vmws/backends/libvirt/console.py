@@ -70,8 +70,9 @@ _DETACHED = _Detached()
 class LibvirtConsole(ConsoleStream):
     """One VM's console; the hub owns it and shares it among viewers."""
 
-    def __init__(self, name: str, opener: StreamOpener,
-                 release: Callable[[libvirt.virStream], Awaitable[None]]) -> None:
+    def __init__(
+        self, name: str, opener: StreamOpener, release: Callable[[libvirt.virStream], Awaitable[None]]
+    ) -> None:
         self.name = name
         self._opener = opener
         self._release_stream = release
@@ -106,8 +107,11 @@ class LibvirtConsole(ConsoleStream):
             return data
         self._queued -= len(data)
         if self._dropped_output and self._queued <= READ_LIMIT // 2:
-            log.info("console %s: viewers caught up; %d bytes of output were dropped meanwhile",
-                     self.name, self._dropped_output)
+            log.info(
+                "console %s: viewers caught up; %d bytes of output were dropped meanwhile",
+                self.name,
+                self._dropped_output,
+            )
             self._dropped_output = 0
         return data
 
@@ -118,9 +122,12 @@ class LibvirtConsole(ConsoleStream):
         if len(data) > room:
             if not self._dropped_input:
                 self._dropped_input = True
-                log.warning("console %s: the guest is not taking input; typed input over %d bytes dropped",
-                            self.name, PENDING_LIMIT)
-            data = data[:max(0, room)]
+                log.warning(
+                    "console %s: the guest is not taking input; typed input over %d bytes dropped",
+                    self.name,
+                    PENDING_LIMIT,
+                )
+            data = data[: max(0, room)]
         self._pending += data
         self._flush()
 
@@ -230,8 +237,9 @@ class LibvirtConsole(ConsoleStream):
                 return
             if self._queued >= READ_LIMIT:
                 if not self._dropped_output:
-                    log.warning("console %s: viewers are behind a flood; output over %d bytes dropped",
-                                self.name, READ_LIMIT)
+                    log.warning(
+                        "console %s: viewers are behind a flood; output over %d bytes dropped", self.name, READ_LIMIT
+                    )
                 self._dropped_output += len(data)
                 continue
             self._output.put_nowait(bytes(data))

@@ -51,8 +51,9 @@ def _memory(stats: Mapping[str, Any], fallback_total: int) -> tuple[int, int]:
     return min(max(used, 0), total), total
 
 
-def _cpu(stats: Mapping[str, Any], monotonic: float, previous: CpuReading | None,
-         uptime: float) -> tuple[float, CpuReading | None]:
+def _cpu(
+    stats: Mapping[str, Any], monotonic: float, previous: CpuReading | None, uptime: float
+) -> tuple[float, CpuReading | None]:
     if "cpu.time" not in stats:
         return 0.0, previous
     cpu_ns = _int(stats, "cpu.time")
@@ -68,9 +69,15 @@ def _cpu(stats: Mapping[str, Any], monotonic: float, previous: CpuReading | None
     return min(max(busy / (wall * vcpus) * 100.0, 0.0), 100.0), reading
 
 
-def sample_from_stats(stats: Mapping[str, Any], *, timestamp: float, monotonic: float,
-                      previous: CpuReading | None, uptime: float,
-                      memory_total: int) -> tuple[MetricsSample, CpuReading | None]:
+def sample_from_stats(
+    stats: Mapping[str, Any],
+    *,
+    timestamp: float,
+    monotonic: float,
+    previous: CpuReading | None,
+    uptime: float,
+    memory_total: int,
+) -> tuple[MetricsSample, CpuReading | None]:
     """A sample from ``stats`` of a running domain, and the cpu reading to keep."""
     cpu, reading = _cpu(stats, monotonic, previous, uptime)
     used, total = _memory(stats, memory_total)
@@ -105,5 +112,10 @@ def with_base(sample: MetricsSample, base: Counters) -> MetricsSample:
     if not any(base):
         return sample
     rx, tx, rd, wr = base
-    return replace(sample, net_rx_bytes=sample.net_rx_bytes + rx, net_tx_bytes=sample.net_tx_bytes + tx,
-                   disk_read_bytes=sample.disk_read_bytes + rd, disk_write_bytes=sample.disk_write_bytes + wr)
+    return replace(
+        sample,
+        net_rx_bytes=sample.net_rx_bytes + rx,
+        net_tx_bytes=sample.net_tx_bytes + tx,
+        disk_read_bytes=sample.disk_read_bytes + rd,
+        disk_write_bytes=sample.disk_write_bytes + wr,
+    )

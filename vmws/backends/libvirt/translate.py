@@ -9,14 +9,16 @@ from vmws.errors import BackendError, BackendUnavailable, CommandFailed, VMNotFo
 __all__ = ["translate", "connection_lost", "CONNECTION_LOST_CODES"]
 
 # Codes that mean "the daemon is gone", not "the request was wrong".
-CONNECTION_LOST_CODES = frozenset({
-    libvirt.VIR_ERR_NO_CONNECT,
-    libvirt.VIR_ERR_INVALID_CONN,
-    libvirt.VIR_ERR_RPC,
-    libvirt.VIR_ERR_SYSTEM_ERROR,
-    libvirt.VIR_ERR_AUTH_FAILED,
-    libvirt.VIR_ERR_AUTH_UNAVAILABLE,
-})
+CONNECTION_LOST_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_INVALID_CONN,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_SYSTEM_ERROR,
+        libvirt.VIR_ERR_AUTH_FAILED,
+        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+    }
+)
 # A system error (an errno) means the daemon is gone only when the connection's own
 # transport raised it. The QEMU driver reports a guest killed under a call the same
 # way ("Unable to read from monitor: Connection reset by peer", VIR_FROM_QEMU): that
