@@ -16,9 +16,8 @@ from redis.exceptions import RedisError
 
 from vmws.audit import parse_rfc3339
 from vmws.auth import Permission, Principal
-from vmws.codes import CloseCode
 from vmws.errors import AuthError, InvalidCommand, VMWSError
-from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.protocol import iso_timestamp
 from vmws.rest import _APIHandler
@@ -40,18 +39,8 @@ class _OperatorHandler(_APIHandler):
         try:
             principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
             principal.require(self.permission)
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return None
         except AuthError as exc:
-            self._error(
-                401
-                if exc.close_code in (CloseCode.UNAUTHENTICATED,)
-                else 503
-                if exc.close_code == CloseCode.TRY_AGAIN_LATER
-                else 403,
-                exc,
-            )
+            self._refuse(exc)
             return None
         return principal
 

@@ -40,6 +40,16 @@ class HealthHandler(tornado.web.RequestHandler):
         self.write(b'{"status":"ok"}')
 
 
+def http_status(exc: VMWSError) -> int:
+    """The HTTP status that refuses a request with ``exc``."""
+    if isinstance(exc, UndecodableQuery | InvalidCommand):
+        return 400
+    if isinstance(exc, AuthError):
+        by_close = {CloseCode.UNAUTHENTICATED: 401, CloseCode.TOO_MANY: 429, CloseCode.TRY_AGAIN_LATER: 503}
+        return by_close.get(exc.close_code, 403)
+    return 404 if isinstance(exc, VMNotFound) else 503
+
+
 class _APIHandler(tornado.web.RequestHandler):
     def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
         self.hub = hub
@@ -57,6 +67,10 @@ class _APIHandler(tornado.web.RequestHandler):
         """Tornado's own errors (405, ...) as JSON like ours, without a traceback."""
         code = ErrorCode.INVALID_COMMAND if status_code < 500 else ErrorCode.UNKNOWN_ERROR
         self.finish(orjson.dumps({"error": {"code": code, "message": f"{status_code} {self._reason}"}}))
+
+    def _refuse(self, exc: VMWSError) -> None:
+        """Answer ``exc`` with its HTTP status: one table for every REST endpoint."""
+        self._error(http_status(exc), exc)
 
     def _error(self, status: int, exc: VMWSError) -> None:
         self.hub.oversight.refused(exc, self.request.remote_ip, sub=None, where=self.request.path)
@@ -77,7 +91,7 @@ class TicketHandler(_APIHandler):
             principal = self.auth.verify_token(token)
             ticket = self.auth.tickets.issue(principal)
         except AuthError as exc:
-            self._error(429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
+            self._refuse(exc)
             return
         self.hub.oversight.ticket_issued(principal, self.request.remote_ip)
         expires_in = max(0.0, ticket_life(self.auth.tickets.ttl, principal, time.time()))
@@ -93,15 +107,8 @@ class VMListHandler(_APIHandler):
             principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
             principal.require(Permission.READ)
             vms = await self.hub.backend.list()
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return
-        except AuthError as exc:
-            status = 401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403
-            self._error(status, exc)
-            return
         except VMWSError as exc:
-            self._error(503, exc)
+            self._refuse(exc)
             return
         listing = [{"name": v.name, "status": v.status.value} for v in vms if principal.may_reach(v.name)]
         self.write(orjson.dumps({"vms": listing}))
@@ -118,17 +125,8 @@ class ConsoleCastHandler(_APIHandler):
                 raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
             principal.require(Permission.CONSOLE, name)  # before the lookup: existence does not leak
             await self.hub.backend.get(name)
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return
-        except AuthError as exc:
-            self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
-            return
-        except VMNotFound as exc:
-            self._error(404, exc)
-            return
         except VMWSError as exc:
-            self._error(503, exc)
+            self._refuse(exc)
             return
         cast = scrollback_cast(self.hub.held_console_output(name), self.hub.now())
         self.set_header("Content-Type", MEDIA_TYPE)
@@ -156,20 +154,8 @@ class MetricsHistoryHandler(_APIHandler):
             if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
                 raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
             await self.hub.backend.get(name)
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return
-        except AuthError as exc:
-            self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
-            return
-        except InvalidCommand as exc:
-            self._error(400, exc)
-            return
-        except VMNotFound as exc:
-            self._error(404, exc)
-            return
         except VMWSError as exc:
-            self._error(503, exc)
+            self._refuse(exc)
             return
         now = self.hub.now()
         seconds = float(raw) if raw is not None else now  # everything held

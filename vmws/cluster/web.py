@@ -122,14 +122,8 @@ class _ClusterVMListHandler(VMListHandler):
             principal = self.auth.authenticate(_credential(self))
             principal.require(Permission.READ)
             local = await self.cluster.backend.list()
-        except UndecodableQuery as exc:
-            self._error(400, exc)
-            return
-        except AuthError as exc:
-            self._error(401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
-            return
         except VMWSError as exc:
-            self._error(503, exc)
+            self._refuse(exc)
             return
         listing = await cluster_vms(self.cluster.redis, self.cluster.name, local)
         self.write(orjson.dumps({"vms": [vm for vm in listing if principal.may_reach(vm["name"])]}))
