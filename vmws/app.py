@@ -143,6 +143,7 @@ class Server:
         self.cluster.attach(self.hub)
         self.hub.oversight.audit.node = config.node_name or ""
         self.fleet = make_fleet(config, self.hub)
+        self.cluster.attach_fleet(self.fleet)
         self.app = make_app(config, self.hub, self.auth, self.cluster, self.fleet)
         self._http: tornado.httpserver.HTTPServer | None = None
         self._metrics_http: tornado.httpserver.HTTPServer | None = None

@@ -7,6 +7,10 @@ and hands those samples here) into the bounded ``MetricsHistory``, and sends eve
 socket a summary, serialised once per distinct filter however many sockets share it.
 Status changes reach fleet sockets as they happen, from the backend's subscription.
 
+In a cluster (``vmws.cluster.fleet``) the fleet also holds the other nodes' VMs: they
+arrive through ``put`` and ``drop`` with their owners' CPU and memory; only this node's
+VMs (its backend's ``list``) are sampled and kept in its history.
+
 Every message is cut into frames of at most ``FRAME_BYTES`` (a VM entry is far smaller),
 so 10,000 VMs never make one huge frame. A socket's filter (its token's ``vms`` and its
 ``?vms=`` glob) is applied to every entry: a VM outside it never appears.
@@ -30,7 +34,7 @@ from vmws.errors import VMWSError
 from vmws.history import MetricsHistory
 from vmws.protocol import iso_timestamp
 
-__all__ = ["Fleet", "FleetFilter", "FleetListener", "FRAME_BYTES"]
+__all__ = ["Fleet", "FleetFilter", "FleetListener", "FRAME_BYTES", "CpuMemory"]
 
 log = logging.getLogger("vmws.fleet")
 
@@ -68,24 +72,25 @@ class FleetListener(Protocol):
     def send(self, text: str, *, droppable: bool = False) -> None: ...
 
 
-def _metrics_fields(sample: MetricsSample | None) -> dict[str, Any]:
-    if sample is None:
-        return {}
-    return {
-        "cpu": {"utilization": round(sample.cpu_utilization, 2)},
-        "memory": {"used": sample.memory_used, "total": sample.memory_total},
-    }
+# A VM's latest CPU percent, memory used and memory total.
+CpuMemory = tuple[float, int, int]
 
 
-def status_entry(info: VMInfo, sample: MetricsSample | None = None) -> dict[str, Any]:
+def _add_cpu_memory(entry: dict[str, Any], latest: CpuMemory | None) -> dict[str, Any]:
+    if latest is not None:
+        entry["cpu"] = {"utilization": round(latest[0], 2)}
+        entry["memory"] = {"used": latest[1], "total": latest[2]}
+    return entry
+
+
+def status_entry(info: VMInfo, latest: CpuMemory | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": info.name,
         "status": info.status.value,
         "lastStateChange": iso_timestamp(info.last_state_change),
         "uptime": int(info.uptime),
     }
-    entry.update(_metrics_fields(sample))
-    return entry
+    return _add_cpu_memory(entry, latest)
 
 
 def frames(kind: str, entries: Iterable[dict[str, Any]], now: float) -> list[str]:
@@ -124,8 +129,14 @@ class Fleet:
         self.history = history
         self.interval = interval
         self.now = now
-        self._is_watched = is_watched
-        self._infos: dict[str, VMInfo] = {}
+        # Whether a VM is sampled at the metrics interval elsewhere (its watchers' sampler,
+        # or, in a cluster, for other nodes' watchers): the sweep leaves it out.
+        self._watched: list[Callable[[str], bool]] = [is_watched]
+        self._infos: dict[str, VMInfo] = {}  # every VM it shows: this node's and (cluster) others'
+        self._local: set[str] = set()  # this node's VMs (its backend lists them)
+        self._remote_latest: dict[str, CpuMemory] = {}  # other nodes' VMs: their owner's figures
+        # Told after each sweep has sampled (a cluster node publishes its VMs' summary).
+        self.swept: list[Callable[[], None]] = []
         self._listeners: dict[FleetFilter, set[FleetListener]] = {}
         # The names each filter admits, worked out once when its first socket joins and
         # kept up to date as VMs come and go: a summary or a status change is then a set
@@ -144,6 +155,7 @@ class Fleet:
     async def start(self) -> None:
         try:
             self._infos = {info.name: info for info in await self.backend.list()}
+            self._local = set(self._infos)
         except VMWSError as exc:
             log.warning("fleet: cannot list VMs at start-up: %s", exc.message)
         self._unsubscribe = self.backend.subscribe(self._on_status)
@@ -166,7 +178,7 @@ class Fleet:
         cached = self._snapshots.get(fleet_filter)
         if cached is None or cached[0] != self._version:
             entries = (
-                status_entry(info, self.history.latest(name))
+                status_entry(info, self.cpu_memory(name))
                 for name, info in sorted(self._infos.items())
                 if name in members
             )
@@ -204,19 +216,70 @@ class Fleet:
 
     # Events
 
+    def also_watched(self, predicate: Callable[[str], bool]) -> None:
+        """VMs for which ``predicate`` is true are sampled elsewhere: the sweep skips them."""
+        self._watched.append(predicate)
+
+    def is_local(self, vm: str) -> bool:
+        return vm in self._local
+
     def record(self, vm: str, sample: MetricsSample) -> None:
-        """A sample the hub took of a watched VM: into the history at the metrics interval."""
-        if vm in self._infos:
+        """A sample taken of one of this node's VMs: into the history at the metrics interval."""
+        if vm in self._local:
             self.history.record(vm, sample, self.now())
 
+    def cpu_memory(self, vm: str) -> CpuMemory | None:
+        """The latest CPU and memory of ``vm``: its history's, or its owner node's."""
+        latest = self.history.latest_cpu_memory(vm)
+        return latest if latest is not None else self._remote_latest.get(vm)
+
     def _on_status(self, info: VMInfo) -> None:
+        self.put(info)
+
+    def put(self, info: VMInfo) -> None:
+        """``info`` is the news of a VM (a status event, or another node's summary): a VM
+        not seen before is announced (``fleet_added``), a new status or state change is
+        sent (``fleet_status``); the same news twice (it may come by two ways in a
+        cluster) or an uptime moving on is kept without a message."""
+        name = info.name
+        known = self._infos.get(name)
+        self._infos[name] = info
+        if known is not None and (known.status, known.last_state_change) == (info.status, info.last_state_change):
+            return
         self._version += 1
-        known = info.name in self._infos
-        self._infos[info.name] = info
-        if not known:
-            self._admit_new(info.name)
-        kind = "fleet_status" if known else "fleet_added"
-        self._broadcast(info.name, message(kind, status_entry(info, self.history.latest(info.name)), self.now()))
+        if known is None:
+            self._admit_new(name)
+        kind = "fleet_status" if known is not None else "fleet_added"
+        self._broadcast(name, message(kind, status_entry(info, self.cpu_memory(name)), self.now()))
+
+    def set_remote_latest(self, name: str, latest: CpuMemory | None) -> None:
+        """Another node's VM: its owner's latest CPU and memory (None: none known)."""
+        if name in self._local:
+            return
+        if latest is None:
+            self._remote_latest.pop(name, None)
+        else:
+            self._remote_latest[name] = latest
+
+    def drop(self, name: str) -> None:
+        """Another node's VM is gone (its node left, or it moved out of the cluster)."""
+        if name in self._local or name not in self._infos:
+            return
+        self._remove(name, self.now())
+
+    def _remove(self, name: str, now: float) -> None:
+        self._version += 1
+        gone = self._infos.pop(name)
+        self._local.discard(name)
+        self._remote_latest.pop(name, None)
+        self.history.forget(name)
+        self._broadcast(name, message("fleet_removed", {"name": name, "status": gone.status.value}, now))
+        for members in self._members.values():
+            members.discard(name)
+
+    def local_entries(self) -> list[tuple[VMInfo, CpuMemory | None]]:
+        """This node's VMs with their latest CPU and memory (what an owner publishes)."""
+        return [(self._infos[name], self.history.latest_cpu_memory(name)) for name in sorted(self._local)]
 
     # The sweep
 
@@ -243,39 +306,33 @@ class Fleet:
         self._version += 1  # uptimes and metrics moved on
         for info in infos:
             name = info.name
-            if self._is_watched(name) or name not in self._infos:
+            if any(watched(name) for watched in self._watched) or name not in self._local:
                 continue
             try:
                 sample = await self.backend.sample(name)
             except VMWSError:
                 continue  # gone or unreadable for now; the next sweep tries again
             self.history.record(name, sample, self.now())
+        for listener in self.swept:
+            listener()
         self._send_summaries()
 
     def _reconcile(self, infos: list[VMInfo]) -> None:
+        """This node's VMs as listed now: those gone are removed, new ones announced."""
         current = {info.name: info for info in infos}
         now = self.now()
-        for name in [n for n in self._infos if n not in current]:
-            gone = self._infos.pop(name)
-            self.history.forget(name)
-            self._broadcast(name, message("fleet_removed", {"name": name, "status": gone.status.value}, now))
-            for members in self._members.values():
-                members.discard(name)
+        for name in [n for n in self._local if n not in current]:
+            self._remove(name, now)
         for name, info in current.items():
-            if name not in self._infos:
-                self._infos[name] = info
-                self._admit_new(name)
-                self._broadcast(name, message("fleet_added", status_entry(info), now))
+            self._remote_latest.pop(name, None)
+            if name not in self._local:
+                self._local.add(name)
+                self.put(info)  # announced if new here; a VM that was another node's moves quietly
             else:
                 self._infos[name] = info  # uptime moves on; statuses also arrive as events
 
     def _summary_entry(self, name: str, info: VMInfo) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": name, "status": info.status.value}
-        latest = self.history.latest_cpu_memory(name)
-        if latest is not None:
-            entry["cpu"] = {"utilization": round(latest[0], 2)}
-            entry["memory"] = {"used": latest[1], "total": latest[2]}
-        return entry
+        return _add_cpu_memory({"name": name, "status": info.status.value}, self.cpu_memory(name))
 
     def _send_summaries(self) -> None:
         if not self._listeners:

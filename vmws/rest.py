@@ -154,9 +154,13 @@ class MetricsHistoryHandler(_APIHandler):
             if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
                 raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
             await self.hub.backend.get(name)
+            now = self.hub.now()
+            samples = await self.samples(name, float(raw) if raw is not None else now, now)  # default: all held
         except VMWSError as exc:
             self._refuse(exc)
             return
-        now = self.hub.now()
-        seconds = float(raw) if raw is not None else now  # everything held
-        self.write(orjson.dumps([sample_object(row) for row in self.history.since(name, seconds, now)]))
+        self.write(orjson.dumps(samples))
+
+    async def samples(self, name: str, seconds: float, now: float) -> list[dict[str, Any]]:
+        """The held samples of the last ``seconds`` (a cluster node asks the VM's owner)."""
+        return [sample_object(row) for row in self.history.since(name, seconds, now)]

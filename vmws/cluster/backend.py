@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,6 +25,9 @@ from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.codes import ErrorCode
 from vmws.errors import NoConsole, VMNotFound, VMNotRunning, VMWSError
 from vmws.peer import Peer
+
+if TYPE_CHECKING:
+    from vmws.cluster.metrics import SharedSamples
 
 __all__ = ["ClusterBackend", "RemoteConsole", "parse_record", "live_incarnation"]
 
@@ -189,6 +192,7 @@ class ClusterBackend(Backend):
         self._owners: dict[str, Owner_] = {}  # VMs of other nodes this node follows
         self._consoles: dict[str, RemoteConsole] = {}
         self.on_lost: Callable[[str, str], None] | None = None  # (vm, message): close its sockets
+        self.shared_samples: SharedSamples | None = None  # set once the relay runs (vmws.cluster.metrics)
 
     async def start(self) -> None:
         await self.local.start()
@@ -278,6 +282,8 @@ class ClusterBackend(Backend):
                 return
             for listener in list(self._listeners):
                 listener(info)
+        elif op == "metrics" and self.shared_samples is not None:
+            self.shared_samples.feed(vm, header)
         elif op in ("console", "eof"):
             console = self._consoles.get(vm)
             if console is not None:
@@ -290,14 +296,16 @@ class ClusterBackend(Backend):
     async def sample(self, name: str) -> MetricsSample:
         if await self._is_local(name):
             return await self.local.sample(name)
+        if self.shared_samples is not None:  # the owner's latest publication, when fresh
+            published = self.shared_samples.want(name)
+            if published is not None:
+                return published
         answer = await self.relay.request(name, {"op": "sample"}, timeout=_REQUEST_TIMEOUT)
         _raise_answer(answer)
-        values = answer.get("sample")
+        from vmws.cluster.metrics import parse_sample
+
         try:
-            if not isinstance(values, list) or len(values) != 8:
-                raise ValueError("not 8 values")
-            t, cpu, *counters = (_number(v) for v in values)
-            return MetricsSample(t, min(cpu, 100.0), *(int(c) for c in counters))
+            return parse_sample(answer.get("sample"))
         except ValueError as exc:
             raise VMWSError(f"metrics of {name!r} from its owner node are malformed: {exc}") from None
 

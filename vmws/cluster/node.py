@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
 from vmws.cluster.backend import ClusterBackend, live_incarnation
+from vmws.cluster.fleet_services import FleetServices
 from vmws.cluster.membership import NODE_TTL, REFRESH_INTERVAL, Membership, node_key
 from vmws.cluster.owner import Owner
 from vmws.cluster.redis_url import redact
@@ -25,6 +26,7 @@ from vmws.config import Config
 from vmws.tickets import Authenticator, ClusterAuthenticator, RedisTicketStore, TicketStore
 
 if TYPE_CHECKING:
+    from vmws.fleet import Fleet
     from vmws.hub import Hub
 
 __all__ = ["Cluster", "connect_redis"]
@@ -62,6 +64,8 @@ class Cluster:
         self.relayed: ClusterBackend | None = None
         self.owner: Owner | None = None
         self._hub: Hub | None = None
+        self._fleet: Fleet | None = None
+        self.fleet_services: FleetServices | None = None
         self._relay_task: asyncio.Task[None] | None = None
 
     def hub_backend(self) -> Backend:
@@ -79,6 +83,10 @@ class Cluster:
         if self.relayed is not None:
             hub.command_relay = self.relayed.relay_command
             self.relayed.on_lost = self._lost
+
+    def attach_fleet(self, fleet: Fleet) -> None:
+        """With Redis, the fleet shows every node's VMs, and metrics cross nodes once."""
+        self._fleet = fleet
 
     @property
     def embedded(self) -> bool:
@@ -114,6 +122,9 @@ class Cluster:
             if self.relayed is not None:
                 self.relayed.local_names = self.owner.vms  # one set, kept by the owner side
             await self.owner.start()
+            if self._fleet is not None and self.relayed is not None:
+                self.fleet_services = FleetServices(self, self._hub, self._fleet)
+                await self.fleet_services.start()
             self._relay_task = asyncio.create_task(self._relaying(), name="relay-refresh")
 
     async def _relaying(self) -> None:
@@ -151,6 +162,8 @@ class Cluster:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
+        if self.fleet_services is not None:
+            await self.fleet_services.stop()
         if self.owner is not None:
             await self.owner.stop()
         if self.relay is not None:

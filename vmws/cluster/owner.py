@@ -6,14 +6,16 @@
   console channel read in one go) is appended to the ``:con`` stream (trimmed to the
   scrollback; entry id = the batch's byte offset) and published on ``:out``.
 - Serves what other nodes ask on the VM's ``:in``: commands (run through this node's
-  hub: one at a time per VM, the per-user cap here), metrics samples, opening the
-  console, console input (in the order Redis received it, exactly once).
+  hub: one at a time per VM, the per-user cap here), opening the console, console
+  input (in the order Redis received it, exactly once); metrics samples and history
+  are served by ``vmws.cluster.metrics`` and ``vmws.cluster.history`` (``services``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from vmws import protocol
@@ -62,6 +64,9 @@ class Owner:
         self._stream_epochs: dict[str, str] = {}  # the epoch each :con stream holds
         # The clients of relayed commands not yet finished, by (node, request id).
         self._remote_peers: dict[tuple[str, str], RemotePeer] = {}
+        # More requests on ``:in``, served by other modules (metrics, history): op ->
+        # handler(vm, node, request id, header, data).
+        self.services: dict[str, Callable[[str, str, str, dict[str, Any], bytes], None]] = {}
         self._unsubscribe = backend.subscribe(self._on_status)
         hub.console_output = self._on_console_output
 
@@ -165,11 +170,13 @@ class Owner:
             try:
                 op = wire.field_str(header, "op", 16)
                 node = wire.field_str(header, "node")
-                rid = wire.field_str(header, "id", 64) if op != "input" else ""
+                rid = wire.field_str(header, "id", 64) if op not in ("input", "watch") else ""
             except ValueError as exc:
                 log.warning("dropped a request for %s: %s", vm, exc)
                 return
-            if op == "cancel":
+            if op in self.services:
+                self.services[op](vm, node, rid, header, data)
+            elif op == "cancel":
                 peer = self._remote_peers.get((node, rid))
                 if peer is not None:
                     self.hub.unregister(peer)  # its command is dropped unless it has started
@@ -177,7 +184,7 @@ class Owner:
                 channel = self.hub.open_console_channel(vm)
                 if channel is not None:
                     channel.write(data.decode("utf-8", "replace"))
-            elif op in ("command", "sample", "open"):
+            elif op in ("command", "open"):
                 self.hub.spawn(self._serve(vm, op, node, rid, header))
             else:
                 log.warning("dropped a request for %s: unknown op %.20r", vm, op)
@@ -199,25 +206,6 @@ class Owner:
                 finally:
                     del self._remote_peers[(node, rid)]
                 self.relay.reply(node, rid, {"ok": True})
-            elif op == "sample":
-                s = await self.backend.sample(vm)
-                self.relay.reply(
-                    node,
-                    rid,
-                    {
-                        "ok": True,
-                        "sample": [
-                            s.timestamp,
-                            s.cpu_utilization,
-                            s.memory_used,
-                            s.memory_total,
-                            s.net_rx_bytes,
-                            s.net_tx_bytes,
-                            s.disk_read_bytes,
-                            s.disk_write_bytes,
-                        ],
-                    },
-                )
             else:  # open: the console runs here, with or without a viewer on this node
                 channel = await self.hub.console(vm)
                 offset = self.hub.console_end(vm)

@@ -246,7 +246,7 @@ class Relay:
         rid = header.get("id")
         pending = self._pending.get(rid) if isinstance(rid, str) else None
         if pending is not None:
-            pending[0].put_nowait(header)
+            pending[0].put_nowait({**header, "data": data})  # bytes: never from the JSON header
 
     def reply(self, node: str, rid: str, header: dict[str, Any]) -> None:
         """Answer request ``rid`` of ``node`` (in order with everything else published)."""

@@ -16,6 +16,7 @@ import tornado.web
 import tornado.websocket
 
 from vmws.auth import Permission
+from vmws.cluster.history import ClusterMetricsHistoryHandler
 from vmws.cluster.listing import cluster_vms
 from vmws.cluster.node import Cluster
 from vmws.codes import CloseCode
@@ -23,7 +24,7 @@ from vmws.config import Config
 from vmws.errors import AuthError, VMWSError
 from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
-from vmws.rest import TicketHandler, VMListHandler
+from vmws.rest import MetricsHistoryHandler, TicketHandler, VMListHandler
 from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore, ticket_life
 
 __all__ = ["ClusterHandler", "adapt_routes"]
@@ -150,6 +151,8 @@ def adapt_routes(routes: list[Any], cluster: Cluster) -> list[Any]:
                 cls = _ClusterTicketHandler
             elif cls is VMListHandler:
                 cls, deps = _with_prepared_credential(_ClusterVMListHandler), {**deps, "cluster": cluster}
+            elif cls is MetricsHistoryHandler:
+                cls, deps = _with_prepared_credential(ClusterMetricsHistoryHandler), {**deps, "cluster": cluster}
             elif cls is not ClusterHandler:
                 cls = _with_prepared_credential(cls)
             route = (pattern, cls, deps)
