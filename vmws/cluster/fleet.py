@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from vmws.cluster.membership import NODE_TTL, REFRESH_INTERVAL, node_key
 from vmws.cluster.relay import Relay
 from vmws.fleet import CpuMemory, Fleet
 
-__all__ = ["ClusterFleet", "FLEET_CHANNEL", "PART_BYTES", "MAX_NODES", "MAX_VMS_PER_NODE"]
+__all__ = ["ClusterFleet", "array_parts", "FLEET_CHANNEL", "PART_BYTES", "MAX_NODES", "MAX_VMS_PER_NODE"]
 
 log = logging.getLogger("vmws.cluster")
 
@@ -55,6 +55,21 @@ class _NodeView:
     dead: bool = False
     # The summary being received: (seq, entries so far).
     partial: tuple[int, list[tuple[VMInfo, CpuMemory | None]]] | None = None
+
+
+def array_parts(items: Iterable[object], limit: int = PART_BYTES) -> list[bytes]:
+    """``items`` as JSON arrays of at most ``limit`` bytes each (one item may be more);
+    at least one, empty when there are none."""
+    parts: list[list[bytes]] = [[]]
+    size = 0
+    for item in items:
+        encoded = orjson.dumps(item)
+        if parts[-1] and size + len(encoded) + 2 > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(encoded)
+        size += len(encoded) + 1
+    return [b"[" + b",".join(part) + b"]" for part in parts]
 
 
 def _entry(info: VMInfo, latest: CpuMemory | None) -> list[Any]:
@@ -125,18 +140,10 @@ class ClusterFleet:
     def publish(self) -> None:
         """This node's VMs and their latest figures, once, in parts."""
         self._seq += 1
-        part: list[bytes] = []
-        size = 0
-        for info, latest in self._fleet.local_entries():
-            if not self._owned(info.name):
-                continue
-            encoded = orjson.dumps(_entry(info, latest))
-            if part and size + len(encoded) + 2 > PART_BYTES:
-                self._send({"op": "summary", "seq": self._seq, "last": False}, b"[" + b",".join(part) + b"]")
-                part, size = [], 0
-            part.append(encoded)
-            size += len(encoded) + 1
-        self._send({"op": "summary", "seq": self._seq, "last": True}, b"[" + b",".join(part) + b"]")
+        entries = (_entry(info, latest) for info, latest in self._fleet.local_entries() if self._owned(info.name))
+        parts = array_parts(entries)
+        for i, part in enumerate(parts):
+            self._send({"op": "summary", "seq": self._seq, "last": i == len(parts) - 1}, part)
 
     def _on_local_status(self, info: VMInfo) -> None:
         if self._owned(info.name):

@@ -2,7 +2,7 @@
 
 Only a VM's owner samples it, so only the owner holds its history. Another node asks it
 with ``history`` (and ``since``, seconds) on the VM's ``:in``; the owner answers on the
-asking node's reply channel with the rows in parts of at most ``PART_BYTES`` (compact
+asking node's reply channel with the rows in parts of at most 256 KiB (compact
 JSON: the eight numbers of each sample), then a last answer with their count. The asking
 node checks every row (at most ``MAX_ROWS``, finite numbers in range) and serves them in
 the one-node shape. Refusals are the other cross-node reads': 404 for an unknown VM,
@@ -19,6 +19,7 @@ import orjson
 
 from vmws.cluster import wire
 from vmws.cluster.backend import _MAX_TIME, _number, _raise_answer
+from vmws.cluster.fleet import array_parts
 from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.config import Config
 from vmws.errors import VMNotFound
@@ -30,11 +31,10 @@ from vmws.tickets import Authenticator
 if TYPE_CHECKING:
     from vmws.cluster.node import Cluster
 
-__all__ = ["HistoryService", "ClusterMetricsHistoryHandler", "remote_history", "PART_BYTES", "MAX_ROWS"]
+__all__ = ["HistoryService", "ClusterMetricsHistoryHandler", "remote_history", "MAX_ROWS"]
 
 log = logging.getLogger("vmws.cluster")
 
-PART_BYTES = 256 * 1024
 # More than a history holds at any metrics interval the flags allow (10 min at 0.1 s is
 # 6,000 recent samples, plus 1,440 minutes): what is past it is not a history.
 MAX_ROWS = 100_000
@@ -64,23 +64,11 @@ class HistoryService:
             self._relay.reply(node, rid, _refusal(VMNotFound(f"no VM named {vm!r}"), "VM_NOT_FOUND"))
             return
         rows = self._history.since(vm, seconds, self._now())
-        part: list[bytes] = []
-        size = 0
-        for t, cpu, counters in rows:
-            encoded = orjson.dumps([t, cpu, *counters])
-            if part and size + len(encoded) + 2 > PART_BYTES:
-                self._send_part(node, rid, part)
-                part, size = [], 0
-            part.append(encoded)
-            size += len(encoded) + 1
-        if part:
-            self._send_part(node, rid, part)
-        self._relay.reply(node, rid, {"ok": True, "rows": len(rows)})
-
-    def _send_part(self, node: str, rid: str, part: list[bytes]) -> None:
         # Through the outbox, like every answer: the parts arrive in order, before the last one.
-        header = {"op": "reply", "id": rid, "more": True}
-        self._relay.enqueue("publish", wire.reply_channel(node), wire.encode(header, b"[" + b",".join(part) + b"]"))
+        for part in array_parts([t, cpu, *counters] for t, cpu, counters in rows):
+            header = {"op": "reply", "id": rid, "more": True}
+            self._relay.enqueue("publish", wire.reply_channel(node), wire.encode(header, part))
+        self._relay.reply(node, rid, {"ok": True, "rows": len(rows)})
 
 
 def _row(values: object) -> Row:
