@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
-import weakref
 from typing import Any
 
-import tornado.http1connection
 import tornado.httpserver
-import tornado.httputil
 import tornado.netutil
 import tornado.web
 
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
+from vmws.client_address import TrustedProxies
 from vmws.cluster.node import Cluster
 from vmws.cluster.web import ClusterHandler, adapt_routes
 from vmws.config import Config
@@ -24,6 +21,7 @@ from vmws.fleet import Fleet
 from vmws.fleet_socket import FleetSocket
 from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.history import HistoryLimits, MetricsHistory
+from vmws.http_server import DeadlineHTTPServer
 from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
@@ -101,36 +99,6 @@ def make_app(
     )
 
 
-class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
-    """Tornado's HTTP server with a deadline on every request's line and headers.
-
-    Tornado gives each request one deadline for its line and headers, counted from when
-    it starts waiting for them, so a trickle of header lines cannot extend it (Slowloris).
-    The first request of a connection gets ``header_timeout``; on a kept-alive connection
-    the wait for the next request (idle time and headers together) gets ``idle_timeout``.
-    """
-
-    def configure_deadlines(self, header_timeout: float, idle_timeout: float) -> None:
-        def params(wait: float) -> tornado.http1connection.HTTP1ConnectionParameters:
-            chosen = copy.copy(self.conn_params)
-            chosen.header_timeout = wait
-            chosen.body_timeout = header_timeout  # a request body gets no longer than its headers
-            return chosen
-
-        self._idle_params = params(idle_timeout)
-        self.conn_params = params(header_timeout)
-        self._served: weakref.WeakSet[object] = weakref.WeakSet()
-
-    def start_request(
-        self, server_conn: object, request_conn: tornado.httputil.HTTPConnection
-    ) -> tornado.httputil.HTTPMessageDelegate:
-        if server_conn in self._served and isinstance(request_conn, tornado.http1connection.HTTP1Connection):
-            request_conn.params = self._idle_params  # a kept-alive connection's next request
-        else:
-            self._served.add(server_conn)
-        return super().start_request(server_conn, request_conn)
-
-
 class Server:
     """One running gateway: backend started, hub started, HTTP server listening."""
 
@@ -157,6 +125,7 @@ class Server:
         await self.fleet.start()
         self._http = DeadlineHTTPServer(self.app, xheaders=False)
         self._http.configure_deadlines(self.config.header_timeout, self.config.idle_timeout)
+        self._http.trust_proxies(TrustedProxies(self.config.trusted_proxies))
         # A deep accept queue: at the default 128, clients connecting in bursts overflowed
         # it (2,579 listen overflows in a load test), each costing a 1–3 s SYN retry.
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
