@@ -118,6 +118,7 @@ class Server:
         self.metrics_port: int | None = None
         self._revocation_sync: Any = None
         self._shared_audit: Any = None
+        self._console_seats: Any = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -133,6 +134,7 @@ class Server:
         await self.cluster.start(self.port)  # registered in the cluster before accepting
         await self._share_revocations()
         await self._share_audit()
+        await self._share_console_seats()
         self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
         if self.config.metrics_listen:
@@ -165,6 +167,16 @@ class Server:
         self.hub.oversight.shared_audit = self._shared_audit
         await self._shared_audit.start()
 
+    async def _share_console_seats(self) -> None:
+        """In a cluster, console viewer caps count every node's viewers (docs/cluster.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.viewer_caps import ConsoleSeats
+
+        self._console_seats = ConsoleSeats(self.cluster.redis)
+        self.hub.console_seats = self._console_seats
+        await self._console_seats.start()
+
     def _start_metrics_listener(self) -> None:
         """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
         host, port = self.config.metrics_address()
@@ -192,5 +204,7 @@ class Server:
             await self._revocation_sync.stop()
         if self._shared_audit is not None:
             await self._shared_audit.stop()
+        if self._console_seats is not None:
+            await self._console_seats.stop()
         await self.cluster.stop()
         self.hub.oversight.close()

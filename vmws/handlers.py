@@ -456,6 +456,7 @@ class ConsoleSocket(_VMSocket):
     endpoint = protocol.Endpoint.CONSOLE
     permission = Permission.CONSOLE
     mode = ConsoleMode.INTERACTIVE
+    _seated = False  # holds a cluster-wide console seat (vmws/cluster/viewer_caps.py)
 
     def authorize(self, principal: Principal, name: str) -> None:
         # Runs after read_query: a watch-only token overrides whatever ?mode= asked for.
@@ -473,6 +474,13 @@ class ConsoleSocket(_VMSocket):
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)
         self.hub.admit_viewer(self._channel, self.user)
+        self._seated = await self.hub.take_console_seat(name, self)
+
+    def _release(self) -> None:
+        super()._release()
+        if self._seated:
+            self._seated = False  # a cluster-wide seat: given back on every path
+            self.hub.give_back_console_seat(self.vm, self)
 
     def read_query(self) -> None:
         raw = query_argument(self.request, "since", strip=False)
