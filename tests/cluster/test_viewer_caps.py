@@ -51,13 +51,17 @@ async def admitted_within(node: Node, vm: str, sub: str, seconds: float) -> tupl
         await asyncio.sleep(0.2)
 
 
+def cluster(start_nodes: Any, redis_url: str, *flags: str, n: int = 3, owner: int = 0) -> tuple[list[Node], str]:
+    """``n`` nodes started with ``flags``, and a running VM owned by node ``owner``."""
+    nodes = start_nodes(n, *flags, redis_url=redis_url)
+    return nodes, owned_by(nodes, nodes[owner])
+
+
 @pytest.mark.asyncio
 async def test_a_cap_of_two_holds_across_three_nodes_and_a_leaving_viewer_frees_its_seat(
     redis_server: Any, start_nodes: Any
 ) -> None:
-    nodes = start_nodes(3, "--max-console-viewers", "2", redis_url=redis_server.url)
-    n1, n2, n3 = nodes
-    vm = owned_by(nodes, n1)
+    (n1, n2, n3), vm = cluster(start_nodes, redis_server.url, "--max-console-viewers", "2")
     async with console(n1, vm, "alice") as first, console(n2, vm, "bob") as second:
         await seated(first)
         await seated(second)
@@ -75,9 +79,7 @@ async def test_a_cap_of_two_holds_across_three_nodes_and_a_leaving_viewer_frees_
 async def test_the_per_user_cap_holds_across_nodes_and_other_users_still_get_in(
     redis_server: Any, start_nodes: Any
 ) -> None:
-    nodes = start_nodes(3, "--max-console-viewers-per-user", "1", redis_url=redis_server.url)
-    n1, n2, n3 = nodes
-    vm = owned_by(nodes, n2)
+    (n1, _, n3), vm = cluster(start_nodes, redis_server.url, "--max-console-viewers-per-user", "1", owner=1)
     async with console(n1, vm, "alice") as mine:
         await seated(mine)
         message = await refused(n3, vm, "alice")
@@ -88,9 +90,7 @@ async def test_the_per_user_cap_holds_across_nodes_and_other_users_still_get_in(
 
 @pytest.mark.asyncio
 async def test_a_killed_nodes_viewers_age_out_of_the_count(redis_server: Any, start_nodes: Any) -> None:
-    nodes = start_nodes(3, "--max-console-viewers", "1", redis_url=redis_server.url)
-    n1, n2, n3 = nodes
-    vm = owned_by(nodes, n1)
+    (_, n2, n3), vm = cluster(start_nodes, redis_server.url, "--max-console-viewers", "1")
     async with console(n2, vm, "alice") as doomed:
         await seated(doomed)
         n2.kill()  # no close reaches Redis: the seat stays until its expiry
@@ -102,9 +102,7 @@ async def test_a_killed_nodes_viewers_age_out_of_the_count(redis_server: Any, st
 
 @pytest.mark.asyncio
 async def test_without_redis_each_node_holds_its_own_count_and_says_so(redis_server: Any, start_nodes: Any) -> None:
-    nodes = start_nodes(2, "--max-console-viewers", "1", redis_url=redis_server.url)
-    n1, _ = nodes
-    vm = owned_by(nodes, n1)
+    (n1, _), vm = cluster(start_nodes, redis_server.url, "--max-console-viewers", "1", n=2)
     redis_server.stop()
     async with console(n1, vm, "alice") as first:
         await seated(first)  # Redis cannot count it: the node's own count admits it
