@@ -164,11 +164,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._opened = True
             self.hub.oversight.session_opened(self)
             log.info(
-                "%s open vm=%s user=%s session=%s",
+                "%s open vm=%s user=%s session=%s remote=%s",
                 self.endpoint.value,
                 name,
                 self.user,
                 self.session_id,
+                self.request.remote_ip,  # the client's, behind a --trusted-proxy balancer
                 extra=self._log_context(),
             )
 
@@ -229,10 +230,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
         self.hub.oversight.refused(exc, self.request.remote_ip, sub=self.principal_sub, where=self.endpoint.value)
         log.info(
-            "%s refused vm=%s user=%s: %s %s",
+            "%s refused vm=%s user=%s remote=%s: %s %s",
             self.endpoint.value,
             self.vm,
             self.user,
+            self.request.remote_ip,
             exc.code,
             exc.message,
             extra=self._log_context(),

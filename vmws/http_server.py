@@ -55,6 +55,15 @@ class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
     headers together) gets ``idle_timeout``.
     """
 
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self.trusted = TrustedProxies()
+        # Streams from trusted peers: when they were accepted (the PROXY header's time
+        # comes off the first request's deadline) and the address requests start from.
+        self._proxied: weakref.WeakKeyDictionary[object, tuple[float, str]] = weakref.WeakKeyDictionary()
+        # Trusted peers' connections whose PROXY header is being read (not yet Tornado's).
+        self._reading_headers: set[asyncio.Future[None]] = set()
+
     def configure_deadlines(self, header_timeout: float, idle_timeout: float) -> None:
         def params(wait: float) -> tornado.http1connection.HTTP1ConnectionParameters:
             chosen = copy.copy(self.conn_params)
@@ -66,18 +75,23 @@ class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
         self._idle_params = params(idle_timeout)
         self.conn_params = params(header_timeout)
         self._served: weakref.WeakSet[object] = weakref.WeakSet()
-        self.trusted = TrustedProxies()
-        # Streams from trusted peers: when they were accepted (the PROXY header's time
-        # comes off the first request's deadline) and the address requests start from.
-        self._proxied: weakref.WeakKeyDictionary[object, tuple[float, str]] = weakref.WeakKeyDictionary()
 
     def trust_proxies(self, trusted: TrustedProxies) -> None:
         self.trusted = trusted
 
-    def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple[Any, ...]) -> Any:
+    def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple[Any, ...]) -> None:
         if not self.trusted or not isinstance(address, tuple) or not self.trusted.trusts(str(address[0])):
-            return super().handle_stream(stream, address)
-        return self._handle_proxied(stream, address)
+            super().handle_stream(stream, address)
+            return
+        task = asyncio.ensure_future(self._handle_proxied(stream, address))
+        self._reading_headers.add(task)
+        task.add_done_callback(self._reading_headers.discard)
+
+    async def close_all_connections(self) -> None:
+        for task in list(self._reading_headers):
+            task.cancel()  # closes its stream
+        await asyncio.gather(*self._reading_headers, return_exceptions=True)
+        await super().close_all_connections()
 
     async def _handle_proxied(self, stream: tornado.iostream.IOStream, address: tuple[Any, ...]) -> None:
         loop = asyncio.get_running_loop()
@@ -85,6 +99,9 @@ class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
         peer = str(address[0])
         try:
             header = await asyncio.wait_for(_read_proxy_header(stream), self._header_timeout)
+        except asyncio.CancelledError:
+            stream.close()  # the server is stopping
+            raise
         except _BadHeader as exc:
             log.info("closing the connection from trusted proxy %s: %s", peer, exc)
             stream.close()

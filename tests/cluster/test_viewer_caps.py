@@ -7,10 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import websockets
+
+from loadtests.cluster_procs import start_redis
+from vmws.cluster.viewer_caps import seats_key
 
 from .conftest import Node, token
 from .test_relay import owned_by, recv
@@ -101,12 +106,39 @@ async def test_a_killed_nodes_viewers_age_out_of_the_count(redis_server: Any, st
 
 
 @pytest.mark.asyncio
-async def test_without_redis_each_node_holds_its_own_count_and_says_so(redis_server: Any, start_nodes: Any) -> None:
-    (n1, _), vm = cluster(start_nodes, redis_server.url, "--max-console-viewers", "1", n=2)
+async def test_without_redis_each_node_holds_its_own_count_and_the_seats_reach_redis_when_it_is_back(
+    tmp_path: Path, redis_server: Any, start_nodes: Any
+) -> None:
+    (n1, n2), vm = cluster(start_nodes, redis_server.url, "--max-console-viewers", "1", n=2)
     redis_server.stop()
     async with console(n1, vm, "alice") as first:
         await seated(first)  # Redis cannot count it: the node's own count admits it
         assert await refused(n1, vm, "bob") == "too many viewers on this console (limit 1)"
+        log = n1.log()
+        assert "console viewer caps counted on this node only: Redis is unreachable" in log
+        # Redis comes back empty: node-1's refresh writes the seat taken meanwhile, so
+        # node-2 (once it follows the VM again) refuses a second viewer.
+        again = start_redis(tmp_path / "redis-again", port=redis_server.port)
+        try:
+            seats = redis.Redis.from_url(redis_server.url)
+            deadline = time.monotonic() + 15
+            while not seats.zcard(seats_key(vm)):
+                assert time.monotonic() < deadline, "node-1's seat never reached Redis"
+                await asyncio.sleep(0.2)
+            seats.close()
+            deadline = time.monotonic() + 30
+            while True:
+                async with console(n2, vm, "bob") as ws:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 15))
+                    await asyncio.wait_for(ws.wait_closed(), 15)
+                assert message["type"] == "error", message  # never seated: the seat is node-1's
+                if ws.close_code == 4029:
+                    break
+                assert ws.close_code == 1013, (message, ws.close_code)  # the relay is not back yet
+                assert time.monotonic() < deadline, "node-2 never saw node-1's seat"
+                await asyncio.sleep(0.5)
+        finally:
+            again.stop()
     log = n1.log()
-    assert "console viewer caps counted on this node only: Redis is unreachable" in log
+    assert "console viewer caps hold across the cluster again" in log
     assert "Traceback" not in log

@@ -15,8 +15,10 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.e2e.client import running_server, token, ws_url
+from tests.e2e.client import SECRET, running_server, token, ws_url
 from vmws.app import Server
+from vmws.backends.simulator import SimulatorBackend
+from vmws.config import Config
 from vmws.proxy_protocol import V2_SIGNATURE
 
 CLIENT = "203.0.113.7"
@@ -267,3 +269,40 @@ async def test_a_bad_trusted_proxy_network_is_refused_at_start_with_a_clear_erro
 
     with pytest.raises(ValueError, match="trusted-proxy '10.0.0.0/33' is not an address or a network"):
         Config(trusted_proxies=("10.0.0.0/33",))
+
+
+@pytest.mark.asyncio
+async def test_websocket_log_lines_name_the_client(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_server(trusted_proxies=("127.0.0.1/32",)) as server:
+        await console_session_remote(server, v2(CLIENT))
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(v1("198.51.100.77"))
+        sock.setblocking(False)
+        async with connect(ws_url(server, "ghost", tok=CONSOLE), sock=sock) as ws:
+            await ws.recv()  # the refusal: no such VM
+    lines = [r.getMessage() for r in caplog.records if r.name == "vmws.handlers"]
+    assert any(line.startswith("console open vm=web-1") and line.endswith(f"remote={CLIENT}") for line in lines)
+    assert any(line.startswith("monitor refused vm=ghost") and "remote=198.51.100.77:" in line for line in lines)
+
+
+@pytest.mark.asyncio
+async def test_stopping_the_server_closes_connections_still_owing_their_proxy_header(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    config = Config(port=0, jwt_secret=SECRET, trusted_proxies=("127.0.0.1/32",), header_timeout=60)
+    server = Server(config, SimulatorBackend(speed=20))
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(V2_SIGNATURE[:6])  # half a signature, then nothing for a minute
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    await server.stop()
+    async with asyncio.timeout(10):  # well inside the minute: closed by the stop
+        try:
+            assert await reader.read() == b""
+        except ConnectionResetError:
+            pass
+    writer.close()
+    assert_no_error_logged(caplog)

@@ -10,8 +10,9 @@ refreshing and its viewers age out within ``SEAT_TTL``. A socket that leaves giv
 seat back at once.
 
 If Redis cannot be reached, a seat is not refused for it: the node-local count (checked
-first, always) is then all that holds, and one warning says so; the seats taken meanwhile
-are written to Redis by the next refresh that gets through.
+first, always) is then all that holds, and one warning says so. Until a refresh gets
+through again, seats are taken without asking Redis (no timeout per socket); that
+refresh writes them all to Redis.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = ["ConsoleSeats", "SEAT_TTL", "seats_key"]
 log = logging.getLogger("vmws")
 
 SEAT_TTL = NODE_TTL  # seconds a seat outlives its node's last refresh
+_DEGRADED_RETRY = 1.0  # seconds between refreshes while Redis is unreachable
 
 # KEYS[1] the VM's set; ARGV: now (ms), expiry (ms), member, user, cap, per-user cap,
 # key TTL (ms). Returns 0 (seated), 1 (console full) or 2 (this user's seats full).
@@ -82,6 +84,11 @@ class ConsoleSeats:
 
         member = _member(session, user)
         now_ms = int(time.time() * 1000)
+        if self._degraded:
+            # Known down: no wait on it per console socket (a Redis that drops packets
+            # costs its 2 s timeout each time); the refresh loop finds it back.
+            self._held.setdefault(vm, set()).add(member)
+            return None
         try:
             outcome = await self._take(
                 keys=[seats_key(vm)],
@@ -123,18 +130,21 @@ class ConsoleSeats:
 
     async def _refreshing(self) -> None:
         while True:
-            await asyncio.sleep(REFRESH_INTERVAL)
+            # While Redis is away, look for it every second: the seats taken meanwhile
+            # should count on the other nodes as soon as it answers.
+            await asyncio.sleep(_DEGRADED_RETRY if self._degraded else REFRESH_INTERVAL)
             await self.refresh()
 
     async def refresh(self) -> None:
         """Push this node's seats' expiry ahead (and write back any Redis lost)."""
         from redis.exceptions import RedisError
 
-        if not self._held:
+        if not self._held and not self._degraded:
             return
         expiry = int(time.time() * 1000) + SEAT_TTL * 1000
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.ping()  # answers even with no seat to refresh: Redis is back
                 for vm, members in list(self._held.items()):
                     pipe.zadd(seats_key(vm), dict.fromkeys(members, expiry))
                     pipe.pexpire(seats_key(vm), SEAT_TTL * 1000)
