@@ -123,7 +123,8 @@ class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
     def start_request(
         self, server_conn: object, request_conn: tornado.httputil.HTTPConnection
     ) -> tornado.httputil.HTTPMessageDelegate:
-        proxied = self._proxied.get(getattr(server_conn, "stream", None))
+        stream = getattr(server_conn, "stream", None)
+        proxied = self._proxied.get(stream) if stream is not None else None
         if server_conn in self._served and isinstance(request_conn, tornado.http1connection.HTTP1Connection):
             request_conn.params = self._idle_params  # a kept-alive connection's next request
         else:
