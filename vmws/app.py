@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
-import weakref
 from typing import Any
 
-import tornado.http1connection
 import tornado.httpserver
-import tornado.httputil
 import tornado.netutil
 import tornado.web
 
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
+from vmws.client_address import TrustedProxies
 from vmws.cluster.node import Cluster
 from vmws.cluster.web import ClusterHandler, adapt_routes
 from vmws.config import Config
@@ -24,6 +21,7 @@ from vmws.fleet import Fleet
 from vmws.fleet_socket import FleetSocket
 from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.history import HistoryLimits, MetricsHistory
+from vmws.http_server import DeadlineHTTPServer
 from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
@@ -103,36 +101,6 @@ def make_app(
     )
 
 
-class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
-    """Tornado's HTTP server with a deadline on every request's line and headers.
-
-    Tornado gives each request one deadline for its line and headers, counted from when
-    it starts waiting for them, so a trickle of header lines cannot extend it (Slowloris).
-    The first request of a connection gets ``header_timeout``; on a kept-alive connection
-    the wait for the next request (idle time and headers together) gets ``idle_timeout``.
-    """
-
-    def configure_deadlines(self, header_timeout: float, idle_timeout: float) -> None:
-        def params(wait: float) -> tornado.http1connection.HTTP1ConnectionParameters:
-            chosen = copy.copy(self.conn_params)
-            chosen.header_timeout = wait
-            chosen.body_timeout = header_timeout  # a request body gets no longer than its headers
-            return chosen
-
-        self._idle_params = params(idle_timeout)
-        self.conn_params = params(header_timeout)
-        self._served: weakref.WeakSet[object] = weakref.WeakSet()
-
-    def start_request(
-        self, server_conn: object, request_conn: tornado.httputil.HTTPConnection
-    ) -> tornado.httputil.HTTPMessageDelegate:
-        if server_conn in self._served and isinstance(request_conn, tornado.http1connection.HTTP1Connection):
-            request_conn.params = self._idle_params  # a kept-alive connection's next request
-        else:
-            self._served.add(server_conn)
-        return super().start_request(server_conn, request_conn)
-
-
 class Server:
     """One running gateway: backend started, hub started, HTTP server listening."""
 
@@ -153,6 +121,7 @@ class Server:
         self.metrics_port: int | None = None
         self._revocation_sync: Any = None
         self._shared_audit: Any = None
+        self._console_seats: Any = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -160,6 +129,7 @@ class Server:
         await self.fleet.start()
         self._http = DeadlineHTTPServer(self.app, xheaders=False)
         self._http.configure_deadlines(self.config.header_timeout, self.config.idle_timeout)
+        self._http.trust_proxies(TrustedProxies(self.config.trusted_proxies))
         # A deep accept queue: at the default 128, clients connecting in bursts overflowed
         # it (2,579 listen overflows in a load test), each costing a 1–3 s SYN retry.
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
@@ -167,6 +137,7 @@ class Server:
         await self.cluster.start(self.port)  # registered in the cluster before accepting
         await self._share_revocations()
         await self._share_audit()
+        await self._share_console_seats()
         self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
         if self.config.metrics_listen:
@@ -199,6 +170,16 @@ class Server:
         self.hub.oversight.shared_audit = self._shared_audit
         await self._shared_audit.start()
 
+    async def _share_console_seats(self) -> None:
+        """In a cluster, console viewer caps count every node's viewers (docs/cluster.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.viewer_caps import ConsoleSeats
+
+        self._console_seats = ConsoleSeats(self.cluster.redis)
+        self.hub.console_seats = self._console_seats
+        await self._console_seats.start()
+
     def _start_metrics_listener(self) -> None:
         """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
         host, port = self.config.metrics_address()
@@ -226,5 +207,7 @@ class Server:
             await self._revocation_sync.stop()
         if self._shared_audit is not None:
             await self._shared_audit.stop()
+        if self._console_seats is not None:
+            await self._console_seats.stop()
         await self.cluster.stop()
         self.hub.oversight.close()

@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "jwt-audience", "required token audience (aud); mandatory with RS256/ES256")
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=None,
+        metavar="CIDR",
+        help="network of a balancer whose PROXY header (v1/v2) and X-Forwarded-For name the client; "
+        "repeatable (env VMWS_TRUSTED_PROXY, comma-separated; default none)",
+    )
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
     _add(
         serve,
@@ -196,6 +204,7 @@ def _token(args: argparse.Namespace) -> int:
 
 def config_from_args(args: argparse.Namespace, secret: str) -> Config:
     origins = tuple(o.strip() for o in (args.allowed_origin or "").split(",") if o.strip())
+    proxies = args.trusted_proxy if args.trusted_proxy is not None else (_env("trusted-proxy") or "").split(",")
     return Config(
         host=args.host,
         port=int(args.port),
@@ -212,6 +221,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         jwt_audience=args.jwt_audience,
         jwt_issuer=args.jwt_issuer,
         allowed_origins=origins,
+        trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
         metrics_interval=float(args.metrics_interval),
         fleet_interval=float(args.fleet_interval),
         heartbeat_interval=float(args.heartbeat_interval),

@@ -28,6 +28,9 @@ class Config:
     jwt_issuer: str | None = None
     # Exact origins (scheme://host[:port]) allowed besides the server's own host.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Networks (CIDR) of balancers allowed to name the client: a PROXY header or
+    # X-Forwarded-For from anyone else is not believed (docs/hardening.md).
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     # Intervals, seconds
     metrics_interval: float = 2.0
     # The fleet's sweep: every VM sampled into its history, summaries to /ws/fleet.
@@ -107,6 +110,13 @@ class Config:
 
             try:
                 validate(self.redis_url)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if self.trusted_proxies:
+            from vmws.client_address import parse_networks
+
+            try:
+                parse_networks(self.trusted_proxies)
             except ValueError as exc:
                 problems.append(str(exc))
         if self.audit_ring_size <= 0:

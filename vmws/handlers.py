@@ -196,11 +196,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._opened = True
             self.hub.oversight.session_opened(self)
             log.info(
-                "%s open vm=%s user=%s session=%s",
+                "%s open vm=%s user=%s session=%s remote=%s",
                 self.endpoint.value,
                 name,
                 self.user,
                 self.session_id,
+                self.request.remote_ip,  # the client's, behind a --trusted-proxy balancer
                 extra=self._log_context(),
             )
 
@@ -261,10 +262,11 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
         self.hub.oversight.refused(exc, self.request.remote_ip, sub=self.principal_sub, where=self.endpoint.value)
         log.info(
-            "%s refused vm=%s user=%s: %s %s",
+            "%s refused vm=%s user=%s remote=%s: %s %s",
             self.endpoint.value,
             self.vm,
             self.user,
+            self.request.remote_ip,
             exc.code,
             exc.message,
             extra=self._log_context(),
@@ -493,6 +495,7 @@ class ConsoleSocket(_VMSocket):
     endpoint = protocol.Endpoint.CONSOLE
     permission = Permission.CONSOLE
     mode = ConsoleMode.INTERACTIVE
+    _seated = False  # holds a cluster-wide console seat (vmws/cluster/viewer_caps.py)
 
     def authorize(self, principal: Principal, name: str) -> None:
         # Runs after read_query: a watch-only token overrides whatever ?mode= asked for.
@@ -506,6 +509,13 @@ class ConsoleSocket(_VMSocket):
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)
         self.hub.admit_viewer(self._channel, self.user)
+        self._seated = await self.hub.take_console_seat(name, self)
+
+    def _release(self) -> None:
+        super()._release()
+        if self._seated:
+            self._seated = False  # a cluster-wide seat: given back on every path
+            self.hub.give_back_console_seat(self.vm, self)
 
     def read_query(self) -> None:
         raw = query_argument(self.request, "since", strip=False)
