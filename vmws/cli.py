@@ -80,7 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "scenario", "simulator fleet/scenario file (TOML); default: the demo fleet")
     _add(serve, "speed", "simulated clock speed-up factor", 1.0, type=float)
     _add(serve, "seed", "simulator random seed", 0, type=int)
-    _add(serve, "libvirt-uri", "libvirt connection URI", "qemu:///system")
+    serve.add_argument(
+        "--libvirt-uri",
+        action="append",
+        default=None,
+        help="libvirt connection URI, one hypervisor host each; repeat it for several hosts "
+        "(env VMWS_LIBVIRT_URI, comma-separated; default qemu:///system)",
+    )
     _add(serve, "vm-filter", "glob of libvirt domain names to serve (default all)")
     _add(serve, "scrollback-bytes", "console output replayed to new viewers", 65536, type=int)
     _add(serve, "max-message-bytes", "largest inbound message accepted (larger: close 1009)", 65536, type=int)
@@ -203,7 +209,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         scenario=args.scenario,
         speed=float(args.speed),
         seed=int(args.seed),
-        libvirt_uri=args.libvirt_uri,
+        libvirt_uri=",".join(args.libvirt_uri or [os.environ.get("VMWS_LIBVIRT_URI") or "qemu:///system"]),
         vm_filter=args.vm_filter,
         jwt_secret=secret,
         jwt_algorithm=args.jwt_algorithm,

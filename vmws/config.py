@@ -17,7 +17,7 @@ class Config:
     speed: float = 1.0
     seed: int = 0
     # libvirt
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = "qemu:///system"  # several hosts: comma-separated (``libvirt_uris``)
     vm_filter: str | None = None
     # Tokens
     jwt_secret: str | None = None
@@ -120,6 +120,11 @@ class Config:
             problems.append("node-name must not be empty")
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def libvirt_uris(self) -> list[str]:
+        """Every ``--libvirt-uri`` given, one hypervisor host each (docs/cluster.md)."""
+        return [uri.strip() for uri in self.libvirt_uri.split(",") if uri.strip()] or ["qemu:///system"]
 
     def metrics_address(self) -> tuple[str, int]:
         """``--metrics-listen HOST:PORT`` as (host, port)."""

@@ -160,6 +160,11 @@ class Cluster:
         if self.redis is not None:
             await self.redis.aclose()
 
+    def conflicts(self) -> list[dict[str, Any]]:
+        """VM names found on two hypervisor hosts, each with its hosts (served from none)."""
+        conflicts = getattr(self.backend, "conflicts", None)
+        return list(conflicts()) if callable(conflicts) else []
+
     async def snapshot(self) -> dict[str, Any]:
         """What ``GET /api/cluster`` answers."""
         from redis.exceptions import RedisError
@@ -171,7 +176,7 @@ class Cluster:
                 "incarnation": None,
                 "redis": {"state": "none", "url": None, "error": None},
                 "nodes": [{**me, "incarnation": None}],
-                "conflicts": [],
+                "conflicts": self.conflicts(),
             }
         membership = self.membership
         redis_state = {"state": membership.state, "url": redact(self.config.redis_url or ""), "error": membership.error}
@@ -185,5 +190,5 @@ class Cluster:
             "incarnation": membership.incarnation,
             "redis": redis_state,
             "nodes": nodes,
-            "conflicts": [],
+            "conflicts": self.conflicts(),
         }

@@ -1,0 +1,76 @@
+"""Several hypervisor hosts on one node (``--libvirt-uri`` repeated), over real libvirt
+test-driver connections: every host's VMs are listed; a name on two hosts is served from
+neither and reported, with both hosts, in the log and in ``/api/cluster``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.cluster.conftest import Node, token
+from tests.harness.hosts import require_libvirt
+
+# A second test-driver host whose "test" domain is named like test:///default's.
+_TWIN_HOST = """<node>
+  <domain type="test"><name>test</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>
+  <domain type="test"><name>only-here</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>
+</node>
+"""
+
+
+def _get(node: Node, path: str) -> Any:
+    request = urllib.request.Request(node.http + path, headers={"Authorization": f"Bearer {token('read')}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def twin_host(tmp_path: Path) -> str:
+    require_libvirt()
+    path = tmp_path / "twin.xml"
+    path.write_text(_TWIN_HOST)
+    return f"test://{path}"
+
+
+def test_one_node_lists_every_hosts_vms_and_serves_no_name_found_twice(tmp_path: Path, twin_host: str) -> None:
+    node = Node(
+        tmp_path, "multi", "--backend", "libvirt", "--libvirt-uri", "test:///default", "--libvirt-uri", twin_host
+    ).start()
+    try:
+        names = [vm["name"] for vm in _get(node, "/api/vms")["vms"]]
+        assert names == ["only-here"]  # "test" is on both hosts: served from neither
+        conflicts = _get(node, "/api/cluster")["conflicts"]
+        assert [c["name"] for c in conflicts] == ["test"]
+        assert sorted(h["uri"] for h in conflicts[0]["hosts"]) == sorted(["test:///default", twin_host])
+        assert len({h["id"] for h in conflicts[0]["hosts"]}) == 2  # two hosts, not one host twice
+
+        async def refused() -> tuple[dict[str, Any], int | None]:
+            async with connect(f"{node.ws}/ws/vms/test?token={token()}") as ws:
+                first = json.loads(await ws.recv())
+                await ws.wait_closed()
+                return first, ws.close_code
+
+        message, code = asyncio.run(refused())
+        assert code == 4004
+        assert "several hypervisor hosts" in message["data"]["message"]
+        log = node.log()
+        assert log.count("VM name 'test' is on several hypervisor hosts") == 1, log[-2000:]
+        assert "Traceback" not in log
+    finally:
+        node.stop()
+
+
+def test_the_same_host_given_twice_is_refused_clearly(tmp_path: Path) -> None:
+    require_libvirt()
+    node = Node(tmp_path, "twice", "--backend", "libvirt", "--libvirt-uri", "test:///default")
+    node.flags = (*node.flags, "--libvirt-uri", "test:///default")
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        node.start()
+    assert "vmws: error: --libvirt-uri test:///default reaches the same host" in node.log()
+    assert "Traceback" not in node.log()
