@@ -337,12 +337,22 @@ async def _run_server(config: Config, backend: Backend, secret_file: str | None,
     print(_banner(config, server.port, secret_file, vms), flush=True)
     log.info("listening on %s:%d", config.host, server.port)
     stop = asyncio.Event()
+    drain = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    # SIGTERM (a service stop, a rolling upgrade) drains first: /readyz says 503 and a
+    # cluster node hands its libvirt VMs to another node before its sockets close.
+    def terminate() -> None:
+        drain.set()
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
     # logrotate moves the audit log away, then SIGHUP: the next event goes to a new file.
     loop.add_signal_handler(signal.SIGHUP, server.hub.oversight.audit.reopen)
     await stop.wait()
+    if drain.is_set():
+        log.info("SIGTERM: draining")
+        await server.drain()
     log.info("shutting down: closing %d connections", len(server.hub.peers))
     await server.stop()
     return 0
