@@ -209,8 +209,12 @@ class Server:
         self._metrics_http.add_sockets(sockets)
 
     async def drain(self) -> None:
-        """SIGTERM: ``/readyz`` turns 503; in a cluster, this node's libvirt VMs are handed
-        to other nodes before ``stop`` closes the sockets (docs/cluster.md)."""
+        """SIGTERM: ``/readyz`` turns 503 and, ``--drain-delay`` later (the balancer has
+        seen it), this node's libvirt VMs are handed to other nodes in a cluster, before
+        ``stop`` closes the sockets (docs/cluster.md)."""
+        self.cluster.draining = True
+        if self.config.drain_delay > 0:
+            await asyncio.sleep(self.config.drain_delay)
         await self.cluster.drain()
 
     async def stop(self) -> None:

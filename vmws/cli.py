@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "redis-url-file", "file holding the Redis URL")
     _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
     _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
+    _add(
+        serve,
+        "drain-delay",
+        "seconds between SIGTERM (/readyz answers 503) and handing VMs over and closing sockets; "
+        "give it your balancer's health-check interval times its fall count",
+        0.0,
+        type=float,
+    )
     _add(serve, "loop", "asyncio event loop (uvloop: pip install 'vmws[fast]')", default_loop(), choices=LOOPS)
     _add(serve, "audit-log", "append audit events to FILE as JSON lines; reopened on SIGHUP (docs/operations.md)")
     _add(serve, "audit-ring-size", "audit events kept in memory for GET /api/audit", 10000, type=int)
@@ -236,6 +244,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         redis_url=_redis_url(args),
         node_name=args.node_name or None,
         shard=args.shard or None,
+        drain_delay=float(args.drain_delay),
         audit_log=args.audit_log or None,
         audit_ring_size=int(args.audit_ring_size),
         metrics_listen=args.metrics_listen or None,
@@ -340,6 +349,7 @@ async def _run_server(config: Config, backend: Backend, secret_file: str | None,
     drain = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
+
     # SIGTERM (a service stop, a rolling upgrade) drains first: /readyz says 503 and a
     # cluster node hands its libvirt VMs to another node before its sockets close.
     def terminate() -> None:

@@ -60,6 +60,9 @@ class Config:
     redis_url: str | None = None
     node_name: str | None = None  # default HOSTNAME:PORT
     shard: str | None = None  # "K/N": simulate only that shard of the fleet
+    # Seconds between SIGTERM (/readyz turns 503) and the hand-over and closing of sockets,
+    # so that a balancer's health check sees the node leave first (docs/cluster.md).
+    drain_delay: float = 0.0
     # Operations (docs/operations.md): the audit log file (JSON lines; None = memory only),
     # the events kept in memory for GET /api/audit, and an unauthenticated /metrics listener.
     audit_log: str | None = None
@@ -70,6 +73,8 @@ class Config:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is out of range 0–65535")
+        if not 0 <= self.drain_delay <= 3600:  # also refuses NaN
+            problems.append("drain-delay must be from 0 to 3600 seconds")
         for name in (
             "metrics_interval",
             "fleet_interval",
