@@ -14,7 +14,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.cluster.conftest import Node, token
-from tests.harness.hosts import require_libvirt
+from tests.cluster.test_drain import domain
+from tests.harness.hosts import LIBVIRT_GROUP, require_libvirt
+
+__all__ = ["domain"]  # a fixture: a qemu:///system domain, defined, never booted
 
 # A second test-driver host whose "test" domain is named like test:///default's.
 _TWIN_HOST = """<node>
@@ -74,3 +77,42 @@ def test_the_same_host_given_twice_is_refused_clearly(tmp_path: Path) -> None:
         node.start()
     assert "vmws: error: --libvirt-uri test:///default reaches the same host" in node.log()
     assert "Traceback" not in node.log()
+
+
+@pytest.mark.libvirt
+@LIBVIRT_GROUP
+def test_one_node_over_qemu_and_the_test_driver_lists_both_hosts_vms(tmp_path: Path, domain: str) -> None:
+    # A third host, node-local, whose domain is named like the qemu one: that name is
+    # served from neither; every other VM of both hosts is listed.
+    twin = tmp_path / "twin-of-qemu.xml"
+    twin.write_text(_TWIN_HOST.replace("<name>test</name>", f"<name>{domain}</name>"))
+    node = Node(
+        tmp_path, "mixed", "--backend", "libvirt", "--libvirt-uri", "qemu:///system", "--libvirt-uri", "test:///default"
+    ).start()
+    try:
+        names = {vm["name"] for vm in _get(node, "/api/vms")["vms"]}
+        assert {domain, "test"} <= names  # one VM of each host
+        assert _get(node, "/api/cluster")["conflicts"] == []
+    finally:
+        node.stop()
+    node = Node(
+        tmp_path,
+        "mixed-twin",
+        "--backend",
+        "libvirt",
+        "--libvirt-uri",
+        "qemu:///system",
+        "--libvirt-uri",
+        "test:///default",
+        "--libvirt-uri",
+        f"test://{twin}",
+    ).start()
+    try:
+        names = {vm["name"] for vm in _get(node, "/api/vms")["vms"]}
+        assert domain not in names and "only-here" in names
+        conflicts = {c["name"]: c for c in _get(node, "/api/cluster")["conflicts"]}
+        assert set(conflicts) == {domain}
+        assert {h["uri"] for h in conflicts[domain]["hosts"]} == {"qemu:///system", f"test://{twin}"}
+        assert any(h["id"].startswith("uuid:") for h in conflicts[domain]["hosts"])  # the host UUID, not the URI
+    finally:
+        node.stop()
