@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from loadtests.cluster_procs import RedisProcess
 from tests.cluster.conftest import Node, token
 from tests.cluster.test_drain import domain
 from tests.harness.hosts import LIBVIRT_GROUP, require_libvirt
@@ -116,3 +118,39 @@ def test_one_node_over_qemu_and_the_test_driver_lists_both_hosts_vms(tmp_path: P
         assert any(h["id"].startswith("uuid:") for h in conflicts[domain]["hosts"])  # the host UUID, not the URI
     finally:
         node.stop()
+
+
+def test_a_name_on_two_nodes_hosts_is_served_from_neither_and_reported(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    # test:///default is node-local: two nodes over it are two hosts with a "test" each.
+    require_libvirt()
+    nodes = [
+        Node(
+            tmp_path,
+            f"node-{k}",
+            "--backend",
+            "libvirt",
+            "--libvirt-uri",
+            "test:///default",
+            redis_url=redis_server.url,
+        ).start()
+        for k in (1, 2)
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # each node learns of the other's host within a refresh (3 s)
+            listed = [{vm["name"] for vm in _get(node, "/api/vms")["vms"]} for node in nodes]
+            reported = [[c["name"] for c in _get(node, "/api/cluster")["conflicts"]] for node in nodes]
+            if listed == [set(), set()] and reported == [["test"], ["test"]]:
+                break
+            assert time.monotonic() < deadline, (listed, reported)
+            time.sleep(0.2)
+        hosts = {h["id"] for h in _get(nodes[0], "/api/cluster")["conflicts"][0]["hosts"]}
+        assert hosts == {"local:node-1:test:///default", "local:node-2:test:///default"}
+        for node in nodes:
+            assert node.log().count("VM name 'test' is on several hypervisor hosts") == 1, node.log()[-2000:]
+            assert "Traceback" not in node.log()
+    finally:
+        for node in nodes:
+            node.stop()

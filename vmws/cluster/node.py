@@ -18,6 +18,7 @@ from vmws.auth import TokenVerifier
 from vmws.backend import Backend
 from vmws.cluster import wire
 from vmws.cluster.backend import ClusterBackend, live_incarnation, parse_record
+from vmws.cluster.candidates import Candidates
 from vmws.cluster.leases import LEASE_TTL, RELEASED_CHANNEL, Leases
 from vmws.cluster.membership import NODE_TTL, REFRESH_INTERVAL, Membership, node_key
 from vmws.cluster.owned import OwnedBackend
@@ -67,6 +68,7 @@ class Cluster:
             backend = self.owned
         self.backend = backend
         self.leases: Leases | None = None
+        self.candidates: Candidates | None = None
         self.draining = False  # SIGTERM arrived: /readyz answers 503
         self._dead_since: dict[str, float] = {}  # followed VMs whose owner is gone, since
         self.membership: Membership | None = None
@@ -135,12 +137,42 @@ class Cluster:
         """Take the leases of the VMs nobody owns, before the node accepts connections."""
         assert self.owned is not None and self.membership is not None and self.relay is not None
         owned = self.owned
-        self.leases = Leases(self.redis, self.membership.incarnation, owned.reachable, self._gained, self._released)
+        self.candidates = Candidates(self.redis, self.name)
+        await self._register_candidate()
+        self.leases = Leases(self.redis, self.membership.incarnation, self._reachable, self._gained, self._released)
         leases = self.leases
         owned.holds = leases.holds
         owned.on_continue = lambda vm, epoch: self.owner.continues(vm, epoch) if self.owner else None
         await self.relay.listen(RELEASED_CHANNEL, lambda _header, _data: leases.nudge())
         await leases.start()
+
+    async def _register_candidate(self) -> None:
+        """Say which hosts' VMs this node reaches; learn the names found on two hosts."""
+        if self.owned is None or self.candidates is None:
+            return
+        names = await self.owned.reachable()
+        vm_hosts = {vm: host for vm in names if (host := self.owned.host_of(vm))}
+        before = set(self.candidates.conflicts)
+        try:
+            await self.candidates.register(vm_hosts)
+        except Exception as exc:  # Redis down: the leases say so; retried next refresh
+            log.debug("candidate registration skipped: %s", exc)
+            return
+        for vm in sorted(set(self.candidates.conflicts) - before):
+            log.warning(
+                "VM name %r is on several hypervisor hosts (%s here, %s): served from none until it is unique",
+                vm,
+                vm_hosts[vm],
+                ", ".join(self.candidates.conflicts[vm]),
+            )
+        for vm in sorted(before - set(self.candidates.conflicts)):
+            log.info("VM name %r is unique again across the cluster: served", vm)
+
+    async def _reachable(self) -> set[str]:
+        """The VMs this node may own: those it reaches, less names on two hosts."""
+        assert self.owned is not None
+        names = await self.owned.reachable()
+        return names - set(self.candidates.conflicts) if self.candidates is not None else names
 
     async def _gained(self, vm: str, fence: int) -> None:
         """This node now owns ``vm``: serve it here, and continue its console at once if
@@ -194,7 +226,7 @@ class Cluster:
         """This node no longer owns ``vm`` (released, lease lost): stop acting on it."""
         assert self.owned is not None and self.owner is not None
         self.owned.owned.discard(vm)
-        await self.owner.drop(vm)
+        await self.owner.drop(vm, forget=self.candidates is not None and vm in self.candidates.conflicts)
         if self._hub is None:
             return
         channel = self._hub.open_console_channel(vm)
@@ -238,6 +270,7 @@ class Cluster:
             await asyncio.sleep(REFRESH_INTERVAL)
             try:
                 assert self.owner is not None and self.relayed is not None
+                await self._register_candidate()
                 await self.owner.refresh()
                 if self.relay is None or self.relay.up_for() < NODE_TTL:
                     # Redis just came back (maybe empty): live owners re-register within a
@@ -266,8 +299,11 @@ class Cluster:
                 return
         now = time.monotonic()
         since = self._dead_since.setdefault(vm, now)
-        if raw.get(b"host") and now - since < LEASE_TTL + 2 * REFRESH_INTERVAL:
-            return  # a candidate takes its lease within the TTL
+        host = raw.get(b"host")
+        if isinstance(host, bytes) and now - since < LEASE_TTL + 2 * REFRESH_INTERVAL:
+            candidates = Candidates(self.redis, self.name)
+            if await candidates.live(host.decode("utf-8", "replace"), besides=node):
+                return  # a live candidate takes its lease within the TTL
         self._dead_since.pop(vm, None)
         self._lost(vm, f"VM {vm!r} is unavailable: its node {node!r} is gone")
 
@@ -302,9 +338,16 @@ class Cluster:
             await self.redis.aclose()
 
     def conflicts(self) -> list[dict[str, Any]]:
-        """VM names found on two hypervisor hosts, each with its hosts (served from none)."""
+        """VM names found on two hypervisor hosts, each with its hosts (served from none):
+        on this node's own hosts, and (in a cluster) on a host another node reaches."""
         conflicts = getattr(self.backend, "conflicts", None)
-        return list(conflicts()) if callable(conflicts) else []
+        found = {c["name"]: c for c in (conflicts() if callable(conflicts) else [])}
+        if self.candidates is not None and self.owned is not None:
+            for vm, others in self.candidates.conflicts.items():
+                mine = self.owned.host_of(vm)
+                hosts = [{"id": mine, "uri": None}] if mine else []
+                found.setdefault(vm, {"name": vm, "hosts": hosts + [{"id": h, "uri": None} for h in others]})
+        return [found[name] for name in sorted(found)]
 
     async def snapshot(self) -> dict[str, Any]:
         """What ``GET /api/cluster`` answers."""

@@ -104,12 +104,17 @@ class Owner:
         if before is not None and before != info.status.value.encode():
             self._on_status(info)
 
-    async def drop(self, vm: str) -> None:
-        """A VM this node no longer owns: another node writes its record from now on."""
+    async def drop(self, vm: str, *, forget: bool = False) -> None:
+        """A VM this node no longer owns: another node writes its record from now on, or,
+        with ``forget`` (its name is on two hosts: nobody serves it), the record goes."""
         if vm in self.vms:
             self.vms.discard(vm)
             await self.relay.unlisten(wire.in_channel(vm))
         self._stream_epochs.pop(vm, None)
+        if forget:
+            self.relay.enqueue("delete", wire.vm_key(vm))
+            self.relay.enqueue("srem", wire.VMS_KEY, vm)
+            self.relay.enqueue("publish", wire.out_channel(vm), wire.encode({"op": "gone", "owner": self.name}))
 
     def continues(self, vm: str, epoch: str) -> None:
         """``vm``'s console continues ``epoch`` from the ``:con`` stream (taken over):
