@@ -15,7 +15,8 @@ from vmws.auth import TokenVerifier
 from vmws.backend import Backend
 from vmws.client_address import TrustedProxies
 from vmws.cluster.node import Cluster
-from vmws.cluster.web import ClusterHandler, adapt_routes
+from vmws.cluster.web import ClusterHandler, ReadyHandler, adapt_routes
+from vmws.codes import CloseCode
 from vmws.config import Config
 from vmws.fleet import Fleet
 from vmws.fleet_socket import FleetSocket
@@ -91,6 +92,7 @@ def make_app(
         (r"/api/revocations", RevocationHandler, deps),
         (r"/metrics", MetricsHandler, deps),
         (r"/healthz", HealthHandler),
+        (r"/readyz", ReadyHandler, {"cluster": cluster}),
         *ui_routes(),
     ]
     return tornado.web.Application(
@@ -190,14 +192,27 @@ class Server:
         self.metrics_port = sockets[0].getsockname()[1]
         self._metrics_http.add_sockets(sockets)
 
+    async def drain(self) -> None:
+        """SIGTERM: ``/readyz`` turns 503 and, ``--drain-delay`` later (the balancer has
+        seen it), this node's libvirt VMs are handed to other nodes in a cluster, before
+        ``stop`` closes the sockets (docs/cluster.md)."""
+        self.cluster.draining = True
+        if self.config.drain_delay > 0:
+            await asyncio.sleep(self.config.drain_delay)
+        await self.cluster.drain()
+
     async def stop(self) -> None:
-        """Stop accepting, close every client with 1001, release the backend."""
+        """Stop accepting, close every client with 1001 (1012 from a draining cluster
+        node: another node serves them), release the backend."""
         if self._http:
             self._http.stop()
         await self.fleet.close()
         if self._metrics_http:
             self._metrics_http.stop()
-        await self.hub.close()
+        if self.cluster.draining and not self.cluster.embedded:
+            await self.hub.close("node draining: reconnect", CloseCode.SERVICE_RESTART)
+        else:
+            await self.hub.close()
         # Let the close frames reach the clients before the sockets go.
         await asyncio.sleep(0.1)
         if self._http:

@@ -25,6 +25,7 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008  # a malformed request (INVALID_COMMAND)
     MESSAGE_TOO_BIG = 1009  # an inbound message over --max-message-bytes (sent by Tornado)
     INTERNAL_ERROR = 1011  # a refusal the server did not foresee
+    SERVICE_RESTART = 1012  # a cluster node draining (SIGTERM): reconnect, another node serves
     TRY_AGAIN_LATER = 1013  # what needs the cluster's Redis while it cannot be reached
     UNAUTHENTICATED = 4001  # bad, missing or expired token (AUTH_ERROR)
     FORBIDDEN = 4003  # permission missing or VM outside the token's vms (AUTH_ERROR)

@@ -94,10 +94,11 @@ class Hub:
         self._unsubscribe = self.backend.subscribe(self._on_status)
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
 
-    async def close(self, reason: str = "server shutting down") -> None:
-        """Tell every client 1001, stop every task. The backend is closed by the caller."""
+    async def close(self, reason: str = "server shutting down", code: CloseCode = CloseCode.GOING_AWAY) -> None:
+        """Tell every client ``code`` (1001; 1012 from a draining cluster node), stop every
+        task. The backend is closed by the caller."""
         for peer in list(self.peers):
-            peer.close(CloseCode.GOING_AWAY, reason)
+            peer.close(code, reason)
         if self._unsubscribe:
             self._unsubscribe()
         tasks: list[asyncio.Task[None]] = list(self._samplers.values())

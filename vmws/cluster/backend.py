@@ -274,6 +274,11 @@ class ClusterBackend(Backend):
 
         return unsubscribe()
 
+    def refollow(self, name: str, owner: Owner_) -> None:
+        """``name`` moved to ``owner`` (a libvirt takeover): same ``:out`` channel, kept."""
+        if name in self._owners:
+            self._owners[name] = owner
+
     def followed(self) -> dict[str, Owner_]:
         return dict(self._owners)
 

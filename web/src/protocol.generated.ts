@@ -20,6 +20,8 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** server: a refusal the server did not foresee (after an error message) */
   INTERNAL_ERROR: 1011,
+  /** server: in a cluster, the node is draining (SIGTERM, rolling upgrade): reconnect, another node serves the VM */
+  SERVICE_RESTART: 1012,
   /** server: in a cluster, a request that needs Redis (a ticket) while Redis cannot be reached; try again later */
   TRY_AGAIN_LATER: 1013,
   /** client: sent by the web UI when it drops a link that stayed silent for two heartbeat intervals */
