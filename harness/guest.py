@@ -135,7 +135,9 @@ def up(
 
             spec = prepare_cloud_guest(name, image, directory, accel=accel, memory_mib=memory_mib, password=password)
         try:
-            dom = conn.defineXML(domain_xml(spec))
+            # VALIDATE: libvirt checks the XML against its own schema (domain.rng) and
+            # names what is wrong, instead of dropping what it does not know.
+            dom = conn.defineXMLFlags(domain_xml(spec), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
             if start:
                 dom.create()
         except libvirt.libvirtError as exc:
