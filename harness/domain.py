@@ -53,6 +53,7 @@ class GuestSpec:
     cmdline: str | None = None
     disks: tuple[Disk, ...] = ()
     balloon_period: int = 2
+    screen: bool = True  # a VGA card and a VNC server; False: headless (no video at all)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -110,10 +111,12 @@ def domain_xml(spec: GuestSpec) -> str:
     _sub(devices, "panic", model="isa")
     # The screen: VGA (the tiny guest's text console, 720x400) behind a VNC server with
     # no network listener; every client is shared, as the gateway's viewers are.
-    graphics = _sub(devices, "graphics", type="vnc", sharePolicy="force-shared")
-    _sub(graphics, "listen", type="none")
-    video = _sub(devices, "video")
-    _sub(video, "model", type="vga")
+    if spec.screen:
+        graphics = _sub(devices, "graphics", type="vnc", sharePolicy="force-shared")
+        _sub(graphics, "listen", type="none")
+        _sub(_sub(devices, "video"), "model", type="vga")
+    else:
+        _sub(_sub(devices, "video"), "model", type="none")  # else libvirt adds a VGA card
     balloon = _sub(devices, "memballoon", model="virtio")
     _sub(balloon, "stats", period=str(spec.balloon_period))
     return ET.tostring(domain, encoding="unicode")

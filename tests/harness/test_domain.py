@@ -59,6 +59,13 @@ def test_screen_is_vnc_on_no_network_address_with_a_vga_card() -> None:
     assert root.find("devices/video/model").get("type") == "vga"
 
 
+def test_a_headless_guest_has_no_vnc_and_no_video_card() -> None:
+    root = ET.fromstring(domain_xml(_spec(screen=False)))
+    assert root.find("devices/graphics") is None
+    # An explicit none: without any <video>, libvirt would add a VGA card of its own.
+    assert [video.find("model").attrib for video in root.findall("devices/video")] == [{"type": "none"}]
+
+
 def test_kvm_guests_get_kvm_type_and_host_cpu() -> None:
     root = ET.fromstring(domain_xml(_spec(accel=Accel.KVM)))
     assert root.get("type") == "kvm"
@@ -96,13 +103,13 @@ def test_names_are_escaped() -> None:
 
 @pytest.mark.libvirt
 @pytest.mark.parametrize("accel", [Accel.TCG, Accel.KVM])
-@pytest.mark.parametrize("boot", ["kernel", "disk"])
+@pytest.mark.parametrize("boot", ["kernel", "disk", "headless"])
 def test_libvirt_accepts_the_xml_against_its_schema(tmp_path: Path, accel: Accel, boot: str) -> None:
     # `virsh define --validate` checks the XML against libvirt's own domain.rng (the
     # harness defines with VIR_DOMAIN_DEFINE_VALIDATE too); the domain is never started.
     require_qemu(URI)
     name = f"{vm_prefix('xml')}{accel.value}-{boot}"
-    spec = _spec(name=name, accel=accel, directory=tmp_path)
+    spec = _spec(name=name, accel=accel, directory=tmp_path, screen=boot != "headless")
     if boot == "disk":
         spec = _spec(
             name=name, accel=accel, kernel=None, initrd=None, cmdline=None,
