@@ -7,6 +7,7 @@ the picture, and a login on tty1 reaches a shell. The proof that the shell took 
 login is read on the serial console, not from pixels: the command typed on the screen
 writes ``$(id -un) $(tty)`` to a file in /tmp, and a serial login prints it, so the
 assertion is the exact text ``admin /dev/tty1`` (the user and the terminal that ran it).
+Then ``vmws serve --backend libvirt`` relays the same screen over ``/ws/vms/NAME/screen``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from tests.contract.suite import LOGIN, PASSWORD, PROMPT, ConsoleReader, type_keys, wait_for_change
-from tests.e2e_libvirt.server import URI
+from tests.e2e_libvirt.server import URI, start_server, stop_server, token
 from tests.harness.hosts import LIBVIRT_GROUP, harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
 from tests.harness.terminal import QueryAnsweringStream
-from tests.rfb_client import RFBClient, StreamTransport
+from tests.rfb_client import KEY_BACKSPACE, RFBClient, StreamTransport, WebSocketTransport
 from vmws.backend import Action, VMStatus
 from vmws.backends.libvirt.backend import LibvirtBackend
+from vmws.codes import CloseCode
 from vmws.errors import NoScreen, VMNotRunning
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.qemu, LIBVIRT_GROUP]
@@ -140,3 +145,36 @@ async def test_screen_shows_tty1_keys_change_it_and_a_login_there_reaches_a_shel
             await client.close()
     finally:
         await serial.close()
+
+
+@pytest.mark.asyncio
+async def test_the_gateway_relays_the_guests_screen_and_keys(backend: LibvirtBackend) -> None:
+    serial = ConsoleReader(QueryAnsweringStream(await backend.open_console(GUEST)))
+    try:
+        await serial.send(b"\n")  # booted: its logins are up (the picture holds still)
+        await serial.expect(LOGIN + b"|" + PROMPT, BOOT)
+    finally:
+        await serial.close()
+    proc, url = start_server(f"{PREFIX}*")
+    try:
+        screen_url = f"{url}/ws/vms/{GUEST}/screen?token={token('read', 'console')}"
+        async with connect(screen_url, subprotocols=[Subprotocol("binary")], max_size=None) as ws:
+            client = await asyncio.wait_for(RFBClient.connect(WebSocketTransport(ws)), STEP)
+            assert (client.width, client.height) == (720, 400)
+            assert client.name == f"QEMU ({GUEST})"  # QEMU's own ServerInit, relayed
+            await client.request_update(incremental=False)
+            await asyncio.wait_for(client.read_update(), STEP)
+            assert not client.is_blank()
+            before = bytes(client.framebuffer)
+            await type_keys(client, "vmwsgate")  # echoed at tty1's login or shell prompt
+            await wait_for_change(client, before, 5, STEP)
+            for _ in "vmwsgate":
+                await client.press(KEY_BACKSPACE)
+        # A stopped VM: the upgrade, then 4009, as on the console endpoint.
+        stopped_url = f"{url}/ws/vms/{HEADLESS}/screen?token={token('read', 'console')}"
+        async with connect(stopped_url, subprotocols=[Subprotocol("binary")]) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), STEP)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.VM_NOT_RUNNING
+    finally:
+        stop_server(proc)
