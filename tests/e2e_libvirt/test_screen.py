@@ -13,7 +13,6 @@ Then ``vmws serve --backend libvirt`` relays the same screen over ``/ws/vms/NAME
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 import time
 import zlib
@@ -28,7 +27,7 @@ from websockets.typing import Subprotocol
 
 from tests.contract.suite import LOGIN, PASSWORD, PROMPT, ConsoleReader, type_keys, wait_for_change
 from tests.e2e_libvirt.server import URI, start_server, stop_server, token
-from tests.harness.hosts import LIBVIRT_GROUP, harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
+from tests.harness.hosts import LIBVIRT_GROUP, guests_up, vm_prefix
 from tests.harness.terminal import QueryAnsweringStream
 from tests.rfb_client import KEY_BACKSPACE, RFBClient, StreamTransport, WebSocketTransport
 from vmws.backend import Action, VMStatus
@@ -65,16 +64,8 @@ def save_png(client: RFBClient, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def guests() -> Iterator[None]:
-    require_qemu(URI)
-    remove_stale_test_vms(URI)
-    common = ("--uri", URI, "--accel", os.environ.get("VMWS_TEST_ACCEL", "auto"), "--replace")
-    try:
-        harness_cli("up", GUEST, *common)
-        harness_cli("up", HEADLESS, *common, "--no-start", "--no-screen")
+    with guests_up(URI, {GUEST: (), HEADLESS: ("--no-start", "--no-screen")}):
         yield
-    finally:
-        for name in (GUEST, HEADLESS):
-            harness_cli("down", name, "--uri", URI)
 
 
 @pytest_asyncio.fixture
