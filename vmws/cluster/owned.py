@@ -15,6 +15,7 @@ following the last byte held there (``ContinuedConsole``), so viewers resume wit
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -138,6 +139,10 @@ class OwnedBackend(Backend):
             self.on_continue(name, epoch)
         log.info("console of %s continues epoch %s at offset %d", name, epoch, start + len(history))
         return ContinuedConsole(stream, start, epoch, history)
+
+    async def open_screen(self, name: str) -> socket.socket:
+        await self._fence(name)
+        return await self.reach.open_screen(name)
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
         def owned_only(info: VMInfo) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -126,6 +127,9 @@ class MultiHostBackend(Backend):
 
     async def open_console(self, name: str) -> ConsoleStream:
         return await (await self._host(name)).open_console(name)
+
+    async def open_screen(self, name: str) -> socket.socket:
+        return await (await self._host(name)).open_screen(name)
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
         def unique(info: VMInfo) -> None:
