@@ -44,10 +44,17 @@ def node_key(name: str) -> str:
 
 class Membership:
     def __init__(
-        self, redis: Any, name: str, count_vms: Callable[[], Awaitable[int]], *, wall: Callable[[], float] = time.time
+        self,
+        redis: Any,
+        name: str,
+        count_vms: Callable[[], Awaitable[int]],
+        *,
+        url: str | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.name = name
+        self.url = url  # where the other nodes reach this one (--advertise-url)
         self.incarnation = uuid.uuid4().hex
         self.count_vms = count_vms
         self._wall = wall
@@ -86,6 +93,7 @@ class Membership:
                     "seen": now,
                     "started": self.started,
                     "version": __version__,
+                    **({"url": self.url} if self.url else {}),
                 }
             )
             pipe = self.redis.pipeline(transaction=True)
@@ -135,6 +143,7 @@ class Membership:
                     "lastSeen": data.get("seen"),
                     "incarnation": data.get("incarnation"),
                     "version": data.get("version"),
+                    "url": data.get("url"),
                     "self": name == self.name and data.get("incarnation") == self.incarnation,
                 }
             )
