@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.cluster.test_flags import _serve
 from tests.vmws.fakes import FakeBackend
 from vmws.auth import Permission, Principal
 from vmws.cluster.backend import ClusterBackend
@@ -55,6 +56,12 @@ def test_other_node_urls_are_refused_naming_the_problem(url: str, problem: str) 
 def test_advertise_url_is_checked_at_start_up() -> None:
     with pytest.raises(ValueError, match="advertise-url: a node URL starts with http:// or https://"):
         Config(advertise_url="redis://node:6379")
+
+
+def test_the_cli_refuses_a_bad_advertise_url_from_flag_or_env_without_a_traceback() -> None:
+    for result in (_serve("--advertise-url", "ftp://node:21"), _serve(VMWS_ADVERTISE_URL="http://u:secret@node")):
+        assert result.returncode == 2 and "advertise-url: a node URL" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_the_default_url_is_the_listener_with_a_wildcard_host_named() -> None:
