@@ -30,7 +30,7 @@ from vmws.backend import (
     check_screen_status,
 )
 from vmws.cluster import wire
-from vmws.cluster.membership import NODE_TTL, node_key
+from vmws.cluster.membership import NODE_TTL, node_key, parse_node_value
 from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.cluster.screen_forward import ScreenElsewhere, node_url_of
 from vmws.codes import ErrorCode
@@ -442,10 +442,5 @@ def parse_record(name: str, raw: dict[bytes, bytes]) -> tuple[VMInfo, Owner_]:
 
 def live_incarnation(raw: object, incarnation: str) -> bool:
     """Whether a ``vmws:node:NAME`` value says that node lives as ``incarnation``."""
-    if not isinstance(raw, bytes) or len(raw) > 4096:
-        return False
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(value, dict) and value.get("incarnation") == incarnation
+    value = parse_node_value(raw)
+    return value is not None and value.get("incarnation") == incarnation

@@ -20,7 +20,15 @@ import orjson
 
 from vmws import __version__
 
-__all__ = ["Membership", "NODE_TTL", "REFRESH_INTERVAL", "NODES_KEY", "EVENTS_CHANNEL", "node_key"]
+__all__ = [
+    "Membership",
+    "NODE_TTL",
+    "REFRESH_INTERVAL",
+    "NODES_KEY",
+    "EVENTS_CHANNEL",
+    "node_key",
+    "parse_node_value",
+]
 
 log = logging.getLogger("vmws")
 
@@ -40,6 +48,17 @@ return 0
 
 def node_key(name: str) -> str:
     return f"vmws:node:{name}"
+
+
+def parse_node_value(raw: object) -> dict[str, Any] | None:
+    """A ``vmws:node:NAME`` value read from Redis as a dict; None when it is not one."""
+    if not isinstance(raw, bytes) or len(raw) > 4096:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class Membership:

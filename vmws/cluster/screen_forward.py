@@ -27,12 +27,12 @@ import socket
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import orjson
 import tornado.httpclient
 import tornado.iostream
 import tornado.websocket
 
 from vmws.auth import Permission, Principal
+from vmws.cluster.membership import parse_node_value
 from vmws.cluster.relay import RelayUnavailable
 from vmws.codes import CloseCode
 
@@ -102,13 +102,8 @@ def default_node_url(host: str, port: int) -> str:
 def node_url_of(raw: object, node: str) -> str | None:
     """The ``url`` of a ``vmws:node:NAME`` value; None when it has none (a node of an
     older version) or one that is not a node URL (logged)."""
-    if not isinstance(raw, bytes) or len(raw) > 4096:
-        return None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    url = value.get("url") if isinstance(value, dict) else None
+    value = parse_node_value(raw)
+    url = value.get("url") if value is not None else None
     if url is None:
         return None
     try:

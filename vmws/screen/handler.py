@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import tornado.websocket
 
@@ -134,19 +134,13 @@ class ScreenSocket(_VMSocket):
         self._relay = asyncio.create_task(self._relay_from_owner(self._forward))
 
     async def _relay_from_owner(self, forward: ScreenForward) -> None:
-        try:
-            while not self.closing:
-                message = await forward.receive()
-                if message is None:
-                    self.close(*forward.close_to_mirror())
-                    return
+        async def frame() -> bytes | None:
+            while (message := await forward.receive()) is not None:
                 if isinstance(message, bytes):  # the owner sends no text frame either
-                    await self._to_browser(message)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("screen forward of %s failed (%s)", self.vm, self.session_id, extra=self._log_context())
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+                    return message
+            return None
+
+        await self._relay_to_browser(frame, forward.close_to_mirror, "screen forward")
 
     def leave_hub(self) -> None:
         if self._relay is not None:
@@ -205,18 +199,30 @@ class ScreenSocket(_VMSocket):
         self.bytes_out += len(data)
 
     async def _relay_from_vm(self, reader: asyncio.StreamReader) -> None:
+        async def chunk() -> bytes | None:
+            try:
+                return await reader.read(_CHUNK) or None
+            except ConnectionError:
+                return None
+
+        await self._relay_to_browser(
+            chunk, lambda: (CloseCode.NORMAL_CLOSURE, "the VM's screen closed"), "screen relay"
+        )
+
+    async def _relay_to_browser(
+        self, source: Callable[[], Awaitable[bytes | None]], ended: Callable[[], tuple[int, str]], what: str
+    ) -> None:
+        """Send what ``source`` gives, each write awaited, until it ends (None): then close
+        with what ``ended`` says."""
         try:
             while not self.closing:
-                try:
-                    chunk = await reader.read(_CHUNK)
-                except ConnectionError:
-                    chunk = b""
-                if not chunk:
-                    self.close(CloseCode.NORMAL_CLOSURE, "the VM's screen closed")
+                data = await source()
+                if data is None:
+                    self.close(*ended())
                     return
-                await self._to_browser(chunk)
+                await self._to_browser(data)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("screen relay of %s failed (%s)", self.vm, self.session_id, extra=self._log_context())
+            log.exception("%s of %s failed (%s)", what, self.vm, self.session_id, extra=self._log_context())
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
