@@ -1,7 +1,8 @@
 """The audit trail: who did what, as one structured event per thing worth answering for.
 
-Kinds (``docs/operations.md`` lists every field): ``command``, ``console_session``
-(``state`` ``opened`` then ``closed``, with the bytes each way), ``auth_refused``,
+Kinds (``docs/operations.md`` lists every field): ``command``, ``console_session`` and
+``screen_session`` (``state`` ``opened`` then ``closed``, with the bytes each way; a
+forwarded screen on the node the client reached), ``auth_refused``,
 ``ticket_issued`` and ``revocation``. Every event has ``time`` (RFC 3339), ``kind`` and
 ``node``.
 

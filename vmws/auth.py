@@ -75,6 +75,9 @@ class Principal:
     expires_at: float
     # The token's ``jti`` claim, if it has one: what a revocation of this one token names.
     jti: str | None = None
+    # A cluster node that forwarded this user's screen here (vmws/cluster/screen_forward.py):
+    # set only in the tickets nodes buy for each other, never from a token.
+    via: str | None = None
 
     def may_reach(self, vm: str) -> bool:
         return self.vms is None or any(_vm_matches(vm, p) for p in self.vms)

@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(serve, "redis-url-file", "file holding the Redis URL")
     _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
+    _add(
+        serve,
+        "advertise-url",
+        "http(s)://HOST:PORT other cluster nodes reach this node at (they forward VM screens "
+        "to it); default http://HOST:PORT of the listener",
+    )
     _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
     _add(
         serve,
@@ -253,6 +259,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         ticket_ttl=float(args.ticket_ttl),
         redis_url=_redis_url(args),
         node_name=args.node_name or None,
+        advertise_url=args.advertise_url or None,
         shard=args.shard or None,
         drain_delay=float(args.drain_delay),
         audit_log=args.audit_log or None,

@@ -62,6 +62,9 @@ class Config:
     # Cluster (docs/cluster.md): no Redis URL = one node, everything in process.
     redis_url: str | None = None
     node_name: str | None = None  # default HOSTNAME:PORT
+    # The URL other nodes reach this one at (screens are forwarded to their VM's owner);
+    # default http://HOST:PORT of the listener (docs/cluster.md).
+    advertise_url: str | None = None
     shard: str | None = None  # "K/N": simulate only that shard of the fleet
     # Seconds between SIGTERM (/readyz turns 503) and the hand-over and closing of sockets,
     # so that a balancer's health check sees the node leave first (docs/cluster.md).
@@ -131,6 +134,13 @@ class Config:
                 self.metrics_address()
             except ValueError as exc:
                 problems.append(str(exc))
+        if self.advertise_url is not None:
+            from vmws.cluster.screen_forward import check_node_url
+
+            try:
+                check_node_url(self.advertise_url)
+            except ValueError as exc:
+                problems.append(f"advertise-url: {exc}")
         if self.node_name is not None and not self.node_name.strip():
             problems.append("node-name must not be empty")
         if problems:

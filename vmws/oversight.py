@@ -85,10 +85,11 @@ class Oversight:
     # Sessions
 
     def session_opened(self, peer: Any) -> None:
-        if _is_console(peer):
+        kind = _session_kind(peer)
+        if kind is not None:
             mode = self._modes[peer.session_id] = _mode(peer)
             self.audit.record(
-                "console_session",
+                kind,
                 state="opened",
                 user=peer.user,
                 vm=peer.vm,
@@ -98,10 +99,11 @@ class Oversight:
             )
 
     def session_closed(self, peer: Any) -> None:
-        if _is_console(peer):
+        kind = _session_kind(peer)
+        if kind is not None:
             mode = self._modes.pop(peer.session_id, "interactive")
             self.audit.record(
-                "console_session",
+                kind,
                 state="closed",
                 user=peer.user,
                 vm=peer.vm,
@@ -154,8 +156,18 @@ class Oversight:
         self.audit.close()
 
 
-def _is_console(peer: Any) -> bool:
-    return getattr(getattr(peer, "endpoint", None), "value", None) == protocol.Endpoint.CONSOLE.value
+_SESSION_KINDS = {
+    protocol.Endpoint.CONSOLE.value: "console_session",
+    protocol.Endpoint.SCREEN.value: "screen_session",
+}
+
+
+def _session_kind(peer: Any) -> str | None:
+    """The audit kind of a console or screen session; None for other sockets, and for a
+    screen another node forwarded here (that node audits it, with the client's address)."""
+    if getattr(peer, "forwarded_by", None) is not None:
+        return None
+    return _SESSION_KINDS.get(getattr(getattr(peer, "endpoint", None), "value", None) or "")
 
 
 def _mode(peer: Any) -> str:

@@ -13,10 +13,10 @@ outcomes, reasons): never a VM name, user or anything else a client chooses.
 from __future__ import annotations
 
 from collections import Counter as _Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -118,6 +118,29 @@ class _HubState(Collector):
         return list(getattr(self._hub, "_scrollbacks", {}).values())
 
 
+class _Cluster(Collector):
+    """A cluster node's share: the VMs it owns, and the messages it published to and
+    received from Redis, by kind (one dict increment per message on the relay's path)."""
+
+    def __init__(self) -> None:
+        self.messages: dict[tuple[str, str], int] = {}
+        self.owned: Callable[[], int] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        owned = GaugeMetricFamily("vmws_cluster_owned_vms", "VMs this node owns in the cluster")
+        owned.add_metric([], self.owned() if self.owned is not None else 0)
+        yield owned
+        messages = CounterMetricFamily(
+            "vmws_cluster_messages",
+            "Messages between nodes through Redis pub/sub, by direction (sent, received) and kind "
+            "(request: to a VM's owner; output: from an owner; reply; fleet; other)",
+            labels=["direction", "kind"],
+        )
+        for (direction, kind), count in sorted(list(self.messages.items())):
+            messages.add_metric([direction, kind], count)
+        yield messages
+
+
 class Telemetry:
     def __init__(self, hub: Any | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -137,15 +160,19 @@ class Telemetry:
         self.slow_cutoffs = Counter("vmws_slow_client_cutoffs", "Connections cut off as too slow (4008)", registry=r)
         self.tickets = Counter("vmws_tickets_issued", "Tickets issued by POST /api/tickets", registry=r)
         self.revocations = Counter("vmws_revocations", "Revocations added", registry=r)
-        # Set by the cluster code (docs/cluster.md): 0 on a node alone.
-        self.owned_vms = Gauge("vmws_cluster_owned_vms", "VMs this node owns in the cluster", registry=r)
-        self.cross_node_messages = Counter(
-            "vmws_cluster_messages", "Messages relayed between nodes", ["direction"], registry=r
-        )
+        # Fed by the cluster code (docs/cluster.md, ``watch_cluster``): 0 on a node alone.
+        self._cluster = _Cluster()
+        r.register(self._cluster)
         self._state: _HubState | None = None
         if hub is not None:
             self._state = _HubState(hub)
             r.register(self._state)
+
+    def watch_cluster(self, messages: dict[tuple[str, str], int], owned: Callable[[], int]) -> None:
+        """Report the cluster's traffic through Redis (``(direction, kind)`` → messages, a
+        dict the relay bumps) and the number of VMs this node owns, read at scrape time."""
+        self._cluster.messages = messages
+        self._cluster.owned = owned
 
     # Events
 

@@ -160,6 +160,7 @@ def _principal_json(principal: Principal) -> bytes:
             "vms": list(principal.vms) if principal.vms is not None else None,
             "exp": principal.expires_at,
             "jti": principal.jti,
+            **({"via": principal.via} if principal.via is not None else {}),
         }
     )
 
@@ -173,6 +174,7 @@ def _principal_from(raw: bytes) -> Principal:
         vms=tuple(vms) if vms is not None else None,
         expires_at=float(data["exp"]),
         jti=data.get("jti"),
+        via=via if isinstance(via := data.get("via"), str) else None,
     )
 
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from vmws.cli import build_parser
+from vmws.cluster.screen_forward import check_node_url
 from vmws.cluster.shard import parse_shard
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "cluster"
@@ -46,6 +47,8 @@ def test_systemd_unit_parses_and_its_command_line_is_accepted_by_vmws_serve() ->
     assert parse_shard(parsed.shard).n == 3
     assert "VMWS_JWT_SECRET" not in unit["Service"]["ExecStart"]  # secrets from the EnvironmentFile
     port = parsed.port
+    assert parsed.advertise_url == f"http://%H:{port}"  # the other nodes forward screens there
+    assert check_node_url(parsed.advertise_url.replace("%H", "host-b"))
     assert unit["Service"]["Environment"].endswith(f":{port}")
     assert f":{port} check" in (EXAMPLES / "haproxy.cfg").read_text()
 
@@ -61,13 +64,19 @@ def test_kubernetes_manifest_parses_and_names_ports_and_flags_agree() -> None:
     } <= kinds
     stateful = next(d for d in docs if d["kind"] == "StatefulSet")
     container = stateful["spec"]["template"]["spec"]["containers"][0]
-    command = container["command"][-1].replace("$(( ${HOSTNAME##*-} + 1 ))", "1").replace('"$HOSTNAME"', "vmws-0")
+    command = (
+        container["command"][-1]
+        .replace("$(( ${HOSTNAME##*-} + 1 ))", "1")
+        .replace('"$HOSTNAME"', "vmws-0")
+        .replace("$POD_IP", "10.1.2.3")
+    )
     parsed = build_parser().parse_args(["serve", *_serve_args(command)])
+    assert check_node_url(parsed.advertise_url) == f"http://10.1.2.3:{parsed.port}"
     assert parse_shard(parsed.shard).n == stateful["spec"]["replicas"]
     assert container["ports"][0]["containerPort"] == parsed.port
     assert container["readinessProbe"]["httpGet"]["port"] == parsed.port
     env = {e["name"] for e in container["env"]}
-    assert {"VMWS_JWT_SECRET", "VMWS_REDIS_URL"} <= env
+    assert {"VMWS_JWT_SECRET", "VMWS_REDIS_URL", "POD_IP"} <= env
     service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "vmws")
     assert service["spec"]["ports"][0]["targetPort"] == parsed.port
     redis_service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "vmws-redis")

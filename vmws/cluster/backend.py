@@ -30,8 +30,9 @@ from vmws.backend import (
     check_screen_status,
 )
 from vmws.cluster import wire
-from vmws.cluster.membership import NODE_TTL, node_key
+from vmws.cluster.membership import NODE_TTL, node_key, parse_node_value
 from vmws.cluster.relay import Relay, RelayUnavailable
+from vmws.cluster.screen_forward import ScreenElsewhere, node_url_of
 from vmws.codes import ErrorCode
 from vmws.errors import NoConsole, NoScreen, VMNotFound, VMNotRunning, VMWSError
 from vmws.peer import Peer
@@ -401,13 +402,22 @@ class ClusterBackend(Backend):
         return console
 
     async def open_screen(self, name: str) -> socket.socket:
-        """This node's VMs only. A screen is never relayed through Redis (a frame stream
-        would swamp it) and membership records no node's address to forward the
-        WebSocket to: another node's VM is refused with ``NoScreen`` naming its owner."""
+        """This node's VMs are opened here. A screen is never relayed through Redis (a
+        frame stream would swamp it): another node's VM raises ``ScreenElsewhere`` with
+        its owner's address, for the screen socket to forward to
+        (``vmws/cluster/screen_forward.py``), or ``NoScreen`` naming the owner when its
+        record holds no address."""
         if await self._is_local(name):
             return await self.local.open_screen(name)
         info, owner = await self._record(name)  # VMNotFound; RelayUnavailable (1013)
         check_screen_status(info)
+        try:
+            raw = await self.relay.redis.get(node_key(owner[0]))
+        except Exception:
+            raise RelayUnavailable("the cluster's Redis is unreachable: try again later") from None
+        url = node_url_of(raw, owner[0])
+        if url is not None:
+            raise ScreenElsewhere(owner[0], url)
         raise NoScreen(f"this VM's screen is served only by its own node {owner[0]!r}: connect to that node")
 
     def _console_closed(self, console: RemoteConsole) -> None:
@@ -437,10 +447,5 @@ def parse_record(name: str, raw: dict[bytes, bytes]) -> tuple[VMInfo, Owner_]:
 
 def live_incarnation(raw: object, incarnation: str) -> bool:
     """Whether a ``vmws:node:NAME`` value says that node lives as ``incarnation``."""
-    if not isinstance(raw, bytes) or len(raw) > 4096:
-        return False
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(value, dict) and value.get("incarnation") == incarnation
+    value = parse_node_value(raw)
+    return value is not None and value.get("incarnation") == incarnation

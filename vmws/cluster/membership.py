@@ -20,7 +20,15 @@ import orjson
 
 from vmws import __version__
 
-__all__ = ["Membership", "NODE_TTL", "REFRESH_INTERVAL", "NODES_KEY", "EVENTS_CHANNEL", "node_key"]
+__all__ = [
+    "Membership",
+    "NODE_TTL",
+    "REFRESH_INTERVAL",
+    "NODES_KEY",
+    "EVENTS_CHANNEL",
+    "node_key",
+    "parse_node_value",
+]
 
 log = logging.getLogger("vmws")
 
@@ -42,12 +50,30 @@ def node_key(name: str) -> str:
     return f"vmws:node:{name}"
 
 
+def parse_node_value(raw: object) -> dict[str, Any] | None:
+    """A ``vmws:node:NAME`` value read from Redis as a dict; None when it is not one."""
+    if not isinstance(raw, bytes) or len(raw) > 4096:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 class Membership:
     def __init__(
-        self, redis: Any, name: str, count_vms: Callable[[], Awaitable[int]], *, wall: Callable[[], float] = time.time
+        self,
+        redis: Any,
+        name: str,
+        count_vms: Callable[[], Awaitable[int]],
+        *,
+        url: str | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.name = name
+        self.url = url  # where the other nodes reach this one (--advertise-url)
         self.incarnation = uuid.uuid4().hex
         self.count_vms = count_vms
         self._wall = wall
@@ -86,6 +112,7 @@ class Membership:
                     "seen": now,
                     "started": self.started,
                     "version": __version__,
+                    **({"url": self.url} if self.url else {}),
                 }
             )
             pipe = self.redis.pipeline(transaction=True)
@@ -135,6 +162,7 @@ class Membership:
                     "lastSeen": data.get("seen"),
                     "incarnation": data.get("incarnation"),
                     "version": data.get("version"),
+                    "url": data.get("url"),
                     "self": name == self.name and data.get("incarnation") == self.incarnation,
                 }
             )

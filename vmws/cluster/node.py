@@ -26,6 +26,7 @@ from vmws.cluster.owned import OwnedBackend
 from vmws.cluster.owner import Owner
 from vmws.cluster.redis_url import redact
 from vmws.cluster.relay import Relay
+from vmws.cluster.screen_forward import default_node_url
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.tickets import Authenticator, ClusterAuthenticator, RedisTicketStore, TicketStore
@@ -95,6 +96,10 @@ class Cluster:
     def attach(self, hub: Hub) -> None:
         """The hub serves this node's sockets; with Redis it also serves other nodes'."""
         self._hub = hub
+        if self.relay is not None:
+            hub.oversight.telemetry.watch_cluster(
+                self.relay.counts, lambda: len(self.owner.vms) if self.owner is not None else 0
+            )
         if self.relayed is not None:
             hub.command_relay = self.relayed.relay_command
             self.relayed.on_lost = self._lost
@@ -121,7 +126,8 @@ class Cluster:
         if self.redis is None:
             return
         log.info("node %s joining the cluster at %s", self.name, redact(self.config.redis_url or ""))
-        self.membership = Membership(self.redis, self.name, self._vm_count)
+        self.url = self.config.advertise_url or default_node_url(self.config.host, port)
+        self.membership = Membership(self.redis, self.name, self._vm_count, url=self.url)
         await self.membership.start()
         if self.relay is not None and self._hub is not None:
             self.relay.node = self.name

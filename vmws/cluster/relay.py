@@ -22,12 +22,25 @@ from typing import Any
 from vmws.cluster import wire
 from vmws.errors import VMWSError
 
-__all__ = ["Relay", "RelayUnavailable", "Handler"]
+__all__ = ["Relay", "RelayUnavailable", "Handler", "channel_kind"]
 
 log = logging.getLogger("vmws.cluster")
 
 Handler = Callable[[dict[str, Any], bytes], None]
 _OUTBOX_LIMIT = 10_000  # commands waiting for Redis; past it new ones are dropped (logged)
+
+
+def channel_kind(channel: str) -> str:
+    """A pub/sub channel's kind, from a small fixed set (a metric label, never a VM name)."""
+    if channel.endswith(":in"):
+        return "request"  # to a VM's owner: commands, console input, metrics leases
+    if channel.endswith(":out"):
+        return "output"  # from a VM's owner: status, console batches, metrics
+    if channel.endswith(":reply"):
+        return "reply"
+    if channel == "vmws:fleet":
+        return "fleet"
+    return "other"
 
 
 class RelayUnavailable(VMWSError):
@@ -55,6 +68,8 @@ class Relay:
         self._outbox_dropping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._up_since = 0.0  # loop time since Redis answers again after a break
+        # Messages published and received, by (direction, kind): vmws_cluster_messages_total.
+        self.counts: dict[tuple[str, str], int] = {}
 
     def up_for(self) -> float:
         """Seconds since Redis answers again after a break (infinite if it never broke;
@@ -125,6 +140,7 @@ class Relay:
             decoded = wire.decode(message.get("data"), channel[:300])
             if handler is None or decoded is None:
                 continue
+            self._count("received", channel)
             try:
                 handler(*decoded)
             except Exception:
@@ -161,6 +177,12 @@ class Relay:
             return
         self._outbox.append((command, args, kwargs, result))
         self._outbox_ready.set()
+        if command == "publish":
+            self._count("sent", args[0])
+
+    def _count(self, direction: str, channel: str) -> None:
+        key = (direction, channel_kind(channel))
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     async def _writing(self) -> None:
         while True:

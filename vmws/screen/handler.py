@@ -13,21 +13,29 @@ read; the browser's are parsed (``ViewerStream``) and each write to the VM is dr
 before the next WebSocket message is read. Nothing is buffered without bound. When
 the VM's server closes (the VM stopped), what was read is delivered, then 1000.
 Every path out closes the VM socket (``leave_hub``).
+
+In a cluster, another node's VM is forwarded (``vmws/cluster/screen_forward.py``): this
+node authenticates and authorizes the client as for its own VMs, then relays the
+owner's ``/ws/vms/{name}/screen`` frame for frame, each write awaited, and closes the
+client with the owner's close code (1013 when the owner's connection broke without one).
+A session forwarded here by another node (``forwarded_by``) is audited there, not here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import tornado.websocket
 
 from vmws import protocol
 from vmws.auth import Permission, Principal
+from vmws.cluster.relay import RelayUnavailable
+from vmws.cluster.screen_forward import ScreenElsewhere, ScreenForward, forward_principal
 from vmws.codes import CloseCode
 from vmws.config import Config
-from vmws.errors import NoScreen, VMWSError
+from vmws.errors import AuthError, NoScreen, VMWSError
 from vmws.handlers import _VMSocket, read_mode, viewer_mode
 from vmws.http_request import query_argument
 from vmws.hub import Hub
@@ -58,6 +66,8 @@ class ScreenSocket(_VMSocket):
         self._vm_writer: asyncio.StreamWriter | None = None
         self._vm_reader: asyncio.StreamReader | None = None
         self._relay: asyncio.Task[None] | None = None
+        self._forward: ScreenForward | None = None  # another node's VM: its owner's screen
+        self.forwarded_by: str | None = None  # the node that forwarded this session here
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
@@ -72,6 +82,7 @@ class ScreenSocket(_VMSocket):
 
     def authorize(self, principal: Principal, name: str) -> None:
         self.mode = viewer_mode(principal, name, self.mode)
+        self.forwarded_by = principal.via
 
     def refusal_reason(self, exc: VMWSError, code: CloseCode) -> str:
         # No `error` message precedes the close here: a NoScreen's message (written by
@@ -83,8 +94,13 @@ class ScreenSocket(_VMSocket):
         connection message, heartbeats, an error before a close) is dropped."""
 
     async def join_hub(self, name: str) -> None:
-        """Open the VM's screen, do the gateway's side of its handshake, greet the browser."""
-        sock = await self.hub.backend.open_screen(name)
+        """Open the VM's screen, do the gateway's side of its handshake, greet the browser
+        (or forward the socket to the node that owns the VM)."""
+        try:
+            sock = await self.hub.backend.open_screen(name)
+        except ScreenElsewhere as owner:
+            await self._forward_to(owner, name)
+            return
         try:
             self._vm_reader, self._vm_writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
         except BaseException:
@@ -95,10 +111,44 @@ class ScreenSocket(_VMSocket):
         self._viewer = ViewerStream(server_init.encode(), view_only=self.view_only)
         await self._to_browser(GREETING)
 
+    async def _forward_to(self, owner: ScreenElsewhere, name: str) -> None:
+        """Relay the owner's screen: a one-use ticket for this user, this VM and this mode."""
+        assert self.principal is not None
+        if self.forwarded_by is not None:  # ownership moved while it was forwarded: no second hop
+            raise RelayUnavailable(f"VM {name!r} is not on this node any more: try again later")
+        tickets = getattr(self.auth, "cluster_tickets", None)
+        if tickets is None:  # a cluster backend always comes with cluster tickets
+            raise NoScreen(f"this VM's screen is served only by its own node {owner.node!r}: connect to that node")
+        here = self.hub.oversight.audit.node or "?"  # this node's cluster name, set at start
+        narrowed = forward_principal(self.principal, name, view_only=self.view_only, via=here)
+        try:
+            ticket = await tickets.issue(narrowed)
+        except AuthError as exc:  # Redis down, or this user's tickets at their cap
+            raise RelayUnavailable(f"cannot forward to the screen's node {owner.node!r}: {exc.message}") from None
+        self._check_still_here()
+        self._forward = await ScreenForward.open(owner, name, ticket, view_only=self.view_only)
+        log.info(
+            "screen of %s (%s) forwarded to its node %s", name, self.session_id, owner.node, extra=self._log_context()
+        )
+        self._check_still_here()  # gone meanwhile: leave_hub closes the forward
+        self._relay = asyncio.create_task(self._relay_from_owner(self._forward))
+
+    async def _relay_from_owner(self, forward: ScreenForward) -> None:
+        async def frame() -> bytes | None:
+            while (message := await forward.receive()) is not None:
+                if isinstance(message, bytes):  # the owner sends no text frame either
+                    return message
+            return None
+
+        await self._relay_to_browser(frame, forward.close_to_mirror, "screen forward")
+
     def leave_hub(self) -> None:
         if self._relay is not None:
             self._relay.cancel()
             self._relay = None
+        if self._forward is not None:
+            self._forward.close()
+            self._forward = None
         if self._vm_writer is not None:
             self._vm_writer.close()
             self._vm_writer = None
@@ -108,7 +158,11 @@ class ScreenSocket(_VMSocket):
         # is the backpressure from the VM's socket to the browser.
         self.last_seen = asyncio.get_running_loop().time()
         self.bytes_in += len(message)
-        if self.principal is None or self._viewer is None or self.closing:
+        if self.principal is None or self.closing:
+            return None
+        if self._forward is not None:  # the owner parses and filters the RFB stream
+            return self._forward.send(message)
+        if self._viewer is None:
             return None
         if isinstance(message, str):
             self.close(CloseCode.POLICY_VIOLATION, "text frames are not accepted: RFB goes in binary frames")
@@ -145,18 +199,30 @@ class ScreenSocket(_VMSocket):
         self.bytes_out += len(data)
 
     async def _relay_from_vm(self, reader: asyncio.StreamReader) -> None:
+        async def chunk() -> bytes | None:
+            try:
+                return await reader.read(_CHUNK) or None
+            except ConnectionError:
+                return None
+
+        await self._relay_to_browser(
+            chunk, lambda: (CloseCode.NORMAL_CLOSURE, "the VM's screen closed"), "screen relay"
+        )
+
+    async def _relay_to_browser(
+        self, source: Callable[[], Awaitable[bytes | None]], ended: Callable[[], tuple[int, str]], what: str
+    ) -> None:
+        """Send what ``source`` gives, each write awaited, until it ends (None): then close
+        with what ``ended`` says."""
         try:
             while not self.closing:
-                try:
-                    chunk = await reader.read(_CHUNK)
-                except ConnectionError:
-                    chunk = b""
-                if not chunk:
-                    self.close(CloseCode.NORMAL_CLOSURE, "the VM's screen closed")
+                data = await source()
+                if data is None:
+                    self.close(*ended())
                     return
-                await self._to_browser(chunk)
+                await self._to_browser(data)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("screen relay of %s failed (%s)", self.vm, self.session_id, extra=self._log_context())
+            log.exception("%s of %s failed (%s)", what, self.vm, self.session_id, extra=self._log_context())
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
