@@ -63,7 +63,7 @@ ALL = ["read", "control", "console"]
 TOKENS: dict[str, str | None] = {
     "no token": None,
     "expired": rs(ALL, exp=int(time.time()) - 300),
-    "not yet valid": rs(ALL, nbf=int(time.time()) + 300),
+    "not yet valid": rs(ALL, nbf=int(time.time()) + 86400),  # a day ahead: made at collection, the run may be long
     "wrong signature": rs(ALL, key=OTHER_KEY),
     "alg none": forged("none", b""),
     "HS256 signed with the public key": forged("HS256", PUBLIC_PEM),
