@@ -38,8 +38,13 @@ def _address(text: str) -> _Address | None:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped  # ::ffff:10.0.0.1 from a dual-stack socket is 10.0.0.1
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            # "fe80::1%ANY TEXT" parses: a scope names an interface of the host that
+            # wrote it, never a client, and its text would become the logged address.
+            return None
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped  # ::ffff:10.0.0.1 from a dual-stack socket is 10.0.0.1
     return address
 
 

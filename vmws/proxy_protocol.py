@@ -112,6 +112,9 @@ def parse_v1(line: bytes) -> ProxyHeader:
     if len(parts) != 5 or parts[0] not in (b"TCP4", b"TCP6"):
         raise ProxyHeaderError("malformed PROXY v1 line")
     kind = ipaddress.IPv4Address if parts[0] == b"TCP4" else ipaddress.IPv6Address
+    if b"%" in parts[1] or b"%" in parts[2]:
+        # Python takes any text after "%" as an IPv6 scope; no client has one to name.
+        raise ProxyHeaderError("malformed PROXY v1 addresses")
     try:
         source = kind(parts[1].decode("ascii"))
         kind(parts[2].decode("ascii"))

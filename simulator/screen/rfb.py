@@ -188,8 +188,10 @@ class RFBSession:
             down, keysym = struct.unpack(">xBxxI", message)
             self._key(bool(down), keysym)
         elif kind == _CUT_TEXT:
-            (length,) = struct.unpack(">4xI", message)
-            self._skip = length  # discarded as it arrives: QEMU has no clipboard either
+            # Negative: the extended clipboard's form, whose body is |length| bytes (the
+            # gateway relays it so); read unsigned, 4 GiB of the stream would be skipped.
+            (length,) = struct.unpack(">4xi", message)
+            self._skip = abs(length)  # discarded as it arrives: QEMU has no clipboard either
         # _POINTER: a text console has no mouse
         return True
 

@@ -13,8 +13,9 @@ Everything goes on one pub/sub channel, ``vmws:fleet`` (``FLEET_CHANNEL``):
 Each node keeps, per other node, the VMs of its last whole summary: a VM missing from
 the next one is removed (``fleet_removed``). A node whose liveness key is gone (or names
 another incarnation) is dead: its VMs turn ``error`` (as ``/api/vms`` lists them) until
-it comes back and publishes again. At start the node reads every VM record in Redis, so
-its first snapshot is whole before any summary arrives. Everything read is checked; a
+it comes back and publishes again (once ``MAX_NODES`` are known, a dead one is forgotten
+to make room for a new one). At start the node reads every VM record in Redis, so its
+first snapshot is whole before any summary arrives. Everything read is checked; a
 message that fails is dropped with a log line.
 """
 
@@ -177,7 +178,7 @@ class ClusterFleet:
         view = self._nodes.get(node)
         if view is None:
             if len(self._nodes) >= MAX_NODES:
-                raise ValueError(f"more than {MAX_NODES} nodes")
+                self._make_room()
             view = self._nodes[node] = _NodeView(incarnation)
         elif view.incarnation != incarnation:
             view.incarnation, view.dead, view.partial = incarnation, False, None  # it restarted
@@ -237,6 +238,17 @@ class ClusterFleet:
         self._owner_of[info.name] = node
         self._fleet.set_remote_latest(info.name, latest)
         self._fleet.put(info)
+
+    def _make_room(self) -> None:
+        """Forget a dead node for a new one. Dead views are otherwise kept (their VMs shown
+        as ``error`` until the node returns), so names that never come back (crashed nodes
+        named after short-lived hosts, or names a Redis writer made up) would fill the
+        table and shut out every node after them."""
+        dead = next((node for node, view in self._nodes.items() if view.dead), None)
+        if dead is None:
+            raise ValueError(f"more than {MAX_NODES} nodes")
+        log.info("fleet: forgetting dead node %s to make room for another", dead)
+        self._forget_node(dead)
 
     def _forget_node(self, node: str) -> None:
         view = self._nodes.pop(node)
