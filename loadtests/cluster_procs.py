@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 from loadtests.procs import ProcessUsage, raise_nofile, usage_of
 
@@ -98,7 +99,7 @@ class _Process:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> _Process:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,16 +111,15 @@ class RedisProcess(_Process):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def cli(self, *args: str) -> str:
+        """One command through ``redis-cli`` (no client state in this process); its answer."""
+        return subprocess.run(
+            [_need("redis-cli"), "-p", str(self.port), *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
     def info(self, section: str) -> dict[str, str]:
-        """``INFO section`` as ``field -> value`` (through ``redis-cli``: no client state
-        in this process, and its own commands are few and counted apart)."""
-        out = subprocess.run(
-            [_need("redis-cli"), "-p", str(self.port), "info", section],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout
+        """``INFO section`` as ``field -> value``."""
+        out = self.cli("info", section)
         fields = {}
         for line in out.splitlines():
             name, sep, value = line.partition(":")

@@ -229,7 +229,7 @@ def run_scenario(
         if own is not None:
             own.stop()
     stats = read_stats(csv_prefix) if Path(f"{csv_prefix}_stats.csv").exists() else {}
-    processes = tuple(
+    per_process = tuple(
         ProcessFigures(
             who,
             (after[who].cpu_seconds - before[who].cpu_seconds) / seconds,
@@ -239,7 +239,7 @@ def run_scenario(
         for who in after
         if who in before
     )
-    nodes = [p for p in processes if p.sockets is not None] if isinstance(server, Cluster) else list(processes)
+    nodes = [p for p in per_process if p.sockets is not None] if isinstance(server, Cluster) else list(per_process)
     cpu = sum(p.cpu for p in nodes) if nodes else None
     rss = sum(p.rss_bytes for p in nodes) if nodes else None
     return RunResult(
@@ -254,7 +254,7 @@ def run_scenario(
         server_rss_bytes=rss,
         client_cpu=(children_after.ru_utime + children_after.ru_stime - children.ru_utime - children.ru_stime)
         / seconds,
-        processes=processes if isinstance(server, Cluster) else (),
+        processes=per_process if isinstance(server, Cluster) else (),
         redis_used_memory=redis_memory,
     )
 
