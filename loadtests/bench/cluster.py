@@ -5,11 +5,15 @@ Real processes on loopback: ``redis-server`` and two ``vmws serve`` nodes
 node 1 itself (``owner``) or from node 2 (``other node``: everything crosses Redis).
 Per round and placement:
 
-- *console*: one viewer runs ``seq 1 N`` in the guest's shell; CPU of every process
-  involved (both nodes and Redis; not this client) per MB of console output received;
+- *console, bulk*: one viewer runs ``seq 1 N`` (≈ 1 MB, which the simulator prints in
+  one or two reads); CPU of every process involved (both nodes and Redis; not this
+  client) per MB of console output received;
+- *console, lines*: the same viewer runs 150 commands printing ≈ 900 bytes each, one
+  after another (how a console is used: a batch per command, and the typing);
 - *broadcast*: 100 watchers of the VM, metrics every 0.1 s (≈ 1,000 messages/s); CPU
   of every process per 1,000 messages received;
-- *echo*: 200 keystrokes at 50/s, each timed from send until its echo arrives;
+- *echo*: 200 keystrokes at 50/s, each timed from send until its echo arrives (p50 and
+  p99 over every round's keystrokes together);
 - *commands*: ``pause``/``resume`` in turn, each until its response.
 
 Redis's share of that work (``INFO commandstats`` calls and ``INFO cpu`` deltas, the idle
@@ -51,6 +55,7 @@ NODE_FLAGS = ("--max-message-rate", "1000", "--metrics-interval", "0.1")
 WATCHERS = 100
 KEYSTROKES = 200
 COMMANDS = 20
+LINES = 150  # short outputs per round of the "lines" console workload
 # Redis commands this benchmark sends itself (through redis-cli / redis-py): not the cluster's.
 _OWN_COMMANDS = frozenset({"info", "memory", "ping", "client", "command", "config", "hello", "select", "xinfo"})
 _TIMESTAMP = "2023-05-23T12:34:56Z"
@@ -102,6 +107,13 @@ class Bench:
         self.cluster = cluster
         self.secret = secret
         self.owner, self.other = cluster.nodes
+        self._floods = 0
+
+    def seq_end(self, about: int) -> int:
+        """A ``seq`` end never used before in this run: the line that ends a flood is
+        then unique, and never found in history replayed from an earlier one."""
+        self._floods += 1
+        return about + self._floods
 
     def token(self, sub: str = "bench") -> str:
         perms = ["read", "control", "console"]
@@ -143,7 +155,13 @@ async def _until(ws: Any, *needles: str, timeout: float = 60) -> tuple[int, str]
 async def _logged_in(ws: Any, vm: str) -> str:
     """Log into the guest's shell (if not already); returns its prompt."""
     prompt = f"admin@{vm}:~$ "
-    await asyncio.sleep(0.3)  # the history first
+    # The held history first, all of it: a "login: " or a prompt in it is not an answer.
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await asyncio.wait_for(ws.recv(), 0.3)
+            except TimeoutError:
+                break
     await _send(ws, "console_input", {"content": "\n"})
     if (await _until(ws, "login: ", prompt))[1] == "login: ":
         await _send(ws, "console_input", {"content": "admin\n"})
@@ -161,6 +179,9 @@ class Round:
     console_cpu_ms_per_mb: float = 0.0
     console_redis: RedisWork | None = None
     console_mb: float = 0.0
+    lines_cpu_ms_per_mb: float = 0.0
+    lines_redis: RedisWork | None = None
+    lines_mb: float = 0.0
     broadcast_cpu_ms_per_1000: float = 0.0
     broadcast_redis: RedisWork | None = None
     broadcast_messages: int = 0
@@ -188,13 +209,23 @@ async def _measure(bench: Bench, node: VmwsNode, vm: str, seq: int, idle: _Idle,
     url = f"{node.ws}/ws/vms/{vm}"
     async with websockets.connect(f"{url}/console?token={bench.token()}", max_size=None) as ws:
         prompt = await _logged_in(ws, vm)
+        end = bench.seq_end(seq)
         cpu0, work0, t0 = bench.cpu(), redis_work(redis), time.monotonic()
-        await _send(ws, "console_input", {"content": f"seq 1 {seq}\n"})
-        received, _ = await _until(ws, f"\r\n{seq}\r\n{prompt}", timeout=120)
+        await _send(ws, "console_input", {"content": f"seq 1 {end}\n"})
+        received, _ = await _until(ws, f"\r\n{end}\r\n{prompt}", timeout=120)
         cpu, seconds = bench.cpu() - cpu0, time.monotonic() - t0
         result.console_mb = received / 1e6
         result.console_cpu_ms_per_mb = cpu * 1000 / result.console_mb
         result.console_redis = idle.net(redis_work(redis) - work0, seconds)
+        cpu0, work0, t0, received = bench.cpu(), redis_work(redis), time.monotonic(), 0
+        for _ in range(LINES):
+            first = 1_000_000 + 1000 * bench.seq_end(0)  # 100 lines of 9 bytes, a unique last one
+            await _send(ws, "console_input", {"content": f"seq {first} {first + 99}\n"})
+            received += (await _until(ws, f"\r\n{first + 99}\r\n{prompt}"))[0]
+        cpu, seconds = bench.cpu() - cpu0, time.monotonic() - t0
+        result.lines_mb = received / 1e6
+        result.lines_cpu_ms_per_mb = cpu * 1000 / result.lines_mb
+        result.lines_redis = idle.net(redis_work(redis) - work0, seconds)
         for _ in range(KEYSTROKES):
             sent = time.perf_counter()
             await _send(ws, "console_input", {"content": "x"})
@@ -267,8 +298,9 @@ async def _console_memory(bench: Bench, vms: list[str], seq: int, scrollback: in
                 f"{bench.other.ws}/ws/vms/{vm}/console?token={bench.token()}", max_size=None
             ) as ws:
                 prompt = await _logged_in(ws, vm)
-                await _send(ws, "console_input", {"content": f"seq 1 {seq}\n"})
-                await _until(ws, f"\r\n{seq}\r\n{prompt}", timeout=120)
+                end = bench.seq_end(seq)
+                await _send(ws, "console_input", {"content": f"seq 1 {end}\n"})
+                await _until(ws, f"\r\n{end}\r\n{prompt}", timeout=120)
 
     await flood()
     first = usage()
@@ -276,9 +308,20 @@ async def _console_memory(bench: Bench, vms: list[str], seq: int, scrollback: in
     return first, usage()
 
 
-def _idle_vm_memory(directory: Path, secret: str, vms: int) -> tuple[float, float]:
-    """Redis ``used_memory`` per idle VM of one node over ``vms`` idle VMs, and the
-    ``MEMORY USAGE`` of one VM record."""
+@dataclass(frozen=True, slots=True)
+class IdleFleet:
+    """Redis's share of one node over ``vms`` idle VMs."""
+
+    vms: int
+    bytes_per_vm: float  # used_memory over the fleet, per VM
+    record_bytes: float  # MEMORY USAGE of one VM's record
+    calls_per_vm_s: float  # Redis commands per VM per second (the records' refresh)
+    cpu_us_per_vm_s: float  # Redis CPU µs per VM per second
+
+
+def _idle_fleet(directory: Path, secret: str, vms: int, seconds: float) -> IdleFleet:
+    """One node over ``vms`` idle VMs: Redis memory per VM (``used_memory`` before and
+    after), then Redis's work per VM over ``seconds`` of doing nothing."""
     fleet = write_fleet(directory / f"fleet-{vms}.toml", vms)
     with start_redis(directory / "redis-idle") as redis:
         empty = int(redis.info("memory")["used_memory"])
@@ -290,9 +333,13 @@ def _idle_vm_memory(directory: Path, secret: str, vms: int) -> tuple[float, floa
             time.sleep(4)  # one refresh after start: every record written, every :in subscribed
             used = int(redis.info("memory")["used_memory"])
             record = int(redis.cli("memory", "usage", "vmws:vm:{load-00001}", "samples", "0") or 0)
+            w0, t0 = redis_work(redis), time.monotonic()
+            time.sleep(seconds)
+            work, elapsed = redis_work(redis) - w0, time.monotonic() - t0
         finally:
             node.stop()
-    return (used - empty) / vms, float(record)
+    per = vms * elapsed
+    return IdleFleet(vms, (used - empty) / vms, float(record), work.calls / per, work.cpu_seconds * 1e6 / per)
 
 
 # ---------------------------------------------------------------- the run
@@ -332,9 +379,8 @@ async def _run(directory: Path, rounds: int, quick: bool) -> list[str]:
         held = owned[1:4] or owned[:1]
         con_first, con_again = await _console_memory(bench, held, 20_000 if quick else 40_000, 65536)
 
-    progress("idle VM memory")
-    idle_vms = 500 if quick else 2000
-    per_idle_vm, record = _idle_vm_memory(directory, secret, idle_vms)
+    progress("idle VMs")
+    fleet = _idle_fleet(directory, secret, 500 if quick else 2000, 6.0 if quick else 12.0)
 
     own, other = results["owner"], results["other node"]
 
@@ -342,20 +388,25 @@ async def _run(directory: Path, rounds: int, quick: bool) -> list[str]:
         return median([get(r) for r in rs])
 
     c_own, c_other = med(own, lambda r: r.console_cpu_ms_per_mb), med(other, lambda r: r.console_cpu_ms_per_mb)
+    l_own, l_other = med(own, lambda r: r.lines_cpu_ms_per_mb), med(other, lambda r: r.lines_cpu_ms_per_mb)
     b_own, b_other = (
         med(own, lambda r: r.broadcast_cpu_ms_per_1000),
         med(other, lambda r: r.broadcast_cpu_ms_per_1000),
     )
-    p50 = {w: med(rs, lambda r: percentile(r.echoes, 50)) for w, rs in results.items()}
-    p99 = {w: med(rs, lambda r: percentile(r.echoes, 99)) for w, rs in results.items()}
+    # every keystroke of every round pooled: a p99 of 200 is its second worst, too noisy alone
+    echoes = {w: [e for r in rs for e in r.echoes] for w, rs in results.items()}
+    p50 = {w: percentile(e, 50) for w, e in echoes.items()}
+    p99 = {w: percentile(e, 99) for w, e in echoes.items()}
     lines += [
         f"VM {vm} owned by node-1; viewer on node-1 (owner) or node-2 (other node); {rounds} round(s), medians;",
         "CPU counts both nodes and Redis (not the clients).",
         "",
         "| workload | viewer on | CPU (all processes) | × owner | p50 ms | p99 ms | × owner p99 |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| console | owner | {c_own:.1f} ms CPU per MB | 1.00 | | | |",
-        f"| console | other node | {c_other:.1f} ms CPU per MB | {_ratio(c_other, c_own):.2f} | | | |",
+        f"| console, bulk | owner | {c_own:.1f} ms CPU per MB | 1.00 | | | |",
+        f"| console, bulk | other node | {c_other:.1f} ms CPU per MB | {_ratio(c_other, c_own):.2f} | | | |",
+        f"| console, lines | owner | {l_own:.0f} ms CPU per MB | 1.00 | | | |",
+        f"| console, lines | other node | {l_other:.0f} ms CPU per MB | {_ratio(l_other, l_own):.2f} | | | |",
         f"| broadcast | owner | {b_own:.1f} ms CPU per 1,000 messages | 1.00 | | | |",
         f"| broadcast | other node | {b_other:.1f} ms CPU per 1,000 messages | {_ratio(b_other, b_own):.2f} | | | |",
         f"| echo | owner | | | {p50['owner']:.2f} | {p99['owner']:.2f} | 1.00 |",
@@ -365,6 +416,7 @@ async def _run(directory: Path, rounds: int, quick: bool) -> list[str]:
     ]
     bc_calls, bc_cpu = _per([r.broadcast_redis for r in other], [r.broadcast_messages for r in other], 1000)
     mb_calls, mb_cpu = _per([r.console_redis for r in other], [r.console_mb for r in other], 1)
+    ln_calls, ln_cpu = _per([r.lines_redis for r in other], [r.lines_mb for r in other], 1)
     cmd_calls, cmd_cpu = _per([r.command_redis for r in other], [float(COMMANDS)] * len(other), 1)
     own_bc_calls, _ = _per([r.broadcast_redis for r in own], [r.broadcast_messages for r in own], 1000)
     lines += [
@@ -374,14 +426,17 @@ async def _run(directory: Path, rounds: int, quick: bool) -> list[str]:
         "| unit | Redis commands | Redis CPU ms |",
         "| --- | --- | --- |",
         f"| 1,000 broadcast messages ({WATCHERS} watchers on the node) | {bc_calls:.0f} | {bc_cpu:.2f} |",
-        f"| 1 MB of console output | {mb_calls:.0f} | {mb_cpu:.2f} |",
+        f"| 1 MB of console output, bulk | {mb_calls:.0f} | {mb_cpu:.2f} |",
+        f"| 1 MB of console output, lines (with the typing) | {ln_calls:.0f} | {ln_cpu:.2f} |",
         f"| 1 command (pause/resume) | {cmd_calls:.1f} | {cmd_cpu:.3f} |",
         f"| (1,000 broadcast messages, watchers on the owner) | {own_bc_calls:.0f} | |",
+        f"| 1 idle VM, per second (its record rewritten every 3 s) | {fleet.calls_per_vm_s:.2f} "
+        f"| {fleet.cpu_us_per_vm_s / 1000:.4f} |",
         "",
         "Redis memory:",
         "",
-        f"- per idle VM: {per_idle_vm:.0f} B (`used_memory` over {idle_vms} idle VMs of one node; "
-        f"its record alone: {record:.0f} B)",
+        f"- per idle VM: {fleet.bytes_per_vm:.0f} B (`used_memory` over {fleet.vms} idle VMs of one node; "
+        f"its record alone: {fleet.record_bytes:.0f} B)",
         f"- per console held: {con_first / 1024:.1f} KiB after output of several times the 64 KiB scrollback, "
         f"{con_again / 1024:.1f} KiB after as much more (mean of {len(held)} consoles)",
     ]

@@ -39,10 +39,16 @@ def test_a_quick_run_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> 
     assert cluster.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("vmws cluster figures on ") and "load average" in out
-    for row in ("| console | other node |", "| broadcast | other node |", "| echo | other node |"):
+    for row in (
+        "| console, bulk | other node |",
+        "| console, lines | other node |",
+        "| broadcast | other node |",
+        "| echo | other node |",
+    ):
         line = next(line for line in out.splitlines() if line.startswith(row))
         assert re.search(r"\| \d+\.\d\d \|", line), line  # a ratio to the owner
-    assert "| 1 MB of console output |" in out and "| 1 command (pause/resume) |" in out
+    assert "| 1 MB of console output, lines (with the typing) |" in out and "| 1 command (pause/resume) |" in out
+    assert "| 1 idle VM, per second (its record rewritten every 3 s) |" in out
     idle = re.search(r"per idle VM: (\d+) B", out)
     assert idle and 0 < int(idle.group(1)) < 64 * 1024, out
     held = re.search(r"per console held: ([\d.]+) KiB after .*?, ([\d.]+) KiB after as much more", out)
