@@ -20,7 +20,9 @@ Redis's share of that work (``INFO commandstats`` calls and ``INFO cpu`` deltas,
 background of the cluster subtracted) is given per unit for the ``other node`` runs.
 Then Redis's memory: per idle VM (one node over a fleet of idle VMs, ``used_memory``
 before and after) and per console held (``MEMORY USAGE`` of a ``:con`` stream after
-output of several times the scrollback, and again after as much more: it must not grow).
+output of several times the scrollback, and again after as much more: it must not grow),
+and what one Redis sustains here of the relay's commands (``redis-benchmark``), for the
+paper estimate of how far one Redis goes (``docs/cluster.md``).
 
 Medians over the rounds. The machine is shared and noisy: the ratios within one run are
 what count; every figure is printed with the machine line and its load.
@@ -32,6 +34,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -344,6 +347,43 @@ def _idle_fleet(directory: Path, secret: str, vms: int, seconds: float) -> IdleF
     return IdleFleet(vms, (used - empty) / vms, float(record), work.calls / per, work.cpu_seconds * 1e6 / per)
 
 
+def _redis_ceiling(directory: Path, quick: bool) -> dict[str, float]:
+    """What one Redis here sustains, pipelined 16 deep as a node's outbox sends: requests/s
+    of the relay's commands (``redis-benchmark``, 2 connections: two nodes)."""
+    payload = "x" * 1000
+    tests = {
+        "PUBLISH (1 subscriber)": ["publish", "vmws:bench:out", payload],
+        "XADD 1 KB, MAXLEN = 64": ["xadd", "vmws:bench:con", "MAXLEN", "=", "64", "*", "d", payload],
+        "HSET (a VM record)": ["hset", "vmws:bench:vm", "status", "running", "owner", "node-1"],
+    }
+    rates = {}
+    with start_redis(directory / "redis-ceiling") as redis:
+        # a subscriber, as every followed VM has (its messages are read and thrown away)
+        listener = subprocess.Popen(
+            ["redis-cli", "-p", str(redis.port), "subscribe", "vmws:bench:out"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(0.2)
+            for name, command in tests.items():
+                out = subprocess.run(
+                    ["redis-benchmark", "-p", str(redis.port), "-c", "2", "-P", "16", "-q", "--csv"]
+                    + ["-n", "20000" if quick else "200000", *command],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=120,
+                ).stdout
+                row = [line for line in out.splitlines() if line and not line.startswith('"test"')][-1]
+                rates[name] = float(row.split(",")[1].strip('"'))
+        finally:
+            listener.terminate()
+            listener.wait(5)
+    return rates
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -383,6 +423,9 @@ async def _run(directory: Path, rounds: int, quick: bool) -> list[str]:
 
     progress("idle VMs")
     fleet = _idle_fleet(directory, secret, 500 if quick else 2000, 6.0 if quick else 12.0)
+
+    progress("Redis's ceiling (redis-benchmark)")
+    ceiling = _redis_ceiling(directory, quick)
 
     own, other = results["owner"], results["other node"]
 
@@ -441,6 +484,9 @@ async def _run(directory: Path, rounds: int, quick: bool) -> list[str]:
         f"its record alone: {fleet.record_bytes:.0f} B)",
         f"- per console held: {con_first / 1024:.1f} KiB after output of several times the 64 KiB scrollback, "
         f"{con_again / 1024:.1f} KiB after as much more (mean of {len(held)} consoles)",
+        "",
+        "One Redis here, pipelined 16 deep over 2 connections (`redis-benchmark`): "
+        + "; ".join(f"{name} {rate:,.0f}/s" for name, rate in ceiling.items()),
     ]
     return lines
 
