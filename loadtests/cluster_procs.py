@@ -74,6 +74,17 @@ def _need(program: str) -> str:
     return found
 
 
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class _Process:
     def __init__(self, proc: subprocess.Popen[bytes], port: int, directory: Path) -> None:
         self.proc = proc
@@ -91,13 +102,7 @@ class _Process:
         return usage_of(self.proc.pid)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc, timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -274,13 +279,8 @@ class VmwsNode:
         self.proc.wait()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            _terminate(self.proc, timeout)
 
     def log(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.directory.glob(f"{self.name}.*.log")))
