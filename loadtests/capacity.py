@@ -10,25 +10,35 @@ The report (``report.md``, ``latency.png``, ``throughput.png``, ``steps.json``) 
 table per step, the knee (the most users that held every limit) and per-core figures:
 users and throughput at the knee divided by the share of a core the server used.
 
+With ``--cluster N`` the server is a cluster (``loadtests.cluster_procs``: Redis, N
+nodes with ``--shard k/N``, HAProxy round-robin in front; nothing pinned, as N nodes
+and Redis share the machine's cores with Locust) and each step also reports every
+node's CPU, memory and sockets and Redis's CPU and memory (``used_memory``); the
+per-core figures divide by the nodes' CPU together, and Redis's share is given apart.
+
     python -m loadtests.capacity console_interactive --start 100 --step 100 --max-users 1000
+    python -m loadtests.capacity monitoring --cluster 3 --start 100 --max-users 600
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import secrets
 import sys
 import time
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 
 from loadtests.catalog import Scenario, ScenarioSpec, spec_for
+from loadtests.cluster_procs import Cluster, start_cluster
 from loadtests.fleet import write_fleet
-from loadtests.procs import raise_nofile, start_vmws
-from loadtests.run import RunResult, run_scenario
+from loadtests.procs import ServerProcess, raise_nofile, start_vmws
+from loadtests.run import ProcessFigures, RunResult, cluster_flags, run_scenario
 
 __all__ = ["Step", "Limits", "judge", "knee", "main"]
 
@@ -55,6 +65,9 @@ class Step:
     server_rss_mib: float
     client_cpu: float
     broken: str  # why this step broke a limit; "" when it held
+    # a cluster: each process (node-K, redis, haproxy) and Redis's used_memory
+    processes: tuple[ProcessFigures, ...] = ()
+    redis_used_mib: float | None = None
 
     @property
     def held(self) -> bool:
@@ -85,6 +98,8 @@ def judge(result: RunResult, spec: ScenarioSpec, limits: Limits) -> Step:
         server_rss_mib=(result.server_rss_bytes or 0) / 2**20,
         client_cpu=result.client_cpu or 0.0,
         broken="; ".join(reasons),
+        processes=result.processes,
+        redis_used_mib=None if result.redis_used_memory is None else result.redis_used_memory / 2**20,
     )
 
 
@@ -160,10 +175,12 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
             f"| {s.server_rss_mib:.0f} MiB | {s.client_cpu:.0%} | {'held' if s.held else 'broke: ' + s.broken} |"
         )
     lines.append("")
+    lines += _cluster_table(steps)
     if at_knee is None:
         lines.append("**Knee:** none: the first step already broke a limit; start lower.")
     else:
         cpu = max(at_knee.server_cpu, 1e-6)
+        whose = "nodes'" if at_knee.processes else "server's"
         through = (
             f"{at_knee.bytes_per_s / 1e6 / cpu:.1f} MB/s"
             if by_bytes
@@ -174,11 +191,17 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
             f"using {at_knee.server_cpu:.0%} of a core"
             + ("." if at_knee is steps[-1] else f"; {steps[steps.index(at_knee) + 1].users} users did not."),
             "",
-            f"**Per core** (at the knee, divided by the server's CPU share): about "
-            f"**{at_knee.users / cpu:.0f} users** and **{through}** per fully used core. "
-            "One vmws process uses one core; run one process per core behind a balancer that "
-            "routes by VM name, and divide the expected users by this figure.",
+            f"**Per core** (at the knee, divided by the {whose} CPU share): about **{at_knee.users / cpu:.0f} users** and **{through}** per fully used core. "
+            "One vmws process uses one core; run one node per core, all on one Redis behind any "
+            "balancer (docs/cluster.md), and divide the expected users by this figure.",
         ]
+        redis = next((p for p in at_knee.processes if p.name == "redis"), None)
+        if redis is not None:
+            lines += [
+                "",
+                f"**Redis at the knee:** {redis.cpu:.1%} of a core, {at_knee.redis_used_mib or 0:.1f} MiB used "
+                f"({redis.cpu / cpu:.2f} of a Redis core per fully used node core).",
+            ]
         broken = next((s for s in steps if not s.held), None)
         if broken is not None and broken.server_cpu < 0.8 and broken.client_cpu < 0.8:
             lines.append("")
@@ -200,6 +223,49 @@ def report(steps: list[Step], spec: ScenarioSpec, limits: Limits, out: Path, not
     return path
 
 
+def _cluster_table(steps: list[Step]) -> list[str]:
+    """Per step, each process of a cluster: CPU, memory, sockets (nothing on one node)."""
+    if not any(s.processes for s in steps):
+        return []
+    names = list(dict.fromkeys(p.name for s in steps for p in s.processes))
+    lines = [
+        "Per process (CPU in % of a core; a node's sockets are those it opened in the step):",
+        "",
+        "| users | " + " | ".join(names) + " | Redis used |",
+        "| ---: |" + " ---: |" * (len(names) + 1),
+    ]
+    for s in steps:
+        by_name = {p.name: p for p in s.processes}
+        cells = []
+        for name in names:
+            p = by_name.get(name)
+            if p is None:
+                cells.append("—")
+                continue
+            sockets = "" if p.sockets is None else f", {p.sockets} sockets"
+            cells.append(f"{p.cpu:.0%}, {p.rss_bytes / 2**20:.0f} MiB{sockets}")
+        used = "—" if s.redis_used_mib is None else f"{s.redis_used_mib:.1f} MiB"
+        lines.append(f"| {s.users} | " + " | ".join(cells) + f" | {used} |")
+    lines.append("")
+    return lines
+
+
+def _start_server(
+    spec: ScenarioSpec, out: Path, secret: str, vms: int, cluster: int | None
+) -> AbstractContextManager[ServerProcess | Cluster]:
+    fleet = write_fleet(out / f"fleet-{vms}.toml", vms)
+    if cluster:
+        return start_cluster(out / "cluster", cluster, secret, flags=cluster_flags(spec, fleet))
+    return start_vmws(
+        secret,
+        out / "vmws.log",
+        scenario=fleet,
+        cpu=SERVER_CPU,
+        heartbeat_interval=spec.heartbeat_interval,
+        metrics_interval=spec.metrics_interval,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loadtests.capacity", description="Step users up until a limit breaks; write a report."
@@ -216,7 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         "--confirm", type=int, default=1, help="reruns of a step that broke before the break counts (default 1)"
     )
     parser.add_argument("--out", help="report folder (default capacity-SCENARIO)")
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="measure a cluster: redis-server, N nodes (--shard k/N) and haproxy; per-node figures",
+    )
     args = parser.parse_args(argv)
+    if args.cluster is not None and not 1 <= args.cluster <= 16:
+        parser.error("--cluster takes 1 to 16 nodes")
     spec = spec_for(args.scenario)
     max_users = args.max_users or spec.default_users * 10
     start = args.start or max(1, max_users // 10)
@@ -234,14 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     steps: list[Step] = []
-    with start_vmws(
-        secret,
-        out / "vmws.log",
-        scenario=write_fleet(out / f"fleet-{vms}.toml", vms),
-        cpu=SERVER_CPU,
-        heartbeat_interval=spec.heartbeat_interval,
-        metrics_interval=spec.metrics_interval,
-    ) as server:
+    with _start_server(spec, out, secret, vms, args.cluster) as server:
         for i, users in enumerate(plan, 1):
             # at most 100 new connections a second: vmws listens with Tornado's backlog of
             # 128, and SYNs dropped past it cost 1-3 s each (seen as slow connects)
@@ -265,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                     server=server,
                     reset_stats=True,
                     quiet=True,
-                    locust_cpu=CLIENT_CPU if args.processes == 1 else None,
+                    locust_cpu=CLIENT_CPU if args.processes == 1 and not args.cluster else None,
                     vms=vms,
                 )
                 return judge(result, spec, limits)
@@ -281,14 +348,23 @@ def main(argv: list[str] | None = None) -> int:
             steps.append(outcome)
             print(
                 f"      p50 {outcome.p50_ms:.1f} ms, p99 {outcome.p99_ms:.1f} ms, errors {outcome.error_rate:.2%}, "
-                f"server CPU {outcome.server_cpu:.0%}, Locust CPU {outcome.client_cpu:.0%} "
+                f"server CPU {outcome.server_cpu:.0%}, Locust CPU {outcome.client_cpu:.0%}"
+                + "".join(f", {p.name} {p.cpu:.0%}" for p in outcome.processes)
+                + " "
                 f"({time.monotonic() - started:.0f}s): {'held' if outcome.held else 'BROKE: ' + outcome.broken}",
                 flush=True,
             )
             if not outcome.held or not server.alive():
                 break
     _plots(steps, spec, limits, out)
-    note = f"Server pinned to CPU {SERVER_CPU}, Locust to CPU {CLIENT_CPU}; {args.step_time:g}s per step."
+    if args.cluster:
+        note = (
+            f"A cluster of {args.cluster} nodes (`--shard k/{args.cluster}`), one redis-server and HAProxy "
+            f"round-robin, sharing the machine's {os.cpu_count()} cores with Locust (nothing pinned); "
+            f"{args.step_time:g}s per step."
+        )
+    else:
+        note = f"Server pinned to CPU {SERVER_CPU}, Locust to CPU {CLIENT_CPU}; {args.step_time:g}s per step."
     path = report(steps, spec, limits, out, note)
     (out / "steps.json").write_bytes(orjson.dumps([asdict(s) for s in steps], option=orjson.OPT_INDENT_2))
     at_knee = knee(steps)

@@ -29,6 +29,8 @@ from vmws.hub import Hub
 __all__ = ["Owner", "RemotePeer"]
 
 log = logging.getLogger("vmws.cluster")
+# The longest entry of a console's :con stream (bytes): what it holds past the scrollback.
+_STREAM_PIECE = 16 * 1024
 
 
 class RemotePeer:
@@ -188,19 +190,22 @@ class Owner:
             self._stream_epochs[vm] = epoch
             self.relay.enqueue("delete", wire.console_key(vm))
         key = wire.console_key(vm)
+        # The stream holds the newest scrollback bytes, as the owner's own scrollback does:
+        # of a batch longer than that only its tail is appended, in entries of at most
+        # _STREAM_PIECE bytes, and the trim keeps the entry holding the oldest byte of the
+        # scrollback (trimming at the scrollback's first offset dropped that entry whole:
+        # one 1 MB batch left 40 KiB of a 64 KiB scrollback for joins on other nodes).
+        end = offset + len(chunk)
+        for at in range(max(offset, end - self.scrollback_bytes), end, _STREAM_PIECE):
+            piece = chunk[at - offset : at - offset + _STREAM_PIECE]
+            first_kept = at + len(piece) - self.scrollback_bytes - _STREAM_PIECE + 1
+            self.relay.enqueue(
+                "xadd", key, {"d": piece, "e": epoch}, id=f"{at}-1", minid=str(max(0, first_kept)), approximate=False
+            )
         for start in range(0, len(chunk), wire.MAX_DATA_BYTES):
             piece = chunk[start : start + wire.MAX_DATA_BYTES]
-            at = offset + start
             self.relay.enqueue(
-                "xadd",
-                key,
-                {"d": piece, "e": epoch},
-                id=f"{at}-1",
-                minid=str(max(0, at + len(piece) - self.scrollback_bytes)),
-                approximate=False,
-            )
-            self.relay.enqueue(
-                "publish", wire.out_channel(vm), wire.encode({"op": "console", "o": at, "e": epoch}, piece)
+                "publish", wire.out_channel(vm), wire.encode({"op": "console", "o": offset + start, "e": epoch}, piece)
             )
 
     # Requests from other nodes

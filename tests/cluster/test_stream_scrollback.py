@@ -1,0 +1,73 @@
+"""A console's history held in Redis is the owner's whole scrollback, also after one
+batch of output longer than the scrollback: a viewer joining on another node gets what
+a viewer joining on the owner gets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import websockets
+
+from .conftest import Node, token
+from .test_relay import owned_by
+
+pytestmark = pytest.mark.xdist_group("cluster")
+
+SEQ = 150_000  # ≈ 1 MB: the simulator prints it in one or two reads of the console
+
+
+async def _send(ws: Any, content: str) -> None:
+    await ws.send(
+        json.dumps({"type": "console_input", "timestamp": "2023-05-23T12:34:56Z", "data": {"content": content}})
+    )
+
+
+async def _read_until(ws: Any, needle: str, timeout: float = 60) -> tuple[int | None, str]:
+    """Console output until ``needle`` ends it: (offset of the first console message, text)."""
+    first, text = None, ""
+    async with asyncio.timeout(timeout):
+        while not text.endswith(needle):
+            message = json.loads(await ws.recv())
+            if message["type"] == "console" and message["data"]["content"]:
+                if first is None:
+                    first = message["data"]["offset"]
+                text += message["data"]["content"]
+    return first, text
+
+
+async def _history(node: Node, vm: str, end: str) -> tuple[int | None, str]:
+    async with websockets.connect(f"{node.ws}/ws/vms/{vm}/console?token={token()}", max_size=None) as ws:
+        return await _read_until(ws, end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_join_on_another_node_gets_the_whole_scrollback_after_a_flood(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    owner, other = start_nodes(2, redis_url=redis_server.url)
+    vm = owned_by([owner, other], owner)
+    prompt = f"admin@{vm}:~$ "
+    async with websockets.connect(f"{owner.ws}/ws/vms/{vm}/console?token={token()}", max_size=None) as ws:
+        await _send(ws, "\n")
+        await _read_until(ws, "login: ")
+        await _send(ws, "admin\n")
+        await _read_until(ws, "Password: ")
+        await _send(ws, "admin\n")
+        await _read_until(ws, prompt)
+        await _send(ws, f"seq 1 {SEQ}\n")
+        await _read_until(ws, f"\r\n{SEQ}\r\n{prompt}")
+    end = f"\r\n{SEQ}\r\n{prompt}"
+    # the other node opens its copy of the console now, from the history held in Redis
+    elsewhere = await _history(other, vm, end)
+    on_owner = await _history(owner, vm, end)
+    assert len(on_owner[1]) > 60_000  # the owner's scrollback: 64 KiB
+    assert elsewhere == on_owner, (len(elsewhere[1]), len(on_owner[1]), elsewhere[0], on_owner[0])
+    # and Redis holds about the scrollback: 64 KiB in 16 KiB entries, plus at most one
+    # more entry and the stream's own structures, not the 1 MB printed
+    entries = redis_server.cli("xlen", f"vmws:vm:{{{vm}}}:con")
+    size = int(redis_server.cli("memory", "usage", f"vmws:vm:{{{vm}}}:con", "samples", "0"))
+    assert 0 < int(entries) <= 6 and size < 128 * 1024, (entries, size)
