@@ -30,6 +30,7 @@ class CloseCode(enum.IntEnum):
     FORBIDDEN = 4003  # permission missing or VM outside the token's vms (AUTH_ERROR)
     VM_NOT_FOUND = 4004
     NO_CONSOLE = 4005  # the backend has no consoles
+    NO_SCREEN = 4006  # the VM has no graphical screen, or not from this node
     TOO_SLOW = 4008  # output backlog over its bound
     VM_NOT_RUNNING = 4009  # console of a VM that is not running
     HEARTBEAT_TIMEOUT = 4010  # silent for two heartbeat intervals

@@ -32,6 +32,8 @@ export const CloseCode = {
   VM_NOT_FOUND: 4004,
   /** server: console requested on a backend without the console capability, e.g. libvirt's test:/// driver (UNKNOWN_ERROR) */
   NO_CONSOLE: 4005,
+  /** server: screen requested of a VM that has no graphical screen (no VNC device, a backend without screens), or that this node cannot open (another node's or a remote host's VM) */
+  NO_SCREEN: 4006,
   /** server: the client left over 4 MiB of output unread while another viewer kept up */
   TOO_SLOW: 4008,
   /** server: console of a VM that is not running (VM_NOT_RUNNING) */
