@@ -28,6 +28,7 @@ from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
 from vmws.rest import ConsoleCastHandler, HealthHandler, MetricsHistoryHandler, TicketHandler, VMListHandler
+from vmws.screen.handler import ScreenSocket
 from vmws.tickets import Authenticator
 from vmws.web import ui_routes
 
@@ -81,6 +82,7 @@ def make_app(
     routes: list[Any] = [
         (r"/ws/fleet", FleetSocket, {**deps, "fleet": fleet}),
         (rf"/ws/vms/{_NAME}/console", ConsoleSocket, deps),
+        (rf"/ws/vms/{_NAME}/screen", ScreenSocket, deps),
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
         (rf"/api/vms/{_NAME}/console\.cast", ConsoleCastHandler, deps),

@@ -312,7 +312,7 @@ class Backend(ABC):
         """
         info = await self.get(name)  # an unknown VM is VMNotFound first
         check_screen_status(info)
-        raise NoScreen(f"this server's backend has no graphical screens (VM {name!r})")
+        raise NoScreen("this server's backend has no graphical screens")
 
 
 def check_screen_status(info: VMInfo) -> None:

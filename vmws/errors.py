@@ -94,7 +94,11 @@ class NoConsole(BackendError):
 
 class NoScreen(BackendError):
     """The VM has no graphical screen (no VNC device, a backend without screens), or
-    this node cannot open it (a VM owned by another node or on a remote host)."""
+    this node cannot open it (a VM owned by another node or on a remote host).
+
+    The screen socket sends no text, so the message is its close reason: written by
+    vmws, it never quotes the VM's name or any other client input (and is cut to 123 bytes).
+    """
 
 
 class BackendUnavailable(BackendError):
