@@ -76,7 +76,9 @@ export function VMPage({ name, token }: { name: string; token: string }) {
         <h2 data-testid="vm-name">{name}</h2>
         <StatusBadge status={status} testId="vm-status" />
         {vm.status && status === "running" && (
-          <span className="note">up {formatDuration(vm.status.uptime)}</span>
+          <span className="note" data-testid="vm-uptime">
+            up {formatDuration(vm.status.uptime)}
+          </span>
         )}
         <ConnectionBadge state={vm.connection} testId="vm-connection" />
         {vm.latencyMs !== null && open && (
