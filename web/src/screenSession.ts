@@ -11,7 +11,19 @@
 // an open or opening WebSocket in place of a URL.
 
 import { CloseCode, type ErrorCode } from "./protocol";
-import { backoffDelay, ConnectError, MAX_BACKOFF_MS, RECONNECT_DELAY_MS, type Changes, type ConnectionState, type UrlProvider, type WireError } from "./socket";
+import {
+  backoffDelay,
+  ConnectError,
+  describeClose,
+  FATAL_CLOSE,
+  FATAL_CODES,
+  MAX_BACKOFF_MS,
+  RECONNECT_DELAY_MS,
+  type Changes,
+  type ConnectionState,
+  type UrlProvider,
+  type WireError,
+} from "./socket";
 import { keyStrokes, MAX_PASTE_CHARS, XK_SHIFT_L } from "./keysyms";
 
 /** The part of a browser WebSocket this class touches. */
@@ -50,15 +62,8 @@ export interface ScreenSnapshot {
   readonly stopped: boolean;
 }
 
-// Close codes that retrying cannot change, and what they mean to the user.
-const FATAL: Record<number, ErrorCode> = {
-  [CloseCode.UNAUTHENTICATED]: "AUTH_ERROR",
-  [CloseCode.FORBIDDEN]: "AUTH_ERROR",
-  [CloseCode.VM_NOT_FOUND]: "VM_NOT_FOUND",
-  [CloseCode.VM_NOT_RUNNING]: "VM_NOT_RUNNING",
-  [CloseCode.NO_SCREEN]: "UNKNOWN_ERROR",
-};
-const FATAL_CONNECT: ReadonlySet<ErrorCode> = new Set(["AUTH_ERROR", "VM_NOT_FOUND", "VM_NOT_RUNNING"]);
+// The console's refusals, and a VM without a screen (or one this node cannot open).
+const FATAL: Readonly<Record<number, ErrorCode>> = { ...FATAL_CLOSE, [CloseCode.NO_SCREEN]: "UNKNOWN_ERROR" };
 
 export class ScreenSession {
   private readonly stateListeners = new Set<() => void>();
@@ -138,7 +143,7 @@ export class ScreenSession {
         if (attempt !== this.attempt) return;
         const error: WireError =
           err instanceof ConnectError ? err : { code: "UNKNOWN_ERROR", message: err instanceof Error ? err.message : String(err) };
-        if (FATAL_CONNECT.has(error.code)) this.update({ connection: "failed", error });
+        if (FATAL_CODES.has(error.code)) this.update({ connection: "failed", error });
         else this.retry(error, (err as { retryAfterMs?: number | null }).retryAfterMs ?? 0);
       },
     );
@@ -226,10 +231,4 @@ export class ScreenSession {
     this.snapshot = { ...this.snapshot, ...changes };
     for (const listener of [...this.stateListeners]) listener();
   }
-}
-
-function describeClose(code: number, reason: string): string {
-  if (code === CloseCode.GOING_AWAY) return reason || "server going away";
-  if (code === CloseCode.ABNORMAL_CLOSURE) return "connection lost";
-  return reason ? `${reason} (${code})` : `connection closed (${code})`;
 }

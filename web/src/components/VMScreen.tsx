@@ -12,6 +12,7 @@ import { useVMScreen } from "../hooks/useVMScreen";
 import { MAX_PASTE_CHARS } from "../keysyms";
 import type { ScreenSocketLike } from "../screenSession";
 import { ConnectionBadge } from "./Badges";
+import { WatchToggle } from "./WatchToggle";
 
 export interface VMScreenProps {
   name: string;
@@ -62,16 +63,7 @@ export default function VMScreen({ name, token, url, enabled, tokenWatchOnly = f
       <header className="console-bar">
         <span>Screen</span>
         <ConnectionBadge state={enabled ? connection : "closed"} testId="screen-connection" />
-        <label className="watch-toggle" title={tokenWatchOnly ? "This token grants watch-only access" : undefined}>
-          <input
-            type="checkbox"
-            data-testid="screen-watch-only"
-            checked={watchOnly}
-            disabled={tokenWatchOnly}
-            onChange={(e) => setAsked(e.target.checked)}
-          />{" "}
-          Watch only
-        </label>
+        <WatchToggle checked={watchOnly} locked={tokenWatchOnly} onChange={setAsked} testId="screen-watch-only" />
         <button
           type="button"
           data-testid="screen-ctrl-alt-del"
