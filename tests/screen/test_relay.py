@@ -108,22 +108,31 @@ async def test_hostile_browsers_are_closed_with_a_reason_and_no_traceback(
     assert "Traceback" not in caplog.text
 
 
+# Tokens are minted in the test, not at collection: xdist workers must collect the same ids.
+_TOKENS = {
+    "bad": lambda: "not-a-token",
+    "no-console": lambda: token(["read", "control"]),
+    "other-vms": lambda: token(["console"], vms=["web-*"]),
+    "all": lambda: token(),
+}
+
+
 @pytest.mark.parametrize(
     ("vm", "tok", "code", "reason"),
     [
-        ("my-vm", "not-a-token", 4001, "not authenticated"),
-        ("my-vm", token(["read", "control"]), 4003, "forbidden"),
-        ("my-vm", token(["console"], vms=["web-*"]), 4003, "forbidden"),
-        ("ghost", None, 4004, "no such VM"),
-        ("db-1", None, 4009, "VM is not running"),
-        ("cache-1", None, 4009, "VM is not running"),
-        ("legacy-1", None, 4009, "VM is not running"),
+        ("my-vm", "bad", 4001, "not authenticated"),
+        ("my-vm", "no-console", 4003, "forbidden"),
+        ("my-vm", "other-vms", 4003, "forbidden"),
+        ("ghost", "all", 4004, "no such VM"),
+        ("db-1", "all", 4009, "VM is not running"),
+        ("cache-1", "all", 4009, "VM is not running"),
+        ("legacy-1", "all", 4009, "VM is not running"),
     ],
 )
 async def test_refusals_are_the_upgrade_then_a_close_code_and_no_text(
-    vm: str, tok: str | None, code: int, reason: str
+    vm: str, tok: str, code: int, reason: str
 ) -> None:
-    async with gateway(ScriptedScreens(speed=20.0)) as server, screen(server, vm, tok=tok) as ws:
+    async with gateway(ScriptedScreens(speed=20.0)) as server, screen(server, vm, tok=_TOKENS[tok]()) as ws:
         assert await frames_until_closed(ws) == []
         assert (ws.close_code, ws.close_reason) == (code, reason)
 
@@ -146,3 +155,12 @@ async def test_a_backend_without_screens_refuses_with_4006() -> None:
             assert (ws.close_code, ws.close_reason) == (4006, "this server's backend has no graphical screens")
         async with screen(server, "db-1") as ws:  # VMNotRunning comes first
             assert await frames_until_closed(ws) == [] and ws.close_code == 4009
+
+
+async def test_a_token_that_expires_while_viewing_closes_4001_without_text() -> None:
+    # exp 9 s ago: within the 10 s leeway for a second more, then the session ends
+    async with gateway(ScriptedScreens(speed=20.0)) as server, viewer(server, "my-vm", tok=token(ttl=-9)) as client:
+        assert isinstance(client.transport, WebSocketTransport)
+        ws = client.transport.ws
+        assert all(isinstance(f, bytes) for f in await frames_until_closed(ws))
+        assert (ws.close_code, ws.close_reason) == (4001, "token has expired")

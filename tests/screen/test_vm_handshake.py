@@ -74,3 +74,13 @@ async def test_a_server_that_hangs_up_mid_handshake() -> None:
     with pytest.raises(NoScreen, match="closed the connection during the RFB handshake"):
         await handshake_with_vm(reader, writer)
     writer.close()
+
+
+async def test_a_server_that_never_speaks_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vmws.screen.vm_handshake.HANDSHAKE_TIMEOUT", 0.05)
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    with pytest.raises(NoScreen, match="did not complete the RFB handshake within 0.05 s"):
+        await handshake_with_vm(reader, writer)
+    writer.close()
+    theirs.close()
