@@ -152,3 +152,22 @@ def test_a_stopped_vm_has_no_screen_and_says_so(ui: UI) -> None:
     assert state.get_attribute("data-state") == "stopped"
     assert state.inner_text() == "The VM is stopped: its screen shows while it runs."
     assert ui.page.get_by_test_id("screen").locator("canvas").count() == 0
+
+
+def test_the_screen_follows_the_vm_through_pause_stop_and_start(ui: UI) -> None:
+    open_screen(ui, "scr-4")
+    wait_for_screen(ui, contains("scr-4 login:"), "the login prompt")
+    # Paused: the screen stays, frozen.
+    ui.page.get_by_test_id("action-pause").click()
+    ui.page.locator("[data-testid=vm-status][data-state=paused]").wait_for()
+    assert ui.page.get_by_test_id("screen-connection").get_attribute("data-state") == "open"
+    ui.page.get_by_test_id("action-resume").click()
+    ui.page.locator("[data-testid=vm-status][data-state=running]").wait_for()
+    # Stopped: the gateway closes the screen (1000) and the tab says why, without retrying.
+    ui.page.get_by_test_id("action-stop").click()
+    ui.page.locator("[data-testid=screen-state][data-state=stopped]").wait_for()
+    assert ui.page.get_by_test_id("screen-state").inner_text() == "The VM is stopped: its screen shows while it runs."
+    # Started again: a new connection, and the VM boots on screen.
+    ui.page.get_by_test_id("action-start").click()
+    ui.page.locator("[data-testid=screen-connection][data-state=open]").wait_for()
+    wait_for_screen(ui, contains("scr-4 login:"), "the login prompt after the boot", timeout=30)
