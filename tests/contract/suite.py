@@ -59,10 +59,20 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.rfb_client import BYTES_PER_PIXEL, KEY_RETURN, RFBClient
 from vmws.backend import Action, Backend, Capability, ConsoleStream, MetricsSample, VMInfo, VMStatus
 from vmws.errors import CommandFailed, NoConsole, VMNotFound, VMNotRunning
 
-__all__ = ["BackendContract", "CapabilityContract", "ContractTimeouts", "ConsoleReader", "EXPECTED"]
+__all__ = [
+    "BackendContract",
+    "CapabilityContract",
+    "ContractTimeouts",
+    "ConsoleReader",
+    "EXPECTED",
+    "changed_columns",
+    "type_keys",
+    "wait_for_change",
+]
 
 # A shell prompt, and whatever terminal queries its line editor sends after it (busybox
 # asks for the cursor position, ESC [ 6 n, after every prompt).
@@ -692,3 +702,60 @@ class BackendContract(CapabilityContract):
         await asyncio.sleep(0.05)
         await stream.close()
         assert await asyncio.wait_for(pending, 5.0) == b""
+
+
+KEY_SHIFT_L = 0xFFE1
+# What a US keyboard types with Shift held. QEMU turns a keysym into the scancode of
+# its key and leaves the modifiers to the client, as a person's VNC viewer sends them
+# ('$' without Shift comes out as '4').
+_SHIFTED = frozenset('~!@#$%^&*()_+{}|:"<>?ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+
+
+async def type_keys(client: RFBClient, text: str) -> None:
+    """Type ``text`` as a person would on a US keyboard (Shift where needed); ``\\n`` is Return.
+
+    Paced like fast typing: a PC's keyboard controller holds only a few scancodes.
+    """
+    for char in text:
+        if char in _SHIFTED:
+            await client.key(KEY_SHIFT_L, down=True)
+        await client.press(KEY_RETURN if char == "\n" else ord(char))
+        if char in _SHIFTED:
+            await client.key(KEY_SHIFT_L, down=False)
+        await asyncio.sleep(0.02)
+
+
+def changed_columns(before: bytes, after: bytes, width: int) -> int:
+    """In how many of an 80-column text screen's columns ``after`` differs from ``before``.
+
+    A blinking cursor changes one column; text typed at a prompt, one per character.
+    """
+    columns: set[int] = set()
+    row = width * BYTES_PER_PIXEL
+    for start in range(0, min(len(before), len(after)), row):
+        old, new = before[start : start + row], after[start : start + row]
+        if old != new:
+            columns.update(
+                x * 80 // width for x in range(width) if old[x * BYTES_PER_PIXEL : (x + 1) * BYTES_PER_PIXEL]
+                != new[x * BYTES_PER_PIXEL : (x + 1) * BYTES_PER_PIXEL]
+            )  # fmt: skip
+    return len(columns)
+
+
+async def wait_for_change(client: RFBClient, before: bytes, columns: int, timeout: float) -> int:
+    """Read updates until the picture differs from ``before`` in ``columns`` text columns
+    or more (so not by a blinking cursor alone); how many it does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        changed = changed_columns(before, bytes(client.framebuffer), client.width)
+        if changed >= columns:
+            return changed
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"the screen changed in {changed} text columns, not {columns}, in {timeout} s")
+        await client.request_update(incremental=True)
+        try:
+            await asyncio.wait_for(client.read_update(), left)
+        except TimeoutError:
+            pass

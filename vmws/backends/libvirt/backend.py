@@ -24,6 +24,7 @@ import functools
 import gc
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from vmws.backend import (
     Step,
     VMInfo,
     VMStatus,
+    check_screen_status,
     step_of,
 )
 from vmws.backends.libvirt.aio import ensure_event_impl
@@ -55,12 +57,14 @@ from vmws.backends.libvirt.metrics import (
     sample_from_stats,
     with_base,
 )
+from vmws.backends.libvirt.screen import open_vnc_socket, uri_refusal
 from vmws.backends.libvirt.states import DomainState, LifecycleEvent, status_of
 from vmws.backends.libvirt.stats import read_stats
 from vmws.config import Config
 from vmws.errors import (
     BackendError,
     BackendUnavailable,
+    NoScreen,
     VMNotFound,
     VMNotRunning,
 )
@@ -293,6 +297,16 @@ class LibvirtBackend(Backend):
         await console.attach()
         self._consoles[name] = console
         return console
+
+    async def open_screen(self, name: str) -> socket.socket:
+        vm = await self._known(name)  # VMNotFound first
+        check_screen_status(vm.info(time.time()))  # then VMNotRunning unless running or paused
+        refusal = uri_refusal(self.uri)
+        if refusal is not None:
+            raise NoScreen(f"cannot open the screen of VM {name!r}: {refusal}")
+        dom = await self._domain(name)
+        # A domain that stopped since the last event: libvirt says so, VMNotRunning.
+        return await self._call(open_vnc_socket, dom, name, name=name, what="opening the screen")
 
     # Actions: each step of vmws.backend.ACTIONS, as libvirt calls
 
