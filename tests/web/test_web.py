@@ -107,9 +107,12 @@ def test_policy_forbids_inline_script_eval_framing_and_foreign_hosts() -> None:
     assert d["base-uri"] == ["'none'"]
     assert d["object-src" if "object-src" in d else "default-src"] == ["'none'"]
     assert d["require-trusted-types-for"] == ["'script'"]
-    for sources in d.values():
+    # data: images only (noVNC's JPEG/PNG rectangles and the VM's cursor: docs/web.md).
+    assert d["img-src"] == ["'self'", "data:"]
+    for name, sources in d.items():
         assert "'unsafe-eval'" not in sources
-        assert "*" not in sources and "data:" not in sources and "http:" not in sources
+        assert "*" not in sources and "http:" not in sources and "blob:" not in sources
+        assert "data:" not in sources or name == "img-src", name
 
 
 def test_the_shipped_build_references_only_assets_that_exist() -> None:
