@@ -79,30 +79,58 @@ def test_the_screen_tab_shows_a_qemu_guest_and_typing_there_reaches_its_shell(ui
         timeout=STEP_MS,
     )
 
-    # The login typed on the canvas (noVNC sends QEMU the keys' scancodes). Playwright
-    # types "$" as the Digit4 key without Shift, so what needs Shift goes through "paste
-    # as keystrokes", which holds Shift itself: the proof checks that too.
-    canvas.click()
+    # tty1's getty may come up after the serial one: a login that went nowhere is typed
+    # again (at most three times; at a shell the extra lines are harmless).
+    for attempt in range(3):
+        if attempt:
+            page.get_by_test_id("tab-screen").click()
+            page.locator("[data-testid=screen-connection][data-state=open]").wait_for()
+        type_login_and_proof(ui)
+        if proof_on_serial_console(ui, attempt):
+            return
+    raise AssertionError(f"{PROOF} never held 'admin /dev/tty1': the keys typed on the screen did not log in")
+
+
+def type_login_and_proof(ui: UI) -> None:
+    """On the canvas (noVNC sends QEMU the keys' scancodes): admin/admin at tty1's login.
+    Playwright types "$" as the Digit4 key without Shift, so the command that needs Shift
+    goes through "paste as keystrokes", which holds Shift itself: the proof checks that too."""
+    page = ui.page
+    page.get_by_test_id("screen").locator("canvas").click()
     for line in ("", "admin", "admin"):
         page.keyboard.type(line)
         page.keyboard.press("Enter")
-        page.wait_for_timeout(1500)  # pacing for tty1's prompts under TCG (typed-ahead keys are kept anyway)
+        page.wait_for_timeout(1500)  # pacing for tty1's prompts under TCG
     page.get_by_test_id("screen-paste").fill(f"echo $(id -un) $(tty) >{PROOF}\n")
     page.get_by_test_id("screen-paste-send").click()
     page.get_by_test_id("screen-typed").wait_for()
 
-    # The proof, on the serial console: who ran the command typed on the screen, and where.
+
+def proof_on_serial_console(ui: UI, attempt: int) -> bool:
+    """On the serial console (the Console tab): whether the proof file says who ran the
+    command typed on the screen, and where (``admin /dev/tty1``), within 15 s. Each try
+    ends with its own marker, written so that the command line does not hold it (the
+    console replays earlier tries)."""
+    page = ui.page
     page.get_by_test_id("tab-console").click()
     page.get_by_test_id("terminal").click()
     page.keyboard.press("Enter")
     xterm_has(ui, r"(login:|[$#])\s*$")
-    if not page.evaluate("() => /[$#] ?$/m.test(document.querySelector('.xterm-rows').innerText.trimEnd())"):
+    if not page.evaluate("() => /[$#] ?$/.test(document.querySelector('.xterm-rows').innerText.trimEnd())"):
         page.keyboard.type("admin")
         page.keyboard.press("Enter")
         xterm_has(ui, r"[Pp]assword:\s*$")
         page.keyboard.type("admin")
         page.keyboard.press("Enter")
         xterm_has(ui, r"[$#]\s*$")
-    page.keyboard.type(f"while [ ! -s {PROOF} ]; do sleep 0.2; done; cat {PROOF}")
+    missing = f"no-proof-{attempt + 1}"
+    # One console_input per key: typed below the gateway's 50 messages/s per socket.
+    page.keyboard.type(
+        f"for i in $(seq 75); do [ -s {PROOF} ] && break; sleep 0.2; done; cat {PROOF} || echo no-proof-$(({attempt}+1))",
+        delay=30,
+    )
     page.keyboard.press("Enter")
-    xterm_has(ui, r"^admin /dev/tty1\s*$")
+    xterm_has(ui, rf"^(admin /dev/tty1|{missing})\s*$")
+    return bool(
+        page.evaluate("() => /^admin \\/dev\\/tty1\\s*$/m.test(document.querySelector('.xterm-rows').innerText)")
+    )
