@@ -6,12 +6,15 @@ so the checks compare text, not pixels."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from simulator.screen.font import read_text
-from tests.browser.conftest import UI
+from tests.browser.conftest import SERVE_ARGS, UI
+from tests.browser.server import start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -85,6 +88,9 @@ def test_the_screen_tab_shows_the_vm_screen(ui: UI) -> None:
     # The boot log or tty1's login prompt: real text, not noise.
     assert any("login" in line or "Ubuntu" in line or "systemd" in line for line in text), text
     assert ui.page.get_by_test_id("screen-state").count() == 0  # nothing to explain: it shows
+    # A single-use ticket in the socket's URL, never the token.
+    screens = [url for url in ui.sockets if "/screen?" in url]
+    assert screens and all(re.search(r"[?&]token=vmt_", url) for url in screens), ui.sockets
 
 
 def test_typing_on_the_screen_logs_in_and_runs_a_command(ui: UI) -> None:
@@ -171,3 +177,32 @@ def test_the_screen_follows_the_vm_through_pause_stop_and_start(ui: UI) -> None:
     ui.page.get_by_test_id("action-start").click()
     ui.page.locator("[data-testid=screen-connection][data-state=open]").wait_for()
     wait_for_screen(ui, contains("scr-4 login:"), "the login prompt after the boot", timeout=30)
+
+
+def test_the_screen_reconnects_with_a_new_ticket_when_the_server_comes_back(ui: UI, tmp_path: Path) -> None:
+    first = start_server(tmp_path / "first.log", *SERVE_ARGS)
+    ui.server = first
+    try:
+        open_screen(ui, "scr-1")
+        first.stop()  # 1001 to every socket
+        ui.page.locator("[data-testid=screen-state][data-state=reconnecting]").wait_for()
+        assert "server shutting down" in ui.page.get_by_test_id("screen-state").inner_text().lower() or (
+            "going away" in ui.page.get_by_test_id("screen-state").inner_text().lower()
+        )
+        second = start_server(tmp_path / "second.log", *SERVE_ARGS, "--port", str(first.port))
+        try:
+            ui.page.locator("[data-testid=screen-connection][data-state=open]").wait_for(timeout=30_000)
+            wait_for_screen(ui, contains("scr-1 login:"), "the new server's screen")
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    tickets = [re.search(r"token=(vmt_[^&]+)", url) for url in ui.sockets if "/screen?" in url]
+    assert len(tickets) >= 2 and all(tickets), ui.sockets
+    assert len({t.group(1) for t in tickets if t}) == len(tickets), "a ticket is used once"
+    # A retry while the server was down is logged by Chromium (and by noVNC), on purpose.
+    ui.problems[:] = [
+        p for p in ui.problems
+        if "ERR_CONNECTION_REFUSED" not in p and not p.startswith("console.error: WebSocket connection to")
+        and "Failed when connecting" not in p
+    ]  # fmt: skip

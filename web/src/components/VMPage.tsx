@@ -39,8 +39,13 @@ export function VMPage({ name, token }: { name: string; token: string }) {
   const [outcomes, setOutcomes] = useState<readonly Outcome[]>([]);
   const [tab, setTab] = useState<Tab>("console");
   const canControl = vm.permissions.includes("control");
+  // The token's permissions as the server last said them: while the monitor socket
+  // reconnects they are unknown, and the console and screen stay (and reconnect on
+  // their own) rather than vanish and come back.
+  const [granted, setGranted] = useState(vm.permissions);
+  if (vm.info !== null && vm.permissions !== granted) setGranted(vm.permissions);
   // `watch` opens the console too, watch-only (the server refuses its input).
-  const canConsole = vm.permissions.includes("console") || vm.permissions.includes("watch");
+  const canConsole = granted.includes("console") || granted.includes("watch");
   const open = vm.connection === "open";
   const status = vm.status?.status ?? null;
 
@@ -160,7 +165,7 @@ export function VMPage({ name, token }: { name: string; token: string }) {
             token={token}
             // A paused VM's screen is shown, frozen; a stopped one has none.
             enabled={status === "running" || status === "paused"}
-            tokenWatchOnly={vm.info !== null && !vm.permissions.includes("console")}
+            tokenWatchOnly={canConsole && !granted.includes("console")}
           />
         </Suspense>
       )}

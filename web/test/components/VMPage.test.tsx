@@ -146,6 +146,19 @@ describe("VMPage", () => {
     expect(screen.getByTestId("console")).toBeTruthy();
   });
 
+  it("keeps the console and the screen while the monitor socket reconnects", async () => {
+    await renderPage();
+    act(() => {
+      sockets[0]!.connect({ permissions: ["read", "console"] });
+      sockets[0]!.receive("status", { status: "running", lastStateChange: "", uptime: 1 });
+    });
+    fireEvent.click(screen.getByTestId("tab-screen"));
+    const shown = await screen.findByTestId("screen");
+    act(() => sockets[0]!.serverClose(1001, "server shutting down"));
+    expect(screen.getByTestId("screen")).toBe(shown); // the same element: not remounted
+    expect(shown.dataset).toMatchObject({ enabled: "true", watch: "false" });
+  });
+
   it("has no tabs for a token without console or watch", async () => {
     await renderPage();
     act(() => sockets[0]!.connect({ permissions: ["read"] }));
