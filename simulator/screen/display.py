@@ -61,8 +61,9 @@ class Display:
     # the machine's side
 
     @property
-    def viewers(self) -> int:
-        return len(self._links)
+    def sessions(self) -> tuple[RFBSession, ...]:
+        """The viewers' sessions (their output waiting to be sent is ``output``)."""
+        return tuple(link.session for link in self._links)
 
     def feed(self, data: bytes) -> None:
         """tty1 printed ``data``: viewers waiting for a change get it."""

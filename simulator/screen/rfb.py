@@ -49,6 +49,8 @@ ENCODING_COPYRECT = 1
 
 # client message types and their fixed lengths (after which variable parts follow)
 _SET_PIXEL_FORMAT, _SET_ENCODINGS, _UPDATE_REQUEST, _KEY, _POINTER, _CUT_TEXT = 0, 2, 3, 4, 5, 6
+_PUMPS = 8  # flood chunks drawn, at most, while looking for a change to send
+
 _FIXED = {_SET_PIXEL_FORMAT: 20, _SET_ENCODINGS: 4, _UPDATE_REQUEST: 10, _KEY: 8, _POINTER: 6, _CUT_TEXT: 8}
 
 
@@ -290,7 +292,11 @@ class RFBSession:
         self._updating = True
         try:
             rects = self._plan(self._screen.rows(), request)
-            if not rects and request[0] and self._screen.pump():
+            # a command flooding tty1 prints at the viewers' pace; output that leaves
+            # the picture as it was (``yes``) is drawn a bounded number of times per request
+            for _ in range(_PUMPS):
+                if rects or not request[0] or not self._screen.pump():
+                    break
                 rects = self._plan(self._screen.rows(), request)
             if not rects and request[0]:
                 return  # nothing new: the request waits for a change
