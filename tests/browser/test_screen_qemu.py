@@ -6,7 +6,6 @@ $(tty)`` to a file, and ``cat`` on the serial console prints ``admin /dev/tty1``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -15,7 +14,7 @@ import pytest
 
 from tests.browser.conftest import UI
 from tests.e2e_libvirt.server import URI, start_server, stop_server, token
-from tests.harness.hosts import harness_cli, remove_stale_test_vms, require_qemu, vm_prefix
+from tests.harness.hosts import guests_up, vm_prefix
 
 pytestmark = [pytest.mark.browser, pytest.mark.libvirt, pytest.mark.qemu, pytest.mark.xdist_group("browser")]
 
@@ -32,18 +31,12 @@ class LibvirtServe:
 
 @pytest.fixture(scope="module")
 def qemu_vmws() -> Iterator[LibvirtServe]:
-    require_qemu(URI)
-    remove_stale_test_vms(URI)
-    accel = os.environ.get("VMWS_TEST_ACCEL", "auto")
-    harness_cli("up", GUEST, "--uri", URI, "--accel", accel, "--replace")
-    try:
+    with guests_up(URI, {GUEST: ()}):
         proc, url = start_server(GUEST)
         try:
             yield LibvirtServe(url.replace("ws://", "http://", 1))
         finally:
             stop_server(proc)
-    finally:
-        harness_cli("down", GUEST, "--uri", URI)
 
 
 def xterm_has(ui: UI, pattern: str, timeout: float = STEP_MS) -> None:
