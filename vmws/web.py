@@ -35,7 +35,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self'",
+        # data: for noVNC (the Screen tab): it draws Tight JPEG and TightPNG rectangles and
+        # the VM's cursor from data: URLs; an image cannot run script (docs/web.md).
+        "img-src 'self' data:",
         "font-src 'self'",
         "connect-src 'self'",
         "manifest-src 'self'",

@@ -102,15 +102,15 @@ class UI:
     problems: list[str] = field(default_factory=list)
     sockets: list[str] = field(default_factory=list)
 
-    def open(self, hash_path: str = "", permissions: tuple[str, ...] | None = ALL) -> None:
+    def open(self, hash_path: str = "", permissions: tuple[str, ...] | None = ALL, *, sub: str = "browser") -> None:
         """Loads the dashboard the way the printed URL does: ``/?token=…#…``."""
-        query = "" if permissions is None else f"?token={token(permissions)}"
+        query = "" if permissions is None else f"?token={token(permissions, sub=sub)}"
         self.page.goto(f"{self.server.base_url}/{query}{hash_path}")
 
-    def open_vm(self, name: str, permissions: tuple[str, ...] = ALL) -> None:
+    def open_vm(self, name: str, permissions: tuple[str, ...] = ALL, *, sub: str = "browser") -> None:
         from urllib.parse import quote
 
-        self.open(f"#/vm/{quote(name, safe='')}", permissions)
+        self.open(f"#/vm/{quote(name, safe='')}", permissions, sub=sub)
         self.page.get_by_test_id("vm-connection").and_(self.page.locator("[data-state=open]")).wait_for()
 
 

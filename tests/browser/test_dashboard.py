@@ -215,6 +215,13 @@ def test_page_is_served_with_a_strict_content_security_policy(ui: UI) -> None:
         """async () => {
             const seen = [];
             document.addEventListener('securitypolicyviolation', e => seen.push(e.effectiveDirective));
+            const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
+            const image = src => new Promise((resolve, reject) => {
+                const img = new Image();
+                img.onload = resolve;
+                img.onerror = () => reject(new TypeError('image refused'));
+                img.src = src;
+            });
             const attempt = f => new Promise(resolve => setTimeout(async () => {
                 try { await f(); resolve('allowed'); } catch (e) { resolve(e.name); }
             }));
@@ -223,6 +230,9 @@ def test_page_is_served_with_a_strict_content_security_policy(ui: UI) -> None:
                 innerHTML: await attempt(() => { document.body.innerHTML = '<b>x</b>'; }),
                 scriptSrc: await attempt(() => { document.createElement('script').src = '/x.js'; }),
                 otherHost: await attempt(() => fetch('http://127.0.0.2:9/')),
+                // noVNC draws JPEG/PNG rectangles and the VM's cursor from data: URLs.
+                dataImage: await attempt(() => image('data:image/png;base64,' + PNG)),
+                otherImage: await attempt(() => image('http://127.0.0.2:9/x.png')),
             };
             await new Promise(r => setTimeout(r, 200));
             return { results, seen };
@@ -233,8 +243,10 @@ def test_page_is_served_with_a_strict_content_security_policy(ui: UI) -> None:
         "innerHTML": "TypeError",  # Trusted Types: no string reaches an HTML sink
         "scriptSrc": "TypeError",
         "otherHost": "TypeError",
+        "dataImage": "allowed",
+        "otherImage": "TypeError",
     }
-    assert {"connect-src", "require-trusted-types-for"} <= set(refused["seen"])
+    assert {"connect-src", "require-trusted-types-for", "img-src"} <= set(refused["seen"])
     # The refusals above are logged as errors, on purpose; nothing else may be.
     expected = ("requires 'Trusted", "Content Security Policy")
     assert all(any(e in p for e in expected) for p in ui.problems), ui.problems

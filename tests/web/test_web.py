@@ -107,9 +107,12 @@ def test_policy_forbids_inline_script_eval_framing_and_foreign_hosts() -> None:
     assert d["base-uri"] == ["'none'"]
     assert d["object-src" if "object-src" in d else "default-src"] == ["'none'"]
     assert d["require-trusted-types-for"] == ["'script'"]
-    for sources in d.values():
+    # data: images only (noVNC's JPEG/PNG rectangles and the VM's cursor: docs/web.md).
+    assert d["img-src"] == ["'self'", "data:"]
+    for name, sources in d.items():
         assert "'unsafe-eval'" not in sources
-        assert "*" not in sources and "data:" not in sources and "http:" not in sources
+        assert "*" not in sources and "http:" not in sources and "blob:" not in sources
+        assert "data:" not in sources or name == "img-src", name
 
 
 def test_the_shipped_build_references_only_assets_that_exist() -> None:
@@ -123,8 +126,11 @@ def test_the_shipped_build_references_only_assets_that_exist() -> None:
     # No inline script: every <script> has a src (the policy would block it anyway).
     for tag in re.findall(r"<script\b[^>]*>", html):
         assert "src=" in tag, tag
-    scripts = [r for r in refs if r.endswith(".js")]
-    assert len(scripts) == 1
+    # One entry script; the chunks it shares with the lazily loaded ones (the VM page,
+    # the Screen tab) come as <link rel="modulepreload">, checked to exist above.
+    assert len(re.findall(r"<script\b", html)) == 1
+    preloads = re.findall(r'<link rel="modulepreload"[^>]*href="([^"]+)"', html)
+    assert {r for r in refs if r.endswith(".js")} == {*re.findall(r'<script\b[^>]*src="([^"]+)"', html), *preloads}
     # Vite names assets after their content: the hash is what makes `immutable` safe.
     for ref in refs:
         assert re.search(r"-[A-Za-z0-9_-]{8}\.(js|css|svg)$", ref), ref

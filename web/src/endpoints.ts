@@ -10,19 +10,16 @@ export function defaultSocketBase(location: Pick<Location, "protocol" | "host"> 
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}`;
 }
 
+/** The per-VM WebSocket endpoints: the JSON monitor, the serial console, the screen (RFB). */
+export type VMEndpoint = "monitor" | "console" | "screen";
+
 /**
- * `/ws/vms/{name}` (or `/console`) with the token as the spec's `?token=`; `watch`
- * joins a console watch-only (`?mode=watch`, an extension).
+ * `/ws/vms/{name}` (or `/console`, `/screen`) with the token as the spec's `?token=`;
+ * `watch` joins a console or a screen watch-only (`?mode=watch`, an extension).
  */
-export function vmSocketUrl(
-  base: string,
-  name: string,
-  token: string,
-  endpoint: "monitor" | "console",
-  watch = false,
-): string {
-  const path = `/ws/vms/${encodeURIComponent(name)}${endpoint === "console" ? "/console" : ""}`;
-  const mode = watch && endpoint === "console" ? "&mode=watch" : "";
+export function vmSocketUrl(base: string, name: string, token: string, endpoint: VMEndpoint, watch = false): string {
+  const path = `/ws/vms/${encodeURIComponent(name)}${endpoint === "monitor" ? "" : `/${endpoint}`}`;
+  const mode = watch && endpoint !== "monitor" ? "&mode=watch" : "";
   return `${base.replace(/\/+$/, "")}${path}?token=${encodeURIComponent(token)}${mode}`;
 }
 
@@ -45,7 +42,7 @@ export function ticketedSocketUrl(
   base: string,
   name: string,
   token: string,
-  endpoint: "monitor" | "console",
+  endpoint: VMEndpoint,
   watch = false,
 ): UrlProvider {
   return async () => vmSocketUrl(base, name, (await fetchTicket(token, httpBase(base))) ?? token, endpoint, watch);

@@ -113,7 +113,8 @@ export interface ManagedSocketEvents {
 export const RECONNECT_DELAY_MS = 5_000;
 export const STALE_TIMEOUT_MS = 60_000;
 
-const FATAL_CLOSE: Record<number, ErrorCode> = {
+/** Close codes that retrying cannot change, and the error each one means. */
+export const FATAL_CLOSE: Readonly<Record<number, ErrorCode>> = {
   [CloseCode.UNAUTHENTICATED]: "AUTH_ERROR",
   [CloseCode.FORBIDDEN]: "AUTH_ERROR",
   [CloseCode.VM_NOT_FOUND]: "VM_NOT_FOUND",
@@ -121,7 +122,8 @@ const FATAL_CLOSE: Record<number, ErrorCode> = {
   // The backend has no consoles at all: retrying cannot help.
   [CloseCode.NO_CONSOLE]: "UNKNOWN_ERROR",
 };
-const FATAL_CODES: ReadonlySet<ErrorCode> = new Set(["AUTH_ERROR", "VM_NOT_FOUND", "VM_NOT_RUNNING"]);
+/** Errors (from a close or a refused ticket) that stop the retries. */
+export const FATAL_CODES: ReadonlySet<ErrorCode> = new Set(["AUTH_ERROR", "VM_NOT_FOUND", "VM_NOT_RUNNING"]);
 
 // Our heartbeats carry this key so their echo is told apart from the server's own.
 const HEARTBEAT_KEY = "vmwsClientHeartbeat";
@@ -378,7 +380,8 @@ export class ManagedSocket {
   }
 }
 
-function describeClose(code: number, reason: string): string {
+/** A close the client did not ask for, in words. */
+export function describeClose(code: number, reason: string): string {
   if (code === CloseCode.GOING_AWAY) return reason || "server going away";
   if (code === CloseCode.ABNORMAL_CLOSURE) return "connection lost";
   return reason ? `${reason} (${code})` : `connection closed (${code})`;

@@ -17,6 +17,7 @@ import { defaultSocketBase, httpBase, recordingUrl } from "../endpoints";
 import { useVMConsole, type UseVMConsoleOptions } from "../hooks/useVMConsole";
 import type { Viewer } from "../protocol";
 import { ConnectionBadge } from "./Badges";
+import { WatchToggle } from "./WatchToggle";
 
 export interface VMConsoleProps extends UseVMConsoleOptions {
   name: string;
@@ -106,16 +107,7 @@ export function VMConsole({ name, fontSize = 14, scrollback = 5000, ...options }
       <header className="console-bar">
         <span>Console</span>
         <ConnectionBadge state={connection} testId="console-connection" />
-        <label className="watch-toggle" title={tokenWatchOnly ? "This token grants watch-only access" : undefined}>
-          <input
-            type="checkbox"
-            data-testid="console-watch-only"
-            checked={watchOnly}
-            disabled={tokenWatchOnly}
-            onChange={(e) => setWatch(e.target.checked)}
-          />{" "}
-          Watch only
-        </label>
+        <WatchToggle checked={watchOnly} locked={tokenWatchOnly} onChange={setWatch} testId="console-watch-only" />
         <button
           type="button"
           data-testid="console-download"

@@ -1,6 +1,6 @@
-// One VM: its status, controls, metrics chart and console.
+// One VM: its status, controls, metrics chart, and its console and screen as tabs.
 
-import { useState } from "react";
+import { Suspense, lazy, useState } from "react";
 import { actionValid } from "../actions";
 import { formatDuration } from "../format";
 import { useVMWebSocket } from "../hooks/useVMWebSocket";
@@ -9,6 +9,11 @@ import type { Action } from "../protocol";
 import { ConnectionBadge, StatusBadge } from "./Badges";
 import { VMConsole } from "./VMConsole";
 import { VMMetricsChart } from "./VMMetricsChart";
+
+// noVNC comes with the Screen tab: a page that never opens it never loads it.
+const VMScreen = lazy(() => import("./VMScreen"));
+
+type Tab = "console" | "screen";
 
 const BUTTONS: readonly { action: Action; label: string; force?: boolean }[] = [
   { action: "start", label: "Start" },
@@ -32,9 +37,15 @@ export function VMPage({ name, token }: { name: string; token: string }) {
   const vm = useVMWebSocket(name, { token });
   const [busy, setBusy] = useState<string | null>(null);
   const [outcomes, setOutcomes] = useState<readonly Outcome[]>([]);
+  const [tab, setTab] = useState<Tab>("console");
   const canControl = vm.permissions.includes("control");
+  // The token's permissions as the server last said them: while the monitor socket
+  // reconnects they are unknown, and the console and screen stay (and reconnect on
+  // their own) rather than vanish and come back.
+  const [granted, setGranted] = useState(vm.permissions);
+  if (vm.info !== null && vm.permissions !== granted) setGranted(vm.permissions);
   // `watch` opens the console too, watch-only (the server refuses its input).
-  const canConsole = vm.permissions.includes("console") || vm.permissions.includes("watch");
+  const canConsole = granted.includes("console") || granted.includes("watch");
   const open = vm.connection === "open";
   const status = vm.status?.status ?? null;
 
@@ -70,7 +81,9 @@ export function VMPage({ name, token }: { name: string; token: string }) {
         <h2 data-testid="vm-name">{name}</h2>
         <StatusBadge status={status} testId="vm-status" />
         {vm.status && status === "running" && (
-          <span className="note">up {formatDuration(vm.status.uptime)}</span>
+          <span className="note" data-testid="vm-uptime">
+            up {formatDuration(vm.status.uptime)}
+          </span>
         )}
         <ConnectionBadge state={vm.connection} testId="vm-connection" />
         {vm.latencyMs !== null && open && (
@@ -124,12 +137,37 @@ export function VMPage({ name, token }: { name: string; token: string }) {
 
       {vm.info !== null && !canConsole && <p className="note">This token lacks the console permission.</p>}
       {canConsole && (
-        <VMConsole name={name} token={token} enabled={status === "running"} />
+        <div className="tabs" role="tablist" aria-label="Console and screen">
+          {(["console", "screen"] as const).map((t) => (
+            <button
+              key={t}
+              type="button"
+              role="tab"
+              data-testid={`tab-${t}`}
+              aria-selected={tab === t}
+              onClick={() => setTab(t)}
+            >
+              {t === "console" ? "Console" : "Screen"}
+            </button>
+          ))}
+        </div>
       )}
-      {canConsole && status !== null && status !== "running" && (
+      {canConsole && tab === "console" && <VMConsole name={name} token={token} enabled={status === "running"} />}
+      {canConsole && tab === "console" && status !== null && status !== "running" && (
         <p className="note" data-testid="console-hint">
           The console opens while the VM is running.
         </p>
+      )}
+      {canConsole && tab === "screen" && (
+        <Suspense fallback={<p className="note">Loading the screen…</p>}>
+          <VMScreen
+            name={name}
+            token={token}
+            // A paused VM's screen is shown, frozen; a stopped one has none.
+            enabled={status === "running" || status === "paused"}
+            tokenWatchOnly={canConsole && !granted.includes("console")}
+          />
+        </Suspense>
       )}
     </article>
   );

@@ -10,6 +10,11 @@ import { FakeSocket } from "../fakeSocket";
 vi.mock("../../src/components/VMMetricsChart", () => ({
   VMMetricsChart: ({ metrics }: { metrics: unknown[] }) => <div data-testid="metrics-chart" data-points={metrics.length} />,
 }));
+vi.mock("../../src/components/VMScreen", () => ({
+  default: ({ enabled, tokenWatchOnly }: { enabled: boolean; tokenWatchOnly: boolean }) => (
+    <div data-testid="screen" data-enabled={String(enabled)} data-watch={String(tokenWatchOnly)} />
+  ),
+}));
 vi.mock("../../src/components/VMConsole", () => ({
   VMConsole: ({ enabled }: { enabled: boolean }) => <div data-testid="console" data-enabled={String(enabled)} />,
 }));
@@ -122,6 +127,42 @@ describe("VMPage", () => {
     expect(screen.getByTestId("console").dataset.enabled).toBe("false");
     act(() => sockets[0]!.receive("status", { status: "running", lastStateChange: "", uptime: 0 }));
     expect(screen.getByTestId("console").dataset.enabled).toBe("true");
+  });
+
+  it("has a Screen tab beside the console, shown while the VM runs or is paused", async () => {
+    await renderPage();
+    act(() => {
+      sockets[0]!.connect({ permissions: ["read", "watch"] });
+      sockets[0]!.receive("status", { status: "paused", lastStateChange: "", uptime: 1 });
+    });
+    expect(screen.getByTestId("tab-console").getAttribute("aria-selected")).toBe("true");
+    fireEvent.click(screen.getByTestId("tab-screen"));
+    const shown = await screen.findByTestId("screen");
+    expect(screen.queryByTestId("console")).toBeNull();
+    expect(shown.dataset).toMatchObject({ enabled: "true", watch: "true" });
+    act(() => sockets[0]!.receive("status", { status: "stopped", lastStateChange: "", uptime: 0 }));
+    expect(screen.getByTestId("screen").dataset.enabled).toBe("false");
+    fireEvent.click(screen.getByTestId("tab-console"));
+    expect(screen.getByTestId("console")).toBeTruthy();
+  });
+
+  it("keeps the console and the screen while the monitor socket reconnects", async () => {
+    await renderPage();
+    act(() => {
+      sockets[0]!.connect({ permissions: ["read", "console"] });
+      sockets[0]!.receive("status", { status: "running", lastStateChange: "", uptime: 1 });
+    });
+    fireEvent.click(screen.getByTestId("tab-screen"));
+    const shown = await screen.findByTestId("screen");
+    act(() => sockets[0]!.serverClose(1001, "server shutting down"));
+    expect(screen.getByTestId("screen")).toBe(shown); // the same element: not remounted
+    expect(shown.dataset).toMatchObject({ enabled: "true", watch: "false" });
+  });
+
+  it("has no tabs for a token without console or watch", async () => {
+    await renderPage();
+    act(() => sockets[0]!.connect({ permissions: ["read"] }));
+    expect(screen.queryByTestId("tab-screen")).toBeNull();
   });
 
   it("shows a VM name with HTML characters as text", async () => {
