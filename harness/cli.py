@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--replace", action="store_true", help="remove an existing VM of that name first")
     up.add_argument("--no-start", action="store_true", help="define only, leave it stopped")
     up.add_argument(
+        "--no-screen", action="store_true", help="no VGA card and no VNC server: a headless guest without a screen"
+    )
+    up.add_argument(
         "--crash-after",
         type=float,
         default=None,
@@ -91,6 +94,7 @@ def _up(args: argparse.Namespace) -> int:
         replace=args.replace,
         start=not args.no_start,
         crash_after=args.crash_after,
+        screen=not args.no_screen,
     )
     state = "defined" if args.no_start else "booting"
     print(

@@ -4,7 +4,10 @@ Every guest gets what the backend and the tests rely on: a serial console on a p
 (``openConsole``), a virtio disk and a virtio NIC on an unbridged tap (so libvirt has
 block and interface counters to report), a virtio balloon with a stats period (guest
 memory figures), an ISA pvpanic device (a guest kernel panic becomes libvirt's
-"crashed"), and ACPI (graceful shutdown and reboot press the power button).
+"crashed"), ACPI (graceful shutdown and reboot press the power button), and a screen:
+a VGA card and a VNC server that listens on no address at all (``<listen type='none'/>``,
+QEMU's ``-vnc none``), reached only through libvirt's ``openGraphicsFD``, so no guest
+opens a TCP port on the host.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class GuestSpec:
     cmdline: str | None = None
     disks: tuple[Disk, ...] = ()
     balloon_period: int = 2
+    screen: bool = True  # a VGA card and a VNC server; False: headless (no video at all)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -105,6 +109,14 @@ def domain_xml(spec: GuestSpec) -> str:
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
     _sub(devices, "panic", model="isa")
+    # The screen: VGA (the tiny guest's text console, 720x400) behind a VNC server with
+    # no network listener; every client is shared, as the gateway's viewers are.
+    if spec.screen:
+        graphics = _sub(devices, "graphics", type="vnc", sharePolicy="force-shared")
+        _sub(graphics, "listen", type="none")
+        _sub(_sub(devices, "video"), "model", type="vga")
+    else:
+        _sub(_sub(devices, "video"), "model", type="none")  # else libvirt adds a VGA card
     balloon = _sub(devices, "memballoon", model="virtio")
     _sub(balloon, "stats", period=str(spec.balloon_period))
     return ET.tostring(domain, encoding="unicode")

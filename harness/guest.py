@@ -9,6 +9,7 @@ recorded in the domain's metadata, so ``down`` removes exactly what ``up`` made.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
@@ -116,8 +117,12 @@ def up(
     crash_after: float | None = None,
     replace: bool = False,
     start: bool = True,
+    screen: bool = True,
 ) -> Guest:
-    """Define guest ``name`` from ``image`` and (unless ``start=False``) boot it."""
+    """Define guest ``name`` from ``image`` and (unless ``start=False``) boot it.
+
+    ``screen=False`` leaves out the VGA card and the VNC server (a headless guest).
+    """
     kernel_cmdline(name)  # validates the name before anything is made
     directory = storage_root(uri) / name
     with _connection(uri) as conn:
@@ -134,8 +139,11 @@ def up(
             from images.cloud import prepare_cloud_guest
 
             spec = prepare_cloud_guest(name, image, directory, accel=accel, memory_mib=memory_mib, password=password)
+        spec = dataclasses.replace(spec, screen=screen)
         try:
-            dom = conn.defineXML(domain_xml(spec))
+            # VALIDATE: libvirt checks the XML against its own schema (domain.rng) and
+            # names what is wrong, instead of dropping what it does not know.
+            dom = conn.defineXMLFlags(domain_xml(spec), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
             if start:
                 dom.create()
         except libvirt.libvirtError as exc:

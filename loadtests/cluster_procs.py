@@ -127,12 +127,17 @@ def start_redis(directory: Path, *, port: int | None = None, extra: Sequence[str
     return RedisProcess(proc, port, directory)
 
 
-def start_haproxy(directory: Path, backends: Sequence[int], *, port: int | None = None) -> HAProxyProcess:
-    """HAProxy round-robin over ``backends`` (loopback ports), with WebSocket timeouts."""
+def start_haproxy(
+    directory: Path, backends: Sequence[int], *, port: int | None = None, send_proxy_v2: bool = False
+) -> HAProxyProcess:
+    """HAProxy round-robin over ``backends`` (loopback ports), with WebSocket timeouts;
+    ``send_proxy_v2``: the client's address in a PROXY v2 header, for nodes started with
+    ``--trusted-proxy 127.0.0.1/32``."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    proxy = " send-proxy-v2" if send_proxy_v2 else ""
     servers = "\n".join(
-        f"    server node-{i} 127.0.0.1:{p} check inter 1s fall 2 rise 1" for i, p in enumerate(backends, 1)
+        f"    server node-{i} 127.0.0.1:{p} check inter 1s fall 2 rise 1{proxy}" for i, p in enumerate(backends, 1)
     )
     config = directory / "haproxy.cfg"
     config.write_text(

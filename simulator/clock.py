@@ -63,6 +63,11 @@ class LoopClock:
         handle: Timer = self._loop.call_later(max(0.0, delay) / self.speed, callback)
         return handle
 
+    @property
+    def reactor(self) -> Any:
+        """The loop itself, on which the simulator serves screens (``simulator.screen.link``)."""
+        return self._loop
+
 
 class _VirtualTimer:
     __slots__ = ("when", "callback", "cancelled")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 from collections.abc import Callable
 
 from simulator.clock import Clock
@@ -20,6 +21,7 @@ from simulator.fleet import FleetSpec
 from simulator.listeners import add_listener
 from simulator.machine import Done, Machine, Outcome
 from simulator.scenario import demo_fleet
+from simulator.screen.link import Reactor
 from simulator.taps import ConsoleTap
 from simulator.timeline import Timeline
 from vmws.backend import Action, MetricsSample, StatusListener, VMInfo
@@ -31,8 +33,19 @@ log = logging.getLogger(__name__)
 
 
 class Simulator:
-    def __init__(self, clock: Clock, fleet: FleetSpec | None = None, *, seed: int = 0, log_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fleet: FleetSpec | None = None,
+        *,
+        seed: int = 0,
+        log_limit: int = 10_000,
+        reactor: Reactor | None = None,
+    ) -> None:
         self.clock = clock
+        # the event loop screens are served on: given, or the loop behind a LoopClock;
+        # with a VirtualClock and none given, set it before opening a screen
+        self.reactor: Reactor | None = reactor if reactor is not None else getattr(clock, "reactor", None)
         self.fleet = fleet or demo_fleet()
         self._rng = random.Random(seed)
         salt = self._rng.getrandbits(64)
@@ -97,6 +110,14 @@ class Simulator:
     def open_console(self, name: str, on_ready: Callable[[], None]) -> ConsoleTap:
         """A new reader of the VM's console; ``VMNotRunning`` unless it is running."""
         return self._machine(name).open_console(on_ready)
+
+    def open_screen(self, name: str) -> socket.socket:
+        """A new viewer of the VM's screen (tty1 on a VGA text console): a connected
+        socket whose other end is an RFB 3.8 server, served on ``reactor``.
+        ``VMNotFound``; ``VMNotRunning`` unless the VM runs or is paused (then the
+        picture is frozen). When the VM stops, each viewer gets its last update and
+        the socket is closed."""
+        return self._machine(name).open_screen(self.reactor)
 
     def type(self, name: str, data: bytes) -> None:
         """Keys typed on the VM's serial console, whether or not anyone reads it."""

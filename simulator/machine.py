@@ -31,9 +31,11 @@ once needed: an idle VM of a 10,000-VM fleet is a few hundred bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import random
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +53,7 @@ from simulator.clock import Clock
 from simulator.console import MAX_INPUT, Console
 from simulator.eventlog import Category
 from simulator.faults import DEFAULT_RATES, Burst, BurstKind, Faults
-from simulator.fleet import VMSpec
+from simulator.fleet import Personality, VMSpec
 from simulator.metrics import (
     Activity,
     Extra,
@@ -60,6 +62,8 @@ from simulator.metrics import (
     noise,
     sample_metrics,
 )
+from simulator.screen.display import Display
+from simulator.screen.link import Reactor
 from simulator.taps import ConsoleReaders, ConsoleTap
 from vmws.backend import Action, MetricsSample, Step, VMInfo, VMStatus, step_of
 from vmws.errors import BackendError, CommandFailed, VMNotRunning
@@ -108,7 +112,7 @@ class Machine:
         "spec", "name", "hostname", "status", "last_state_change", "phase", "model", "_clock", "_rng", "_salt",
         "_notify", "_record", "_console", "_readers", "_deferred", "_held_input", "_boot_started", "_boot_duration",
         "_booted_at", "_saved_uptime", "_run_acc", "_run_since", "_epoch", "_current", "_queue", "_faults",
-        "_disk_written", "_boots", "_guest", "_when_up", "_carried",
+        "_disk_written", "_boots", "_guest", "_when_up", "_carried", "_display", "_tty1", "_boot_shown",
     )  # fmt: skip
 
     def __init__(
@@ -145,6 +149,9 @@ class Machine:
         self._guest = Guest.DOWN
         self._when_up: Callable[[], None] | None = None  # an ACPI request waiting for the boot to end
         self._carried: Extra | None = None  # counters of earlier boots since power-on
+        self._display: Display | None = None  # the screen, made when first opened
+        self._tty1: Console | None = None  # tty1's getty and shell, while the screen exists
+        self._boot_shown = 0  # boot log lines printed so far in this boot
 
         now = clock.time()
         self.status = spec.status
@@ -359,7 +366,13 @@ class Machine:
 
     def _print_lines(self, lines: list[tuple[float, bytes]], offset: float = 0.0) -> None:
         for delay, line in lines:
-            self._at(offset + delay, functools.partial(self.emit, line))
+            self._at(offset + delay, functools.partial(self._print, line))
+
+    def _print(self, data: bytes) -> None:
+        """Kernel and init lines: on the serial console and on tty1 (``console=tty1 console=ttyS0``)."""
+        self.emit(data)
+        if self._display is not None:
+            self._display.feed(data)
 
     def _boot_seed(self) -> int:
         return int(noise(self._salt, self.model.key, 1_000_000 + self._boots) * 2**32)
@@ -372,23 +385,16 @@ class Machine:
         self._guest = Guest.BOOTING
         self._boot_started = self._clock.time()
         self._boot_duration = duration
+        self._boot_shown = 0
         stuck = self._faults is not None and self._faults.stuck_boot
         if stuck:
             self.faults.stuck_boot = False
-        lines = deque(
-            boot_log(
-                self.spec.personality,
-                memory_mib=self.spec.memory_mib,
-                vcpus=self.spec.vcpus,
-                duration=duration,
-                seed=self._boot_seed(),
-                stuck=stuck,
-            )
-        )
+        lines = deque(self._boot_lines(stuck))
 
         def step(at: float) -> None:  # ``at``: seconds into the boot
             while lines and lines[0][0] <= at:
-                self.emit(lines.popleft()[1])
+                self._print(lines.popleft()[1])
+                self._boot_shown += 1
             if lines:
                 self.later(lines[0][0] - at, functools.partial(step, lines[0][0]))
             else:
@@ -396,9 +402,23 @@ class Machine:
 
         self.later(0.0, functools.partial(step, 0.0))
 
+    def _boot_lines(self, stuck: bool) -> list[tuple[float, bytes]]:
+        """The boot log of the current boot (a pure function of the boot's seed)."""
+        return boot_log(
+            self.spec.personality,
+            memory_mib=self.spec.memory_mib,
+            vcpus=self.spec.vcpus,
+            duration=self._boot_duration,
+            seed=self._boot_seed(),
+            stuck=stuck,
+        )
+
     def _booted(self) -> None:
         """getty prints its prompt: the guest is up, and answers a power button pressed meanwhile."""
         self.console.show_login()
+        if self._display is not None:
+            self._tty1 = self._new_tty1(at_login=False)
+            self._tty1.show_login()
         self._guest = Guest.UP
         waiting, self._when_up = self._when_up, None
         if waiting is not None:
@@ -414,7 +434,7 @@ class Machine:
             if self._guest is not Guest.STUCK:
                 return
             if self.status is VMStatus.RUNNING:
-                self.emit(start_job_line(self.spec.personality, self._clock.time() - began))
+                self._print(start_job_line(self.spec.personality, self._clock.time() - began))
             self._at(_STUCK_LINE_EVERY, line)
 
         line()
@@ -425,6 +445,9 @@ class Machine:
         if self._console is not None:
             self._disk_written += self._console.busy_writes()
             self._console = None
+        if self._tty1 is not None:
+            self._disk_written += self._tty1.busy_writes()
+            self._tty1 = None
 
     def _mark_booted(self) -> None:
         now = self._clock.time()
@@ -484,6 +507,8 @@ class Machine:
         self._carried = counters_of(self.sample())
         self._boots += 1
         self._mark_booted()
+        if self._display is not None:
+            self._display.clear()  # the firmware clears the screen at reset
         # same status, but a new boot: watchers see uptime start again
         self._set_status(VMStatus.RUNNING)
         self._boot()
@@ -517,7 +542,7 @@ class Machine:
         began = self._clock.time()
 
         def line() -> None:
-            self.emit(stop_job_line(self._clock.time() - began, timings.shutdown_timeout))
+            self._print(stop_job_line(self._clock.time() - began, timings.shutdown_timeout))
             self._at(_STOP_LINE_EVERY, line)
 
         self._at(first + 1.0, line)
@@ -536,6 +561,7 @@ class Machine:
         """The guest is gone: nothing runs, nothing is typed, every reader reaches eof."""
         self._cancel_timers()
         self._console = None
+        self._tty1 = None
         self._booted_at = None
         self._run_acc, self._run_since = 0.0, None
         self._deferred = None
@@ -604,6 +630,8 @@ class Machine:
             self._held_input = None
             self.console.feed(held)
         self.wake_taps()  # a flood interrupted by the pause may go on
+        if self._display is not None:
+            self._display.wake()  # viewers waiting while frozen get what changed
 
     def halt(self) -> None:
         """The simulation is over: nothing scheduled will run, the consoles end."""
@@ -620,7 +648,7 @@ class Machine:
         if self.status not in (VMStatus.RUNNING, VMStatus.PAUSED):
             return False
         if self.status is VMStatus.RUNNING:
-            self.emit(panic_lines(self.uptime()))
+            self._print(panic_lines(self.uptime()))
         job, self._current = self._current, None
         self.phase = Phase.IDLE
         self._power_down()
@@ -711,6 +739,10 @@ class Machine:
     def _end_taps(self) -> None:
         if self._readers is not None:
             self._readers.end()
+        display, self._display = self._display, None
+        self._tty1 = None
+        if display is not None:
+            display.end()  # each viewer gets its last update, then the socket closes
 
     def emit(self, data: bytes) -> None:
         if self._readers is not None:
@@ -737,3 +769,106 @@ class Machine:
 
     def disk_written(self, nbytes: int) -> None:
         self._disk_written += nbytes
+
+    # The screen (simulator.screen): tty1 on a VGA text console, served over RFB
+
+    def open_screen(self, reactor: Reactor | None) -> socket.socket:
+        """A new viewer of the screen: a socket whose other end speaks RFB 3.8, served
+        on ``reactor``. ``VMNotRunning`` unless the VM runs or is paused (a paused
+        VM's screen is frozen: no updates, keys dropped, until it resumes)."""
+        if self.status not in (VMStatus.RUNNING, VMStatus.PAUSED):
+            raise VMNotRunning(f"VM {self.name!r} is {self.status.value}: its screen is not available")
+        if reactor is None:
+            raise RuntimeError("the simulator was given no event loop to serve screens on")
+        if self._display is None:
+            self._display = self._new_display()
+        return self._display.open(reactor)
+
+    def _new_display(self) -> Display:
+        """The screen as it stands: this boot's log so far, then tty1's getty if the guest is up."""
+        display = Display(self.name, self)
+        if self._guest is Guest.DOWN:
+            return display
+        if not self._boots:
+            self._boot_duration = self.spec.timings.boot  # a guest up from the start: its boot as nominal
+        lines = self._boot_lines(self._guest is Guest.STUCK)
+        shown = self._boot_shown if self._guest is Guest.BOOTING else len(lines)
+        display.terminal.feed(b"".join(line for _, line in lines[:shown]))
+        if self._guest is Guest.UP and self.phase is Phase.IDLE:
+            self._tty1 = self._new_tty1(at_login=True)
+            display.terminal.feed(self._tty1.login_banner())
+        return display
+
+    def _new_tty1(self, *, at_login: bool) -> Console:
+        return Console(
+            self.hostname,
+            _on_tty1(self.spec.personality),
+            _Tty1(self),
+            self.spec.timings.login_failure_delay,
+            memory_mib=self.spec.memory_mib,
+            vcpus=self.spec.vcpus,
+            at_login=at_login,
+        )
+
+    @property
+    def screen(self) -> Display | None:
+        return self._display
+
+    @property
+    def screen_frozen(self) -> bool:
+        return self.status is not VMStatus.RUNNING
+
+    def screen_keys(self, data: bytes) -> None:
+        if self._tty1 is not None and self.status is VMStatus.RUNNING:
+            self._tty1.feed(data)
+
+    def screen_pump(self, max_bytes: int) -> bool:
+        tty1 = self._tty1
+        if tty1 is None or not tty1.pumping or self.status is not VMStatus.RUNNING or self.phase is not Phase.IDLE:
+            return False
+        return tty1.pump(max_bytes) > 0
+
+    def ctrl_alt_del(self) -> None:
+        """Ctrl-Alt-Del on the screen: systemd's ctrl-alt-del.target reboots the guest,
+        the path of a graceful ``restart``."""
+        self._log(Category.COMMAND, "ctrl-alt-del pressed on the screen: the guest reboots")
+        self.perform(Action.RESTART, False, lambda outcome: None)
+
+    def tty1_output(self, data: bytes) -> None:
+        if self._display is not None:
+            self._display.feed(data)
+
+
+def _on_tty1(personality: Personality) -> Personality:
+    return dataclasses.replace(personality, tty="tty1")
+
+
+class _Tty1:
+    """The machine as tty1's console sees it: like the serial one, but it prints on the screen."""
+
+    __slots__ = ("_machine",)
+
+    def __init__(self, machine: Machine) -> None:
+        self._machine = machine
+
+    def emit(self, data: bytes) -> None:
+        self._machine.tty1_output(data)
+
+    def later(self, delay: float, callback: Callable[[], None]) -> None:
+        self._machine.later(delay, callback)
+
+    def now(self) -> float:
+        return self._machine.now()
+
+    def uptime(self) -> float:
+        return self._machine.uptime()
+
+    def flood_started(self) -> None:
+        if self._machine.screen is not None:
+            self._machine.screen.wake()
+
+    def kernel_log(self) -> list[str]:
+        return self._machine.kernel_log()
+
+    def disk_written(self, nbytes: int) -> None:
+        self._machine.disk_written(nbytes)

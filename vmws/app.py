@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
-import weakref
 from typing import Any
 
-import tornado.http1connection
 import tornado.httpserver
-import tornado.httputil
 import tornado.netutil
 import tornado.web
 
 from vmws.auth import TokenVerifier
 from vmws.backend import Backend
+from vmws.client_address import TrustedProxies
 from vmws.cluster.node import Cluster
-from vmws.cluster.web import ClusterHandler, adapt_routes
+from vmws.cluster.web import ClusterHandler, ReadyHandler, adapt_routes
+from vmws.codes import CloseCode
 from vmws.config import Config
 from vmws.fleet import Fleet
 from vmws.fleet_socket import FleetSocket
 from vmws.handlers import ConsoleSocket, MonitorSocket
 from vmws.history import HistoryLimits, MetricsHistory
+from vmws.http_server import DeadlineHTTPServer
 from vmws.hub import Hub
 from vmws.logs import log_request
 from vmws.operations_api import AuditHandler, MetricsHandler, OpenMetricsHandler, RevocationHandler
 from vmws.rest import ConsoleCastHandler, HealthHandler, MetricsHistoryHandler, TicketHandler, VMListHandler
+from vmws.screen.handler import ScreenSocket
 from vmws.tickets import Authenticator
 from vmws.web import ui_routes
 
@@ -81,6 +81,7 @@ def make_app(
     routes: list[Any] = [
         (r"/ws/fleet", FleetSocket, {**deps, "fleet": fleet}),
         (rf"/ws/vms/{_NAME}/console", ConsoleSocket, deps),
+        (rf"/ws/vms/{_NAME}/screen", ScreenSocket, deps),
         (rf"/ws/vms/{_NAME}", MonitorSocket, deps),
         (r"/api/vms", VMListHandler, deps),
         (rf"/api/vms/{_NAME}/console\.cast", ConsoleCastHandler, deps),
@@ -91,6 +92,7 @@ def make_app(
         (r"/api/revocations", RevocationHandler, deps),
         (r"/metrics", MetricsHandler, deps),
         (r"/healthz", HealthHandler),
+        (r"/readyz", ReadyHandler, {"cluster": cluster}),
         *ui_routes(),
     ]
     return tornado.web.Application(
@@ -99,36 +101,6 @@ def make_app(
         compress_response=True,  # the web UI's bundle: ~183 KB gzipped instead of ~630 KB
         websocket_max_message_size=config.max_message_bytes,
     )
-
-
-class DeadlineHTTPServer(tornado.httpserver.HTTPServer):
-    """Tornado's HTTP server with a deadline on every request's line and headers.
-
-    Tornado gives each request one deadline for its line and headers, counted from when
-    it starts waiting for them, so a trickle of header lines cannot extend it (Slowloris).
-    The first request of a connection gets ``header_timeout``; on a kept-alive connection
-    the wait for the next request (idle time and headers together) gets ``idle_timeout``.
-    """
-
-    def configure_deadlines(self, header_timeout: float, idle_timeout: float) -> None:
-        def params(wait: float) -> tornado.http1connection.HTTP1ConnectionParameters:
-            chosen = copy.copy(self.conn_params)
-            chosen.header_timeout = wait
-            chosen.body_timeout = header_timeout  # a request body gets no longer than its headers
-            return chosen
-
-        self._idle_params = params(idle_timeout)
-        self.conn_params = params(header_timeout)
-        self._served: weakref.WeakSet[object] = weakref.WeakSet()
-
-    def start_request(
-        self, server_conn: object, request_conn: tornado.httputil.HTTPConnection
-    ) -> tornado.httputil.HTTPMessageDelegate:
-        if server_conn in self._served and isinstance(request_conn, tornado.http1connection.HTTP1Connection):
-            request_conn.params = self._idle_params  # a kept-alive connection's next request
-        else:
-            self._served.add(server_conn)
-        return super().start_request(server_conn, request_conn)
 
 
 class Server:
@@ -151,6 +123,7 @@ class Server:
         self.metrics_port: int | None = None
         self._revocation_sync: Any = None
         self._shared_audit: Any = None
+        self._console_seats: Any = None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -158,6 +131,7 @@ class Server:
         await self.fleet.start()
         self._http = DeadlineHTTPServer(self.app, xheaders=False)
         self._http.configure_deadlines(self.config.header_timeout, self.config.idle_timeout)
+        self._http.trust_proxies(TrustedProxies(self.config.trusted_proxies))
         # A deep accept queue: at the default 128, clients connecting in bursts overflowed
         # it (2,579 listen overflows in a load test), each costing a 1–3 s SYN retry.
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host, backlog=1024)
@@ -165,6 +139,7 @@ class Server:
         await self.cluster.start(self.port)  # registered in the cluster before accepting
         await self._share_revocations()
         await self._share_audit()
+        await self._share_console_seats()
         self.hub.oversight.audit.node = self.cluster.name or f"{self.config.host}:{self.port}"
         self._http.add_sockets(sockets)
         if self.config.metrics_listen:
@@ -197,6 +172,16 @@ class Server:
         self.hub.oversight.shared_audit = self._shared_audit
         await self._shared_audit.start()
 
+    async def _share_console_seats(self) -> None:
+        """In a cluster, console viewer caps count every node's viewers (docs/cluster.md)."""
+        if self.cluster.redis is None:
+            return
+        from vmws.cluster.viewer_caps import ConsoleSeats
+
+        self._console_seats = ConsoleSeats(self.cluster.redis)
+        self.hub.console_seats = self._console_seats
+        await self._console_seats.start()
+
     def _start_metrics_listener(self) -> None:
         """``GET /metrics`` without a token, on its own address (``--metrics-listen``)."""
         host, port = self.config.metrics_address()
@@ -207,14 +192,27 @@ class Server:
         self.metrics_port = sockets[0].getsockname()[1]
         self._metrics_http.add_sockets(sockets)
 
+    async def drain(self) -> None:
+        """SIGTERM: ``/readyz`` turns 503 and, ``--drain-delay`` later (the balancer has
+        seen it), this node's libvirt VMs are handed to other nodes in a cluster, before
+        ``stop`` closes the sockets (docs/cluster.md)."""
+        self.cluster.draining = True
+        if self.config.drain_delay > 0:
+            await asyncio.sleep(self.config.drain_delay)
+        await self.cluster.drain()
+
     async def stop(self) -> None:
-        """Stop accepting, close every client with 1001, release the backend."""
+        """Stop accepting, close every client with 1001 (1012 from a draining cluster
+        node: another node serves them), release the backend."""
         if self._http:
             self._http.stop()
         await self.fleet.close()
         if self._metrics_http:
             self._metrics_http.stop()
-        await self.hub.close()
+        if self.cluster.draining and not self.cluster.embedded:
+            await self.hub.close("node draining: reconnect", CloseCode.SERVICE_RESTART)
+        else:
+            await self.hub.close()
         # Let the close frames reach the clients before the sockets go.
         await asyncio.sleep(0.1)
         if self._http:
@@ -224,5 +222,7 @@ class Server:
             await self._revocation_sync.stop()
         if self._shared_audit is not None:
             await self._shared_audit.stop()
+        if self._console_seats is not None:
+            await self._console_seats.stop()
         await self.cluster.stop()
         self.hub.oversight.close()

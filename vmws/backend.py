@@ -31,13 +31,14 @@ the boot log continues on the console). It returns the VM's resulting ``VMInfo``
 from __future__ import annotations
 
 import enum
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Self
 
-from vmws.errors import BackendError, CommandFailed, NoConsole, VMNotRunning
+from vmws.errors import BackendError, CommandFailed, NoConsole, NoScreen, VMNotRunning
 
 if TYPE_CHECKING:
     from vmws.config import Config
@@ -57,6 +58,7 @@ __all__ = [
     "render_action_table",
     "missing_capability",
     "ACTION_CAPABILITIES",
+    "check_screen_status",
 ]
 
 
@@ -298,3 +300,22 @@ class Backend(ABC):
         """Open the VM's console; ``VMNotRunning`` unless it is running (a paused VM takes
         no new reader; one attached before the pause stays), ``NoConsole`` without
         ``Capability.CONSOLE`` (``VMNotFound`` comes first for an unknown VM)."""
+
+    async def open_screen(self, name: str) -> socket.socket:
+        """A connected ``SOCK_STREAM`` socket whose peer is the VM's RFB (VNC) server: it
+        sends its RFB version string first; the caller owns and closes the socket.
+
+        ``VMNotFound`` first for an unknown VM, then ``VMNotRunning`` unless the VM is
+        running or paused (a paused VM's screen is served, frozen), then ``NoScreen``
+        when the VM has no graphical screen or this node cannot open it. Not abstract:
+        a backend without screens keeps this default, which refuses every VM.
+        """
+        info = await self.get(name)  # an unknown VM is VMNotFound first
+        check_screen_status(info)
+        raise NoScreen("this server's backend has no graphical screens")
+
+
+def check_screen_status(info: VMInfo) -> None:
+    """Refuse a screen for a VM that is neither running nor paused (``VMNotRunning``)."""
+    if info.status not in (VMStatus.RUNNING, VMStatus.PAUSED):
+        raise VMNotRunning(f"VM {info.name!r} is {info.status.value}: it has no screen")

@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "jwt-audience", "required token audience (aud); mandatory with RS256/ES256")
     _add(serve, "jwt-issuer", "required token issuer (iss)")
     _add(serve, "allowed-origin", "comma-separated exact origins allowed besides this host", "")
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=None,
+        metavar="CIDR",
+        help="network of a balancer whose PROXY header (v1/v2) and X-Forwarded-For name the client; "
+        "repeatable (env VMWS_TRUSTED_PROXY, comma-separated; default none)",
+    )
     _add(serve, "metrics-interval", "seconds between metrics messages", 2.0, type=float)
     _add(
         serve,
@@ -80,7 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "scenario", "simulator fleet/scenario file (TOML); default: the demo fleet")
     _add(serve, "speed", "simulated clock speed-up factor", 1.0, type=float)
     _add(serve, "seed", "simulator random seed", 0, type=int)
-    _add(serve, "libvirt-uri", "libvirt connection URI", "qemu:///system")
+    serve.add_argument(
+        "--libvirt-uri",
+        action="append",
+        default=None,
+        help="libvirt connection URI, one hypervisor host each; repeat it for several hosts "
+        "(env VMWS_LIBVIRT_URI, comma-separated; default qemu:///system)",
+    )
     _add(serve, "vm-filter", "glob of libvirt domain names to serve (default all)")
     _add(serve, "scrollback-bytes", "console output replayed to new viewers", 65536, type=int)
     _add(serve, "max-message-bytes", "largest inbound message accepted (larger: close 1009)", 65536, type=int)
@@ -101,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "redis-url-file", "file holding the Redis URL")
     _add(serve, "node-name", "this node's name in the cluster; default HOSTNAME:PORT")
     _add(serve, "shard", "K/N: simulate only shard K (from 1) of N of the fleet (docs/cluster.md)")
+    _add(
+        serve,
+        "drain-delay",
+        "seconds between SIGTERM (/readyz answers 503) and handing VMs over and closing sockets; "
+        "give it your balancer's health-check interval times its fall count",
+        0.0,
+        type=float,
+    )
     _add(serve, "loop", "asyncio event loop (uvloop: pip install 'vmws[fast]')", default_loop(), choices=LOOPS)
     _add(serve, "audit-log", "append audit events to FILE as JSON lines; reopened on SIGHUP (docs/operations.md)")
     _add(serve, "audit-ring-size", "audit events kept in memory for GET /api/audit", 10000, type=int)
@@ -196,6 +218,7 @@ def _token(args: argparse.Namespace) -> int:
 
 def config_from_args(args: argparse.Namespace, secret: str) -> Config:
     origins = tuple(o.strip() for o in (args.allowed_origin or "").split(",") if o.strip())
+    proxies = args.trusted_proxy if args.trusted_proxy is not None else (_env("trusted-proxy") or "").split(",")
     return Config(
         host=args.host,
         port=int(args.port),
@@ -203,7 +226,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         scenario=args.scenario,
         speed=float(args.speed),
         seed=int(args.seed),
-        libvirt_uri=args.libvirt_uri,
+        libvirt_uri=",".join(args.libvirt_uri or [os.environ.get("VMWS_LIBVIRT_URI") or "qemu:///system"]),
         vm_filter=args.vm_filter,
         jwt_secret=secret,
         jwt_algorithm=args.jwt_algorithm,
@@ -212,6 +235,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         jwt_audience=args.jwt_audience,
         jwt_issuer=args.jwt_issuer,
         allowed_origins=origins,
+        trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
         metrics_interval=float(args.metrics_interval),
         fleet_interval=float(args.fleet_interval),
         heartbeat_interval=float(args.heartbeat_interval),
@@ -230,6 +254,7 @@ def config_from_args(args: argparse.Namespace, secret: str) -> Config:
         redis_url=_redis_url(args),
         node_name=args.node_name or None,
         shard=args.shard or None,
+        drain_delay=float(args.drain_delay),
         audit_log=args.audit_log or None,
         audit_ring_size=int(args.audit_ring_size),
         metrics_listen=args.metrics_listen or None,
@@ -331,12 +356,23 @@ async def _run_server(config: Config, backend: Backend, secret_file: str | None,
     print(_banner(config, server.port, secret_file, vms), flush=True)
     log.info("listening on %s:%d", config.host, server.port)
     stop = asyncio.Event()
+    drain = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    # SIGTERM (a service stop, a rolling upgrade) drains first: /readyz says 503 and a
+    # cluster node hands its libvirt VMs to another node before its sockets close.
+    def terminate() -> None:
+        drain.set()
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
     # logrotate moves the audit log away, then SIGHUP: the next event goes to a new file.
     loop.add_signal_handler(signal.SIGHUP, server.hub.oversight.audit.reopen)
     await stop.wait()
+    if drain.is_set():
+        log.info("SIGTERM: draining")
+        await server.drain()
     log.info("shutting down: closing %d connections", len(server.hub.peers))
     await server.stop()
     return 0

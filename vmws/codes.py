@@ -25,11 +25,13 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008  # a malformed request (INVALID_COMMAND)
     MESSAGE_TOO_BIG = 1009  # an inbound message over --max-message-bytes (sent by Tornado)
     INTERNAL_ERROR = 1011  # a refusal the server did not foresee
+    SERVICE_RESTART = 1012  # a cluster node draining (SIGTERM): reconnect, another node serves
     TRY_AGAIN_LATER = 1013  # what needs the cluster's Redis while it cannot be reached
     UNAUTHENTICATED = 4001  # bad, missing or expired token (AUTH_ERROR)
     FORBIDDEN = 4003  # permission missing or VM outside the token's vms (AUTH_ERROR)
     VM_NOT_FOUND = 4004
     NO_CONSOLE = 4005  # the backend has no consoles
+    NO_SCREEN = 4006  # the VM has no graphical screen, or not from this node
     TOO_SLOW = 4008  # output backlog over its bound
     VM_NOT_RUNNING = 4009  # console of a VM that is not running
     HEARTBEAT_TIMEOUT = 4010  # silent for two heartbeat intervals

@@ -17,7 +17,7 @@ class Config:
     speed: float = 1.0
     seed: int = 0
     # libvirt
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = "qemu:///system"  # several hosts: comma-separated (``libvirt_uris``)
     vm_filter: str | None = None
     # Tokens
     jwt_secret: str | None = None
@@ -28,6 +28,9 @@ class Config:
     jwt_issuer: str | None = None
     # Exact origins (scheme://host[:port]) allowed besides the server's own host.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Networks (CIDR) of balancers allowed to name the client: a PROXY header or
+    # X-Forwarded-For from anyone else is not believed (docs/hardening.md).
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     # Intervals, seconds
     metrics_interval: float = 2.0
     # The fleet's sweep: every VM sampled into its history, summaries to /ws/fleet.
@@ -60,6 +63,9 @@ class Config:
     redis_url: str | None = None
     node_name: str | None = None  # default HOSTNAME:PORT
     shard: str | None = None  # "K/N": simulate only that shard of the fleet
+    # Seconds between SIGTERM (/readyz turns 503) and the hand-over and closing of sockets,
+    # so that a balancer's health check sees the node leave first (docs/cluster.md).
+    drain_delay: float = 0.0
     # Operations (docs/operations.md): the audit log file (JSON lines; None = memory only),
     # the events kept in memory for GET /api/audit, and an unauthenticated /metrics listener.
     audit_log: str | None = None
@@ -70,6 +76,8 @@ class Config:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is out of range 0–65535")
+        if not 0 <= self.drain_delay <= 3600:  # also refuses NaN
+            problems.append("drain-delay must be from 0 to 3600 seconds")
         for name in (
             "metrics_interval",
             "fleet_interval",
@@ -109,6 +117,13 @@ class Config:
                 validate(self.redis_url)
             except ValueError as exc:
                 problems.append(str(exc))
+        if self.trusted_proxies:
+            from vmws.client_address import parse_networks
+
+            try:
+                parse_networks(self.trusted_proxies)
+            except ValueError as exc:
+                problems.append(str(exc))
         if self.audit_ring_size <= 0:
             problems.append("audit-ring-size must be positive")
         if self.metrics_listen is not None:
@@ -120,6 +135,11 @@ class Config:
             problems.append("node-name must not be empty")
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def libvirt_uris(self) -> list[str]:
+        """Every ``--libvirt-uri`` given, one hypervisor host each (docs/cluster.md)."""
+        return [uri.strip() for uri in self.libvirt_uri.split(",") if uri.strip()] or ["qemu:///system"]
 
     def metrics_address(self) -> tuple[str, int]:
         """``--metrics-listen HOST:PORT`` as (host, port)."""

@@ -10,6 +10,7 @@
         ├── CommandFailed        UNKNOWN_ERROR  the action ran and failed (fault, guest refused)
         ├── CommandTimeout       UNKNOWN_ERROR  the action did not finish in time
         ├── NoConsole            UNKNOWN_ERROR  the backend has no consoles (close 4005)
+        ├── NoScreen             UNKNOWN_ERROR  no graphical screen, or not from this node (close 4006)
         └── BackendUnavailable   UNKNOWN_ERROR  hypervisor unreachable (libvirtd down)
 
 Backends raise only these; a libvirt exception never leaves ``harness/``.
@@ -30,6 +31,7 @@ __all__ = [
     "CommandFailed",
     "CommandTimeout",
     "NoConsole",
+    "NoScreen",
     "BackendUnavailable",
 ]
 
@@ -88,6 +90,15 @@ class CommandTimeout(BackendError):
 
 class NoConsole(BackendError):
     """The backend cannot open consoles at all (libvirt's ``test:///`` driver, for one)."""
+
+
+class NoScreen(BackendError):
+    """The VM has no graphical screen (no VNC device, a backend without screens), or
+    this node cannot open it (a VM owned by another node or on a remote host).
+
+    The screen socket sends no text, so the message is its close reason: written by
+    vmws, it never quotes the VM's name or any other client input (and is cut to 123 bytes).
+    """
 
 
 class BackendUnavailable(BackendError):

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import tornado.httputil
 import tornado.web
 import tornado.websocket
 
@@ -30,7 +31,7 @@ from vmws.auth import Permission, Principal
 from vmws.backend import Capability
 from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
-from vmws.errors import AuthError, InvalidCommand, NoConsole, VMNotFound, VMNotRunning, VMWSError
+from vmws.errors import AuthError, InvalidCommand, NoConsole, NoScreen, VMNotFound, VMNotRunning, VMWSError
 from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, write_frame
 from vmws.http_request import bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
@@ -39,7 +40,15 @@ from vmws.logs import log_context
 from vmws.presence import ConsoleMode
 from vmws.tickets import Authenticator
 
-__all__ = ["MonitorSocket", "ConsoleSocket", "CLOSE_CODES", "MAX_NAME_BYTES", "fit_close_reason"]
+__all__ = [
+    "MonitorSocket",
+    "ConsoleSocket",
+    "CLOSE_CODES",
+    "MAX_NAME_BYTES",
+    "fit_close_reason",
+    "viewer_mode",
+    "read_mode",
+]
 
 log = logging.getLogger("vmws.handlers")
 
@@ -49,6 +58,7 @@ CLOSE_CODES: dict[type[VMWSError], CloseCode] = {
     VMNotFound: CloseCode.VM_NOT_FOUND,
     VMNotRunning: CloseCode.VM_NOT_RUNNING,
     NoConsole: CloseCode.NO_CONSOLE,
+    NoScreen: CloseCode.NO_SCREEN,
     InvalidCommand: CloseCode.POLICY_VIOLATION,
 }
 # The close reason of each refusal: a fixed phrase, so no name, subject or token is ever
@@ -58,6 +68,7 @@ _CLOSE_REASONS = {
     CloseCode.FORBIDDEN: "forbidden",
     CloseCode.VM_NOT_FOUND: "no such VM",
     CloseCode.NO_CONSOLE: "this server's backend has no consoles",
+    CloseCode.NO_SCREEN: "no graphical screen",
     CloseCode.VM_NOT_RUNNING: "VM is not running",
     CloseCode.TOO_MANY: "too many connections",
     CloseCode.POLICY_VIOLATION: "invalid request",
@@ -82,6 +93,27 @@ _DROPPABLE_BACKLOG = 256 * 1024
 def fit_close_reason(reason: str) -> str:
     """``reason`` cut to the 123 UTF-8 bytes a close frame holds, never inside a character."""
     return reason.encode("utf-8", "replace")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+def read_mode(request: tornado.httputil.HTTPServerRequest) -> ConsoleMode | None:
+    """``?mode=`` of a console or screen request: None when absent."""
+    mode = query_argument(request, "mode", strip=False)
+    if mode is not None and mode not in _MODES:
+        raise InvalidCommand("'mode' must be 'interactive' or 'watch'")
+    return None if mode is None else _MODES[mode]
+
+
+def viewer_mode(principal: Principal, name: str, asked: ConsoleMode) -> ConsoleMode:
+    """The mode a console or screen viewer gets, or the ``AuthError`` that refuses it.
+
+    A token holding ``watch`` but not ``console`` is watch-only whatever ``?mode=``
+    asked: the token decides, not the client.
+    """
+    if Permission.CONSOLE not in principal.permissions and Permission.WATCH in principal.permissions:
+        principal.require(Permission.WATCH, name)
+        return ConsoleMode.WATCH
+    principal.require(Permission.CONSOLE, name)
+    return asked
 
 
 def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
@@ -164,11 +196,12 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._opened = True
             self.hub.oversight.session_opened(self)
             log.info(
-                "%s open vm=%s user=%s session=%s",
+                "%s open vm=%s user=%s session=%s remote=%s",
                 self.endpoint.value,
                 name,
                 self.user,
                 self.session_id,
+                self.request.remote_ip,  # the client's, behind a --trusted-proxy balancer
                 extra=self._log_context(),
             )
 
@@ -229,21 +262,27 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _refuse(self, exc: VMWSError, code: CloseCode) -> None:
         self.hub.oversight.refused(exc, self.request.remote_ip, sub=self.principal_sub, where=self.endpoint.value)
         log.info(
-            "%s refused vm=%s user=%s: %s %s",
+            "%s refused vm=%s user=%s remote=%s: %s %s",
             self.endpoint.value,
             self.vm,
             self.user,
+            self.request.remote_ip,
             exc.code,
             exc.message,
             extra=self._log_context(),
         )
-        reason = _CLOSE_REASONS.get(code, "connection refused")
+        reason = self.refusal_reason(exc, code)
         try:
             message = protocol.error_message(exc.code, exc.message, self.hub.now())
         except orjson.JSONEncodeError:  # the message quotes text that is not valid Unicode
             message = protocol.error_message(exc.code, reason, self.hub.now())
         self.send(message)
         self.close(code, reason)
+
+    def refusal_reason(self, exc: VMWSError, code: CloseCode) -> str:
+        """The close reason of a refusal: a fixed phrase per code (the ``error`` message
+        before the close frame carries the detail)."""
+        return _CLOSE_REASONS.get(code, "connection refused")
 
     def _schedule_expiry(self, principal: Principal) -> None:
         delay = principal.expires_at - self.hub.now()
@@ -456,14 +495,11 @@ class ConsoleSocket(_VMSocket):
     endpoint = protocol.Endpoint.CONSOLE
     permission = Permission.CONSOLE
     mode = ConsoleMode.INTERACTIVE
+    _seated = False  # holds a cluster-wide console seat (vmws/cluster/viewer_caps.py)
 
     def authorize(self, principal: Principal, name: str) -> None:
         # Runs after read_query: a watch-only token overrides whatever ?mode= asked for.
-        if Permission.CONSOLE not in principal.permissions and Permission.WATCH in principal.permissions:
-            principal.require(Permission.WATCH, name)
-            self.mode = ConsoleMode.WATCH
-        else:
-            principal.require(Permission.CONSOLE, name)
+        self.mode = viewer_mode(principal, name, self.mode)
 
     async def backend_check(self, name: str) -> None:
         if Capability.CONSOLE not in self.hub.backend.capabilities:
@@ -473,17 +509,20 @@ class ConsoleSocket(_VMSocket):
         # VMNotFound / VMNotRunning for the refusal.
         self._channel = await self.hub.console(name)
         self.hub.admit_viewer(self._channel, self.user)
+        self._seated = await self.hub.take_console_seat(name, self)
+
+    def _release(self) -> None:
+        super()._release()
+        if self._seated:
+            self._seated = False  # a cluster-wide seat: given back on every path
+            self.hub.give_back_console_seat(self.vm, self)
 
     def read_query(self) -> None:
         raw = query_argument(self.request, "since", strip=False)
         if raw is not None and not _OFFSET.fullmatch(raw):
             raise InvalidCommand("'since' must be a byte offset: a whole number of at most 19 digits 0-9")
         self._since_offset = None if raw is None else int(raw)
-        mode = query_argument(self.request, "mode", strip=False)
-        if mode is not None and mode not in _MODES:
-            raise InvalidCommand("'mode' must be 'interactive' or 'watch'")
-        if mode is not None:
-            self.mode = _MODES[mode]
+        self.mode = read_mode(self.request) or self.mode
         epoch = query_argument(self.request, "epoch", strip=False)
         if epoch is not None and not _EPOCH.fullmatch(epoch):
             raise InvalidCommand("'epoch' must be the epoch of a console message: 1-64 letters, digits, '-' or '_'")

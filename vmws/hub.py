@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from vmws import protocol
 from vmws.backend import Action, Backend, MetricsSample, VMInfo, VMStatus
@@ -28,13 +28,22 @@ from vmws.oversight import Oversight
 from vmws.peer import Peer
 from vmws.scrollback import Scrollback
 
-__all__ = ["Hub", "CommandRelay", "new_epoch"]
+__all__ = ["Hub", "CommandRelay", "ConsoleSeats", "new_epoch"]
 
 log = logging.getLogger("vmws.hub")
 
 
 # Runs a command on another node when ``vm`` is owned there (True), else declines (False).
 CommandRelay = Callable[[str, protocol.Command, Peer, str], Awaitable[bool]]
+
+
+class ConsoleSeats(Protocol):
+    """Console seats counted across a cluster (``vmws/cluster/viewer_caps.py``)."""
+
+    async def take(self, vm: str, session: str, user: str, cap: int, per_user: int) -> str | None:
+        """None when seated, else which cap is full: ``"console"`` or ``"user"``."""
+
+    def give_back(self, vm: str, session: str, user: str) -> None: ...
 
 
 def new_epoch() -> str:
@@ -70,6 +79,8 @@ class Hub:
         # commands on VMs owned by another node go there.
         self.console_output: OutputListener | None = None
         self.command_relay: CommandRelay | None = None
+        # Set by a cluster node: the viewer caps then hold across every node.
+        self.console_seats: ConsoleSeats | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._heartbeat_count = 0
@@ -83,10 +94,11 @@ class Hub:
         self._unsubscribe = self.backend.subscribe(self._on_status)
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
 
-    async def close(self, reason: str = "server shutting down") -> None:
-        """Tell every client 1001, stop every task. The backend is closed by the caller."""
+    async def close(self, reason: str = "server shutting down", code: CloseCode = CloseCode.GOING_AWAY) -> None:
+        """Tell every client ``code`` (1001; 1012 from a draining cluster node), stop every
+        task. The backend is closed by the caller."""
         for peer in list(self.peers):
-            peer.close(CloseCode.GOING_AWAY, reason)
+            peer.close(code, reason)
         if self._unsubscribe:
             self._unsubscribe()
         tasks: list[asyncio.Task[None]] = list(self._samplers.values())
@@ -433,21 +445,44 @@ class Hub:
             peer.close(close_code, "try again later")
 
     def admit_viewer(self, channel: ConsoleChannel, user: str) -> None:
-        """Raise the ``AuthError`` (close 4029) that keeps ``user`` off ``channel``, if any.
+        """Raise the ``AuthError`` (close 4029) that keeps ``user`` off ``channel``, if any,
+        counting this node's viewers (in a cluster, ``take_console_seat`` counts them all).
 
         The per-user cap is below the console's, so one user cannot take every seat.
         """
         if channel.viewer_count() >= self.config.max_console_viewers:
-            raise AuthError(
-                f"too many viewers on this console (limit {self.config.max_console_viewers})",
-                CloseCode.TOO_MANY,
-            )
+            raise self._console_full("console")
+        if channel.viewer_count(user) >= self.config.max_console_viewers_per_user:
+            raise self._console_full("user")
+
+    async def take_console_seat(self, vm: str, peer: Peer) -> bool:
+        """In a cluster, seat ``peer`` on ``vm``'s console counting every node's viewers
+        (True: a seat to give back), or raise the same ``AuthError`` as ``admit_viewer``."""
+        if self.console_seats is None:
+            return False
+        full = await self.console_seats.take(
+            vm,
+            peer.session_id,
+            peer.user,
+            self.config.max_console_viewers,
+            self.config.max_console_viewers_per_user,
+        )
+        if full is not None:
+            raise self._console_full(full)
+        return True
+
+    def give_back_console_seat(self, vm: str, peer: Peer) -> None:
+        if self.console_seats is not None:
+            self.console_seats.give_back(vm, peer.session_id, peer.user)
+
+    def _console_full(self, which: str) -> AuthError:
+        if which == "console":
+            limit = self.config.max_console_viewers
+            return AuthError(f"too many viewers on this console (limit {limit})", CloseCode.TOO_MANY)
         per_user = self.config.max_console_viewers_per_user
-        if channel.viewer_count(user) >= per_user:
-            raise AuthError(
-                f"too many console viewers for this user on this VM (limit {per_user} per user)",
-                CloseCode.TOO_MANY,
-            )
+        return AuthError(
+            f"too many console viewers for this user on this VM (limit {per_user} per user)", CloseCode.TOO_MANY
+        )
 
     def _console_finished(self, channel: ConsoleChannel) -> None:
         if self._consoles.get(channel.vm) is channel:

@@ -47,6 +47,7 @@ class Endpoint(str, enum.Enum):
     MONITOR = "monitor"
     CONSOLE = "console"
     FLEET = "fleet"
+    SCREEN = "screen"  # binary RFB only: no JSON message is accepted (vmws/screen/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +74,13 @@ _ACCEPTED: dict[Endpoint, frozenset[str]] = {
     Endpoint.MONITOR: frozenset({"command", "heartbeat"}),
     Endpoint.CONSOLE: frozenset({"console_input", "heartbeat"}),
     Endpoint.FLEET: frozenset({"heartbeat"}),
+    Endpoint.SCREEN: frozenset(),
 }
 _ENDPOINT_NAMES = {
     Endpoint.MONITOR: "the monitoring endpoint",
     Endpoint.CONSOLE: "the console endpoint",
     Endpoint.FLEET: "the fleet endpoint",
+    Endpoint.SCREEN: "the screen endpoint",
 }
 _SERVER_ONLY = frozenset(
     {

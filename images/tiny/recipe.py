@@ -4,7 +4,7 @@ Inputs: the newest kernel in ``/boot`` with its modules (Debian's ``linux-image-
 ``/bin/busybox`` from ``busybox-static``, and the guest files under ``rootfs/``. Output: a
 ``vmlinuz`` + ``initrd.img`` pair whose initramfs runs busybox init, loads the virtio
 disk, NIC and balloon drivers and the ACPI power button, and offers a getty login on
-``ttyS0`` (user ``admin``). The hostname comes from the kernel command line
+``ttyS0`` and on the VGA text console ``tty1`` (user ``admin``; the VNC screen shows tty1). The hostname comes from the kernel command line
 (``vmws.hostname=``) so one cached image serves every VM name.
 
 The cache key is a hash of every input, so a kernel upgrade or a new password gives a
@@ -82,8 +82,10 @@ def kernel_cmdline(hostname: str, *, crash_after: float | None = None) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", hostname):
         raise ImageError(f"{hostname!r} cannot be a hostname: use letters, digits, dots and dashes")
     # quiet: the serial line is slow under TCG, and the boot log is not what users read.
+    # Kernel messages go to the VGA console (tty0, the VNC screen) and the serial line;
+    # the last ``console=`` is /dev/console, so init, rc and the serial login stay on ttyS0.
     crash = f" vmws.crash_after={crash_after:g}" if crash_after is not None else ""
-    return f"console=ttyS0,115200 quiet panic=-1 vmws.hostname={hostname}{crash}"
+    return f"console=tty0 console=ttyS0,115200 quiet panic=-1 vmws.hostname={hostname}{crash}"
 
 
 def _version_key(version: str) -> tuple[object, ...]:

@@ -33,7 +33,7 @@ def test_haproxy_config_is_valid_and_balances_round_robin_with_a_tunnel_timeout(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     text = (EXAMPLES / "haproxy.cfg").read_text()
-    assert "balance roundrobin" in text and "timeout tunnel" in text and "GET /healthz" in text
+    assert "balance roundrobin" in text and "timeout tunnel" in text and "GET /readyz" in text
 
 
 def test_systemd_unit_parses_and_its_command_line_is_accepted_by_vmws_serve() -> None:

@@ -105,11 +105,17 @@ async def cluster_server(speed: float = 20.0, **overrides: Any) -> AsyncIterator
         nodes: list[Server] = []
         try:
             for k in (1, 2, 3):
-                config = Config(**settings, redis_url=redis.url, node_name=f"node-{k}", shard=f"{k}/3")
+                config = Config(
+                    **settings,
+                    redis_url=redis.url,
+                    node_name=f"node-{k}",
+                    shard=f"{k}/3",
+                    trusted_proxies=("127.0.0.1/32",),  # HAProxy names the client (PROXY v2)
+                )
                 node = Server(config, SimulatorBackend.from_config(config))
                 await node.start()
                 nodes.append(node)
-            haproxy = start_haproxy(Path(tmp) / "haproxy", [node.port for node in nodes])
+            haproxy = start_haproxy(Path(tmp) / "haproxy", [node.port for node in nodes], send_proxy_v2=True)
             try:
                 yield ClusterServer(haproxy.port, nodes)
             finally:

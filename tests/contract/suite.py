@@ -22,6 +22,11 @@ that provides these fixtures:
     than ``timeouts.action`` (the backend's own stop timeout set longer than that);
     ``None`` when the backend cannot make a guest ignore the power button, which skips
     the forced-stop cut-in test.
+``screens``  (optional; default ``True``)
+    ``False`` for a backend without graphical screens (libvirt's ``test:///``): every
+    ``open_screen`` of a running VM is then ``NoScreen``, and the screen cases that need
+    a picture skip. With screens, ``running_vm``'s screen shows an 80-column text console
+    with a login on it (tty1) that echoes what is typed.
 ``credentials``  (optional; default ``("admin", "admin")``)
 ``timeouts``  (optional; default ``ContractTimeouts()``)
     Real-time limits: ``action`` for one ``perform``, ``boot`` from power-on to the
@@ -59,10 +64,20 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.rfb_client import BYTES_PER_PIXEL, KEY_BACKSPACE, KEY_RETURN, RFBClient, StreamTransport
 from vmws.backend import Action, Backend, Capability, ConsoleStream, MetricsSample, VMInfo, VMStatus
-from vmws.errors import CommandFailed, NoConsole, VMNotFound, VMNotRunning
+from vmws.errors import CommandFailed, NoConsole, NoScreen, VMNotFound, VMNotRunning
 
-__all__ = ["BackendContract", "CapabilityContract", "ContractTimeouts", "ConsoleReader", "EXPECTED"]
+__all__ = [
+    "BackendContract",
+    "CapabilityContract",
+    "ContractTimeouts",
+    "ConsoleReader",
+    "EXPECTED",
+    "changed_columns",
+    "type_keys",
+    "wait_for_change",
+]
 
 # A shell prompt, and whatever terminal queries its line editor sends after it (busybox
 # asks for the cursor position, ESC [ 6 n, after every prompt).
@@ -692,3 +707,129 @@ class BackendContract(CapabilityContract):
         await asyncio.sleep(0.05)
         await stream.close()
         assert await asyncio.wait_for(pending, 5.0) == b""
+
+    # The screen (/ws/vms/{name}/screen): a socket to the VM's RFB server, on by default
+
+    @pytest.fixture
+    def screens(self) -> bool:
+        """False for a backend without graphical screens: each ``open_screen`` is ``NoScreen``."""
+        return True
+
+    @contextlib.asynccontextmanager
+    async def screen(self, backend: Backend, name: str) -> AsyncIterator[RFBClient]:
+        """An RFB session on ``name``'s screen, closed after."""
+        client = await RFBClient.connect(await StreamTransport.over_socket(await backend.open_screen(name)))
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    async def booted(self, backend: Backend, name: str, timeouts: ContractTimeouts) -> None:
+        """Wait until ``name`` has booted to its logins (its serial console answers one)."""
+        async with self.console(backend, name) as reader:
+            await reader.send(b"\n")
+            await reader.expect(LOGIN + b"|" + PROMPT, timeouts.boot)
+
+    @pytest.mark.asyncio
+    async def test_screen_of_a_running_vm_speaks_rfb_and_changes_after_keys(
+        self, backend: Backend, running_vm: str, screens: bool, timeouts: ContractTimeouts
+    ) -> None:
+        if not screens:
+            with pytest.raises(NoScreen):  # the screen endpoint closes with 4006
+                await backend.open_screen(running_vm)
+            return
+        # Booted first, so that what changes after the keys is theirs, not the boot's.
+        await self.booted(backend, running_vm, timeouts)
+        async with self.screen(backend, running_vm) as client:
+            await client.request_update(incremental=False)
+            await asyncio.wait_for(client.read_update(), timeouts.console)
+            assert client.width > 0 and client.height > 0
+            assert not client.is_blank(), "a running VM's screen shows its console"
+            before = bytes(client.framebuffer)
+            await type_keys(client, "vmwskeys")  # echoed at tty1's login prompt
+            await wait_for_change(client, before, 5, timeouts.console)
+            for _ in "vmwskeys":  # leave the login prompt as it was
+                await client.press(KEY_BACKSPACE)
+
+    @pytest.mark.asyncio
+    async def test_screen_of_a_paused_vm_is_served(
+        self, backend: Backend, running_vm: str, screens: bool, timeouts: ContractTimeouts
+    ) -> None:
+        self.require(backend, Capability.PAUSE)
+        if not screens:
+            pytest.skip("this backend has no screens")
+        await self.perform(backend, running_vm, Action.PAUSE, timeouts)
+        try:
+            async with self.screen(backend, running_vm) as client:  # frozen, but there
+                await client.request_update(incremental=False)
+                await asyncio.wait_for(client.read_update(), timeouts.console)
+                assert client.width > 0 and client.height > 0
+        finally:
+            await self.perform(backend, running_vm, Action.RESUME, timeouts)
+
+    @pytest.mark.asyncio
+    async def test_screen_of_a_stopped_vm_is_refused(self, backend: Backend, stopped_vm: str) -> None:
+        with pytest.raises(VMNotRunning):  # 4009 on the screen endpoint, as on the console's
+            await backend.open_screen(stopped_vm)
+
+    @pytest.mark.asyncio
+    async def test_screen_of_an_unknown_vm_is_not_found(self, backend: Backend) -> None:
+        with pytest.raises(VMNotFound):
+            await backend.open_screen("no-such-vm-for-a-screen")
+
+
+KEY_SHIFT_L = 0xFFE1
+# What a US keyboard types with Shift held. QEMU turns a keysym into the scancode of
+# its key and leaves the modifiers to the client, as a person's VNC viewer sends them
+# ('$' without Shift comes out as '4').
+_SHIFTED = frozenset('~!@#$%^&*()_+{}|:"<>?ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+
+
+async def type_keys(client: RFBClient, text: str) -> None:
+    """Type ``text`` as a person would on a US keyboard (Shift where needed); ``\\n`` is Return.
+
+    Paced like fast typing: a PC's keyboard controller holds only a few scancodes.
+    """
+    for char in text:
+        if char in _SHIFTED:
+            await client.key(KEY_SHIFT_L, down=True)
+        await client.press(KEY_RETURN if char == "\n" else ord(char))
+        if char in _SHIFTED:
+            await client.key(KEY_SHIFT_L, down=False)
+        await asyncio.sleep(0.02)
+
+
+def changed_columns(before: bytes, after: bytes, width: int) -> int:
+    """In how many of an 80-column text screen's columns ``after`` differs from ``before``.
+
+    A blinking cursor changes one column; text typed at a prompt, one per character.
+    """
+    columns: set[int] = set()
+    row = width * BYTES_PER_PIXEL
+    for start in range(0, min(len(before), len(after)), row):
+        old, new = before[start : start + row], after[start : start + row]
+        if old != new:
+            columns.update(
+                x * 80 // width for x in range(width) if old[x * BYTES_PER_PIXEL : (x + 1) * BYTES_PER_PIXEL]
+                != new[x * BYTES_PER_PIXEL : (x + 1) * BYTES_PER_PIXEL]
+            )  # fmt: skip
+    return len(columns)
+
+
+async def wait_for_change(client: RFBClient, before: bytes, columns: int, timeout: float) -> int:
+    """Read updates until the picture differs from ``before`` in ``columns`` text columns
+    or more (so not by a blinking cursor alone); how many it does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        changed = changed_columns(before, bytes(client.framebuffer), client.width)
+        if changed >= columns:
+            return changed
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"the screen changed in {changed} text columns, not {columns}, in {timeout} s")
+        await client.request_update(incremental=True)
+        try:
+            await asyncio.wait_for(client.read_update(), left)
+        except TimeoutError:
+            pass

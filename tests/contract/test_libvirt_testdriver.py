@@ -1,4 +1,4 @@
-"""The backend contract against libvirt's ``test:///`` driver (no console there).
+"""The backend contract against libvirt's ``test:///`` driver (no console, no screen there).
 
 Each test opens a fresh driver from its own XML file (``test:///PATH``), so tests
 share no state and run under xdist. The file holds a running VM with a disk and a NIC,
@@ -69,6 +69,10 @@ class TestLibvirtTestDriverContract(BackendContract):
     @pytest.fixture
     def error_vm(self) -> str | None:
         return "td-crashed"
+
+    @pytest.fixture
+    def screens(self) -> bool:
+        return False  # the test driver cannot open graphics: open_screen is NoScreen
 
     @pytest.fixture
     def timeouts(self) -> ContractTimeouts:

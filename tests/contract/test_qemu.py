@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -24,13 +23,7 @@ from tests.contract.suite import (
     ContractTimeouts,
 )
 from tests.harness.daemon import libvirtd_steady
-from tests.harness.hosts import (
-    LIBVIRT_GROUP,
-    harness_cli,
-    remove_stale_test_vms,
-    require_qemu,
-    vm_prefix,
-)
+from tests.harness.hosts import LIBVIRT_GROUP, guests_up, vm_prefix
 from tests.harness.terminal import TerminalBackend
 from vmws.backend import Action, Backend, VMStatus
 
@@ -46,17 +39,9 @@ TIMEOUTS = ContractTimeouts(action=90.0, boot=120.0, console=30.0)
 
 @pytest.fixture(scope="module")
 def guests() -> Iterator[None]:
-    require_qemu(URI)
-    remove_stale_test_vms(URI)
-    common = ("--uri", URI, "--accel", os.environ.get("VMWS_TEST_ACCEL", "auto"), "--replace")
-    try:
-        harness_cli("up", RUNNING, *common)
-        harness_cli("up", STOPPED, *common, "--no-start")
-        harness_cli("up", CRASHING, *common, "--no-start", "--crash-after", str(CRASH_AFTER))
+    crashing = ("--no-start", "--crash-after", str(CRASH_AFTER))
+    with guests_up(URI, {RUNNING: (), STOPPED: ("--no-start",), CRASHING: crashing}):
         yield
-    finally:
-        for name in (RUNNING, STOPPED, CRASHING):
-            harness_cli("down", name, "--uri", URI)
 
 
 async def _bring(backend: Backend, name: str, status: VMStatus) -> str:

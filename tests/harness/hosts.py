@@ -9,10 +9,12 @@ fault test restarting it waits for them (and they for it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 
 import pytest
@@ -22,6 +24,7 @@ from tests.harness.daemon import LIBVIRTD
 __all__ = [
     "ENABLE_HINT",
     "LIBVIRT_GROUP",
+    "guests_up",
     "harness_cli",
     "in_ci",
     "remove_stale_test_vms",
@@ -100,4 +103,22 @@ def remove_stale_test_vms(uri: str = "qemu:///system") -> None:
     for name in listing.stdout.split():
         match = re.fullmatch(r"vmws-[a-z]+-(\d+)-.*", name)
         if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            harness_cli("down", name, "--uri", uri)
+
+
+@contextlib.contextmanager
+def guests_up(uri: str, guests: Mapping[str, tuple[str, ...]]) -> Iterator[None]:
+    """Tiny guests ``name: extra `harness up` arguments`` for a test module, removed after.
+
+    Stale guests of killed runs go first; ``VMWS_TEST_ACCEL`` picks the accelerator.
+    """
+    require_qemu(uri)
+    remove_stale_test_vms(uri)
+    common = ("--uri", uri, "--accel", os.environ.get("VMWS_TEST_ACCEL", "auto"), "--replace")
+    try:
+        for name, extra in guests.items():
+            harness_cli("up", name, *common, *extra)
+        yield
+    finally:
+        for name in guests:
             harness_cli("down", name, "--uri", uri)

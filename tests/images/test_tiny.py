@@ -44,7 +44,10 @@ def test_initramfs_holds_init_login_and_modules(host_inputs: None, tmp_path: Pat
     entries = {e.path: e for e in read_newc(image.initrd.read_bytes())}
     assert entries["init"].kind is EntryKind.SYMLINK and entries["init"].data == b"/bin/busybox"
     assert entries["bin/busybox"].mode == 0o755
-    assert b"getty" in entries["etc/inittab"].data and b"ttyS0" in entries["etc/inittab"].data
+    gettys = [line for line in entries["etc/inittab"].data.decode().splitlines() if "/sbin/getty" in line]
+    # One login on the serial line, one on the VGA text console that the screen shows.
+    assert [line.split(":", 1)[0] for line in gettys] == ["ttyS0", "tty1"]
+    assert all("-l /usr/sbin/vmws-login" in line for line in gettys)
     assert entries["etc/rc"].mode == 0o755 and entries["usr/sbin/vmws-login"].mode == 0o755
     shadow = entries["etc/shadow"].data.decode()
     assert shadow.count("admin:$6$") == 1 and "pw-for-test" not in shadow
@@ -83,7 +86,10 @@ def test_no_disk_space_says_what_to_do(host_inputs: None, tmp_path: Path) -> Non
 
 def test_cmdline_carries_the_hostname_and_refuses_bad_names() -> None:
     assert "vmws.hostname=web-1" in kernel_cmdline("web-1")
-    assert "console=ttyS0" in kernel_cmdline("web-1")
+    consoles = [arg for arg in kernel_cmdline("web-1").split() if arg.startswith("console=")]
+    # The VGA console (the VNC screen) gets the kernel's messages too; ttyS0 stays the
+    # last one, /dev/console, so init and the serial login behave as before.
+    assert consoles == ["console=tty0", "console=ttyS0,115200"]
     assert "vmws.crash_after=2" in kernel_cmdline("web-1", crash_after=2.0)
     for bad in ("", "-x", "a b", "a/b", "x" * 64):
         with pytest.raises(ImageError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from typing import Self
 
@@ -31,6 +32,7 @@ from vmws.backend import (
     MetricsSample,
     StatusListener,
     VMInfo,
+    check_screen_status,
 )
 from vmws.config import Config
 
@@ -171,3 +173,8 @@ class SimulatorBackend(Backend):
             self.simulator.info(name)  # an unknown VM is VMNotFound first
             self.check_capability(Capability.CONSOLE, "open a VM's serial console")
         return SimulatorConsoleStream(self.simulator, name)
+
+    async def open_screen(self, name: str) -> socket.socket:
+        check_screen_status(self.simulator.info(name))  # VMNotFound, then VMNotRunning
+        # one end of a socket pair served by the VM's RFB server (simulator/screen/)
+        return self.simulator.open_screen(name)

@@ -12,18 +12,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vmws import protocol
-from vmws.backend import Action, Backend, ConsoleStream, MetricsSample, StatusListener, VMInfo, VMStatus
+from vmws.backend import (
+    Action,
+    Backend,
+    ConsoleStream,
+    MetricsSample,
+    StatusListener,
+    VMInfo,
+    VMStatus,
+    check_screen_status,
+)
 from vmws.cluster import wire
 from vmws.cluster.membership import NODE_TTL, node_key
 from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.codes import ErrorCode
-from vmws.errors import NoConsole, VMNotFound, VMNotRunning, VMWSError
+from vmws.errors import NoConsole, NoScreen, VMNotFound, VMNotRunning, VMWSError
 from vmws.peer import Peer
 
 if TYPE_CHECKING:
@@ -264,6 +274,11 @@ class ClusterBackend(Backend):
 
         return unsubscribe()
 
+    def refollow(self, name: str, owner: Owner_) -> None:
+        """``name`` moved to ``owner`` (a libvirt takeover): same ``:out`` channel, kept."""
+        if name in self._owners:
+            self._owners[name] = owner
+
     def followed(self) -> dict[str, Owner_]:
         return dict(self._owners)
 
@@ -384,6 +399,16 @@ class ClusterBackend(Backend):
             console.finish()
             raise
         return console
+
+    async def open_screen(self, name: str) -> socket.socket:
+        """This node's VMs only. A screen is never relayed through Redis (a frame stream
+        would swamp it) and membership records no node's address to forward the
+        WebSocket to: another node's VM is refused with ``NoScreen`` naming its owner."""
+        if await self._is_local(name):
+            return await self.local.open_screen(name)
+        info, owner = await self._record(name)  # VMNotFound; RelayUnavailable (1013)
+        check_screen_status(info)
+        raise NoScreen(f"this VM's screen is served only by its own node {owner[0]!r}: connect to that node")
 
     def _console_closed(self, console: RemoteConsole) -> None:
         if self._consoles.get(console.vm) is console:

@@ -92,6 +92,40 @@ class Owner:
                 await self.relay.listen(wire.in_channel(info.name), self._handler(info.name))
             self._write_record(info)
 
+    async def take(self, vm: str) -> None:
+        """A VM this node has just come to own (a libvirt lease): serve its ``:in`` and
+        write its record now. Watchers elsewhere learn a status only if it changed while
+        the VM had no owner (they must see no change that did not happen)."""
+        info = await self.backend.get(vm)
+        before: Any = None
+        try:
+            before = await self.relay.redis.hget(wire.vm_key(vm), "status")
+        except Exception as exc:  # Redis down: the refresh writes the record later
+            log.debug("record of %s unread before taking it over: %s", vm, exc)
+        if vm not in self.vms:
+            self.vms.add(vm)
+            await self.relay.listen(wire.in_channel(vm), self._handler(vm))
+        self._write_record(info)
+        if before is not None and before != info.status.value.encode():
+            self._on_status(info)
+
+    async def drop(self, vm: str, *, forget: bool = False) -> None:
+        """A VM this node no longer owns: another node writes its record from now on, or,
+        with ``forget`` (its name is on two hosts: nobody serves it), the record goes."""
+        if vm in self.vms:
+            self.vms.discard(vm)
+            await self.relay.unlisten(wire.in_channel(vm))
+        self._stream_epochs.pop(vm, None)
+        if forget:
+            self.relay.enqueue("delete", wire.vm_key(vm))
+            self.relay.enqueue("srem", wire.VMS_KEY, vm)
+            self.relay.enqueue("publish", wire.out_channel(vm), wire.encode({"op": "gone", "owner": self.name}))
+
+    def continues(self, vm: str, epoch: str) -> None:
+        """``vm``'s console continues ``epoch`` from the ``:con`` stream (taken over):
+        the stream is that history, not one to empty."""
+        self._stream_epochs[vm] = epoch
+
     async def stop(self) -> None:
         """Leave cleanly: the records go (the VMs leave the cluster's listing)."""
         self._unsubscribe()
@@ -110,13 +144,19 @@ class Owner:
         self.relay.enqueue("sadd", wire.VMS_KEY, info.name)
 
     def _record(self, info: VMInfo) -> dict[str, str]:
-        return {
+        record = {
             "status": info.status.value,
             "owner": self.name,
             "incarnation": self.incarnation,
             "changed": repr(info.last_state_change),
             "uptime": repr(info.uptime),
         }
+        host_of = getattr(self.backend, "host_of", None)
+        host = host_of(info.name) if callable(host_of) else None
+        if host:
+            # A libvirt VM: other candidates may take it over when this node goes.
+            record["host"] = host
+        return record
 
     def _on_status(self, info: VMInfo) -> None:
         if info.name not in self.vms:

@@ -27,7 +27,7 @@ from vmws.hub import Hub
 from vmws.rest import MetricsHistoryHandler, TicketHandler, VMListHandler
 from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore, ticket_life
 
-__all__ = ["ClusterHandler", "adapt_routes"]
+__all__ = ["ClusterHandler", "ReadyHandler", "adapt_routes"]
 
 
 def _json_error(handler: tornado.web.RequestHandler, status: int, exc: VMWSError) -> None:
@@ -69,6 +69,23 @@ class ClusterHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(orjson.dumps(await self.cluster.snapshot()))
+
+
+class ReadyHandler(tornado.web.RequestHandler):
+    """``GET /readyz``: 200 while the node takes new clients, 503 once SIGTERM arrived
+    (a balancer's health check sends new clients elsewhere while it drains)."""
+
+    def initialize(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        if self.cluster.draining:
+            self.set_status(503)
+            self.finish(b'{"status":"draining"}')
+        else:
+            self.finish(b'{"status":"ready"}')
 
 
 class _ClusterTicketHandler(TicketHandler):

@@ -20,6 +20,8 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** server: a refusal the server did not foresee (after an error message) */
   INTERNAL_ERROR: 1011,
+  /** server: in a cluster, the node is draining (SIGTERM, rolling upgrade): reconnect, another node serves the VM */
+  SERVICE_RESTART: 1012,
   /** server: in a cluster, a request that needs Redis (a ticket) while Redis cannot be reached; try again later */
   TRY_AGAIN_LATER: 1013,
   /** client: sent by the web UI when it drops a link that stayed silent for two heartbeat intervals */
@@ -32,6 +34,8 @@ export const CloseCode = {
   VM_NOT_FOUND: 4004,
   /** server: console requested on a backend without the console capability, e.g. libvirt's test:/// driver (UNKNOWN_ERROR) */
   NO_CONSOLE: 4005,
+  /** server: screen requested of a VM that has no graphical screen (no VNC device, a backend without screens), or that this node cannot open (another node's or a remote host's VM) */
+  NO_SCREEN: 4006,
   /** server: the client left over 4 MiB of output unread while another viewer kept up */
   TOO_SLOW: 4008,
   /** server: console of a VM that is not running (VM_NOT_RUNNING) */

@@ -13,7 +13,7 @@ import pytest_asyncio
 from tests.contract.test_libvirt_testdriver import driver_uri
 from tests.harness.hosts import LIBVIRT_GROUP, require_libvirt
 from vmws.backend import Action, VMInfo, VMStatus
-from vmws.errors import BackendUnavailable, VMNotFound
+from vmws.errors import BackendUnavailable, NoScreen, VMNotFound
 
 pytestmark = [pytest.mark.libvirt, LIBVIRT_GROUP]
 
@@ -89,3 +89,25 @@ async def test_changes_made_directly_in_libvirt_arrive_as_events(backend: object
     after = await backend.get("td-stopped")
     assert after.status is VMStatus.RUNNING
     assert after.last_state_change > before.last_state_change, (before, after)
+
+
+@pytest.mark.asyncio
+async def test_several_hosts_route_a_screen_to_the_host_that_has_the_vm(tmp_path: Path) -> None:
+    """With several --libvirt-uri, open_screen goes to the VM's own host: its refusal is that
+    host's (the test driver has no graphics), not the base class's "no screens here"."""
+    require_libvirt()
+    from vmws.backends.libvirt.backend import LibvirtBackend
+    from vmws.backends.libvirt.hosts import MultiHostBackend
+
+    (tmp_path / "a").mkdir()
+    backend = MultiHostBackend(
+        [LibvirtBackend(uri=driver_uri(tmp_path / "a"), vm_filter="td-*"), LibvirtBackend(uri="test:///default")]
+    )
+    await backend.start()
+    try:
+        with pytest.raises(NoScreen, match="test driver has no graphics"):
+            await backend.open_screen("td-running")
+        with pytest.raises(VMNotFound):
+            await backend.open_screen("no-such-vm")
+    finally:
+        await backend.close()

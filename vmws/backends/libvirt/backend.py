@@ -24,11 +24,12 @@ import functools
 import gc
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import libvirt
 
@@ -42,11 +43,13 @@ from vmws.backend import (
     Step,
     VMInfo,
     VMStatus,
+    check_screen_status,
     step_of,
 )
 from vmws.backends.libvirt.aio import ensure_event_impl
 from vmws.backends.libvirt.connection import DomainStates, LibvirtConnection
 from vmws.backends.libvirt.console import LibvirtConsole
+from vmws.backends.libvirt.host_id import host_identity
 from vmws.backends.libvirt.metrics import (
     Counters,
     CpuReading,
@@ -55,12 +58,14 @@ from vmws.backends.libvirt.metrics import (
     sample_from_stats,
     with_base,
 )
+from vmws.backends.libvirt.screen import open_vnc_socket, uri_refusal
 from vmws.backends.libvirt.states import DomainState, LifecycleEvent, status_of
 from vmws.backends.libvirt.stats import read_stats
 from vmws.config import Config
 from vmws.errors import (
     BackendError,
     BackendUnavailable,
+    NoScreen,
     VMNotFound,
     VMNotRunning,
 )
@@ -146,8 +151,12 @@ class LibvirtBackend(Backend):
         stop_timeout: float = 60.0,
         restart_timeout: float = 60.0,
         reconnect_max_delay: float = 10.0,
+        node: str = "",
     ) -> None:
         self.uri = uri
+        self.node = node  # names a node-local host (test:///) in its id
+        # The hypervisor host this connection reaches (``host_id``), known once connected.
+        self.host_id = ""
         self.vm_filter = vm_filter
         self.stop_timeout = stop_timeout
         self.restart_timeout = restart_timeout
@@ -181,10 +190,17 @@ class LibvirtBackend(Backend):
         self._closing = False
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: Config) -> Any:
+        """One connection per ``--libvirt-uri``; several make a ``MultiHostBackend``."""
         if config.shard:
-            raise ValueError("--shard applies to the simulator; libvirt VMs are owned through Redis (planned)")
-        return cls(uri=config.libvirt_uri, vm_filter=config.vm_filter)
+            raise ValueError("--shard applies to the simulator; libvirt VMs are owned through Redis (docs/cluster.md)")
+        node = config.node_name or socket.gethostname()
+        backends = [cls(uri=uri, vm_filter=config.vm_filter, node=node) for uri in config.libvirt_uris]
+        if len(backends) == 1:
+            return backends[0]
+        from vmws.backends.libvirt.hosts import MultiHostBackend
+
+        return MultiHostBackend(backends)
 
     # Lifecycle of the backend
 
@@ -199,6 +215,7 @@ class LibvirtBackend(Backend):
                 f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()} "
                 f"(is libvirtd running? try `python -m harness doctor`)"
             ) from None
+        self.host_id = await self.connection.run(host_identity, self.connection.require(), self.uri, self.node)
         self._tasks.append(asyncio.ensure_future(self._pump()))
 
     async def close(self) -> None:
@@ -225,6 +242,18 @@ class LibvirtBackend(Backend):
         self._require_started()
         now = time.time()
         return [self._vms[name].info(now) for name in sorted(self._vms)]
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a domain seen on this connection (no libvirt call)."""
+        return name in self._vms
+
+    def names(self) -> set[str]:
+        """Every domain seen on this connection."""
+        return set(self._vms)
+
+    def host_of(self, name: str) -> str | None:
+        """The host id serving ``name`` (this connection's), None if unknown here."""
+        return self.host_id if name in self._vms else None
 
     async def get(self, name: str) -> VMInfo:
         return self._vm_record(name).info(time.time()) if name in self._vms else await self._discover(name)
@@ -293,6 +322,16 @@ class LibvirtBackend(Backend):
         await console.attach()
         self._consoles[name] = console
         return console
+
+    async def open_screen(self, name: str) -> socket.socket:
+        vm = await self._known(name)  # VMNotFound first
+        check_screen_status(vm.info(time.time()))  # then VMNotRunning unless running or paused
+        refusal = uri_refusal(self.uri)
+        if refusal is not None:
+            raise NoScreen(f"cannot open the screen of VM {name!r}: {refusal}")
+        dom = await self._domain(name)
+        # A domain that stopped since the last event: libvirt says so, VMNotRunning.
+        return await self._call(open_vnc_socket, dom, name, name=name, what="opening the screen")
 
     # Actions: each step of vmws.backend.ACTIONS, as libvirt calls
 

@@ -1,0 +1,162 @@
+"""``/ws/vms/{name}/screen``: a VM's screen, RFB over a binary WebSocket.
+
+Authentication, Origin checks, the ``console`` permission (a ``watch``-only token, or
+``?mode=watch``, makes the viewer view-only), per-user connection limits, token expiry
+and revocation are the console socket's (``vmws.handlers``). What differs: no text
+frame is ever sent (``send`` drops every JSON message the shared machinery would
+write), so a refusal is the upgrade then a close code with a short reason, and the
+first frame is ``RFB 003.008\\n``. Silent peers are reaped by the hub's protocol pings.
+
+Each viewer gets its own shared RFB connection to the VM's server (``open_screen``).
+The VM's bytes are read in chunks and each binary write is awaited before the next
+read; the browser's are parsed (``ViewerStream``) and each write to the VM is drained
+before the next WebSocket message is read. Nothing is buffered without bound. When
+the VM's server closes (the VM stopped), what was read is delivered, then 1000.
+Every path out closes the VM socket (``leave_hub``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+import tornado.websocket
+
+from vmws import protocol
+from vmws.auth import Permission, Principal
+from vmws.codes import CloseCode
+from vmws.config import Config
+from vmws.errors import NoScreen, VMWSError
+from vmws.handlers import _VMSocket, read_mode, viewer_mode
+from vmws.http_request import query_argument
+from vmws.hub import Hub
+from vmws.presence import ConsoleMode
+from vmws.screen.rfb import RFBViolation
+from vmws.screen.viewer_stream import GREETING, ViewerStream
+from vmws.screen.vm_handshake import handshake_with_vm
+from vmws.tickets import Authenticator
+
+__all__ = ["ScreenSocket", "SUBPROTOCOL"]
+
+log = logging.getLogger("vmws.screen")
+
+# What noVNC and websockify call a WebSocket carrying raw RFB bytes.
+SUBPROTOCOL = "binary"
+# The most read from the VM's server at once, and so the largest binary frame sent.
+_CHUNK = 256 * 1024
+
+
+class ScreenSocket(_VMSocket):
+    endpoint = protocol.Endpoint.SCREEN
+    permission = Permission.CONSOLE
+    mode = ConsoleMode.INTERACTIVE
+
+    def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
+        super().initialize(hub, auth, config)
+        self._viewer: ViewerStream | None = None
+        self._vm_writer: asyncio.StreamWriter | None = None
+        self._vm_reader: asyncio.StreamReader | None = None
+        self._relay: asyncio.Task[None] | None = None
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+
+    @property
+    def view_only(self) -> bool:
+        return self.mode is ConsoleMode.WATCH
+
+    def read_query(self) -> None:
+        query_argument(self.request, "token")  # UndecodableQuery before anything else
+        self.mode = read_mode(self.request) or self.mode
+
+    def authorize(self, principal: Principal, name: str) -> None:
+        self.mode = viewer_mode(principal, name, self.mode)
+
+    def refusal_reason(self, exc: VMWSError, code: CloseCode) -> str:
+        # No `error` message precedes the close here: a NoScreen's message (written by
+        # vmws, never quoting the VM's name) is the reason, so the viewer sees why.
+        return exc.message if isinstance(exc, NoScreen) else super().refusal_reason(exc, code)
+
+    def send(self, text: str, *, droppable: bool = False) -> None:
+        """Never a text frame on this socket: the JSON the shared machinery writes (the
+        connection message, heartbeats, an error before a close) is dropped."""
+
+    async def join_hub(self, name: str) -> None:
+        """Open the VM's screen, do the gateway's side of its handshake, greet the browser."""
+        sock = await self.hub.backend.open_screen(name)
+        try:
+            self._vm_reader, self._vm_writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+        except BaseException:
+            sock.close()
+            raise
+        server_init = await handshake_with_vm(self._vm_reader, self._vm_writer)
+        self._check_still_here()
+        self._viewer = ViewerStream(server_init.encode(), view_only=self.view_only)
+        await self._to_browser(GREETING)
+
+    def leave_hub(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            self._relay = None
+        if self._vm_writer is not None:
+            self._vm_writer.close()
+            self._vm_writer = None
+
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:  # type: ignore[override]
+        # Tornado reads the next frame only once the awaitable returned is done: that
+        # is the backpressure from the VM's socket to the browser.
+        self.last_seen = asyncio.get_running_loop().time()
+        self.bytes_in += len(message)
+        if self.principal is None or self._viewer is None or self.closing:
+            return None
+        if isinstance(message, str):
+            self.close(CloseCode.POLICY_VIOLATION, "text frames are not accepted: RFB goes in binary frames")
+            return None
+        try:
+            answer, to_vm = self._viewer.feed(message)
+        except RFBViolation as exc:
+            log.info("screen of %s: %s broke RFB: %s", self.vm, self.session_id, exc, extra=self._log_context())
+            self.close(CloseCode.POLICY_VIOLATION, f"RFB: {exc}")
+            return None
+        if not answer and not to_vm:
+            return None
+        return self._pass_on(answer, to_vm)
+
+    async def _pass_on(self, answer: bytes, to_vm: bytes) -> None:
+        if answer:
+            await self._to_browser(answer)
+        if to_vm and self._vm_writer is not None:
+            self._vm_writer.write(to_vm)
+            try:
+                await self._vm_writer.drain()
+            except ConnectionError:
+                return  # the VM's side ended: the relay sees it and closes
+        if self._relay is None and self._viewer is not None and self._viewer.relaying and not self.closing:
+            # Only now: the VM's bytes must follow the ServerInit just sent, never precede it.
+            assert self._vm_reader is not None
+            self._relay = asyncio.create_task(self._relay_from_vm(self._vm_reader))
+
+    async def _to_browser(self, data: bytes) -> None:
+        try:
+            await self.write_message(data, binary=True)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        self.bytes_out += len(data)
+
+    async def _relay_from_vm(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while not self.closing:
+                try:
+                    chunk = await reader.read(_CHUNK)
+                except ConnectionError:
+                    chunk = b""
+                if not chunk:
+                    self.close(CloseCode.NORMAL_CLOSURE, "the VM's screen closed")
+                    return
+                await self._to_browser(chunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("screen relay of %s failed (%s)", self.vm, self.session_id, extra=self._log_context())
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
