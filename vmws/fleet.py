@@ -289,18 +289,21 @@ class Fleet:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
+        first = True  # the start-up sweep runs whole: the first snapshots show every VM's figures
         while True:
             started = loop.time()
             try:
-                await self.sweep()
+                await self.sweep(sliced=not first)
             except Exception:
                 log.exception("fleet sweep failed")
             self.last_sweep_seconds = loop.time() - started
+            first = False
             await asyncio.sleep(max(0.0, self.interval - self.last_sweep_seconds))
 
-    async def sweep(self) -> None:
+    async def sweep(self, *, sliced: bool = True) -> None:
         """List the fleet (announcing VMs that came or went), sample every unwatched VM,
-        send each group of sockets its summary."""
+        send each group of sockets its summary. ``sliced``: hand the loop back every
+        ``SWEEP_SLICE_SECONDS`` meanwhile."""
         try:
             infos = await self.backend.list()
         except VMWSError as exc:
@@ -310,7 +313,7 @@ class Fleet:
         self._version += 1  # uptimes and metrics moved on
         yield_at = time.perf_counter() + SWEEP_SLICE_SECONDS
         for info in infos:
-            if time.perf_counter() >= yield_at:
+            if sliced and time.perf_counter() >= yield_at:
                 await asyncio.sleep(0)  # other sockets' turn; checks below see the fleet as it is now
                 yield_at = time.perf_counter() + SWEEP_SLICE_SECONDS
             name = info.name
