@@ -128,6 +128,30 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     endpoint: protocol.Endpoint
     permission: Permission
+    # Each connection's own fields live in slots, not in the handler's __dict__: Tornado's
+    # RequestHandler already fills that dict near the size CPython shares keys for, and
+    # these pushed it into a dict of its own, 1.6 KB per connection (tracemalloc, 1,000
+    # console viewers; docs/performance.md). Attributes not listed still work (__dict__).
+    __slots__ = (
+        "hub",
+        "auth",
+        "config",
+        "session_id",
+        "user",
+        "vm",
+        "principal",
+        "last_seen",
+        "_pending",
+        "_closing",
+        "_expiry",
+        "_rate",
+        "_rate_warned_at",
+        "_counted",
+        "_in_hub",
+        "_opened",
+        "bytes_in",
+        "bytes_out",
+    )
 
     def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
         self.hub = hub
@@ -495,6 +519,7 @@ class ConsoleSocket(_VMSocket):
     endpoint = protocol.Endpoint.CONSOLE
     permission = Permission.CONSOLE
     mode = ConsoleMode.INTERACTIVE
+    __slots__ = ("_channel", "_since_offset", "_since_epoch")  # as _VMSocket's
     _seated = False  # holds a cluster-wide console seat (vmws/cluster/viewer_caps.py)
 
     def authorize(self, principal: Principal, name: str) -> None:
