@@ -164,7 +164,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.last_seen = asyncio.get_event_loop().time()
         self._pending = 0
         self._closing = False
-        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry: int | None = None  # its key in hub.expiries
         self._rate = TokenBucket(config.max_message_rate, 2 * config.max_message_rate, self.last_seen)
         self._rate_warned_at = float("-inf")
         self._counted = False  # holds a slot of hub.user_connections
@@ -272,8 +272,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _release(self) -> None:
         """Give back whatever ``open()`` took; safe to call more than once."""
         self.principal = None  # messages arriving from now on are ignored
-        if self._expiry:
-            self._expiry.cancel()
+        if self._expiry is not None:
+            self.hub.expiries.cancel(self._expiry)
             self._expiry = None
         if self._counted:
             self._counted = False
@@ -310,7 +310,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     def _schedule_expiry(self, principal: Principal) -> None:
         delay = principal.expires_at - self.hub.now()
-        self._expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expired)
+        self._expiry = self.hub.expiries.add(delay, self._expired)  # one timer for all (vmws/expiries.py)
 
     def _expired(self) -> None:
         self.send(protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", self.hub.now()))
