@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Connection", "connect", "connect_many", "OP_TEXT", "OP_CLOSE"]
+__all__ = ["Connection", "connect", "connect_many", "OP_TEXT", "OP_BINARY", "OP_CLOSE"]
 
 OP_TEXT = 0x1
+OP_BINARY = 0x2
 OP_CLOSE = 0x8
 _OP_PING = 0x9
 _OP_PONG = 0xA
@@ -53,11 +54,12 @@ def _frame(opcode: int, payload: bytes) -> bytes:
 class Connection(asyncio.Protocol):
     """One client connection. ``on_message(conn, payload, arrived)`` gets every text frame."""
 
-    def __init__(self, host: str, path: str, on_message: MessageHandler | None) -> None:
+    def __init__(self, host: str, path: str, on_message: MessageHandler | None, subprotocol: str | None = None) -> None:
+        offered = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
         self._request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{offered}\r\n"
         ).encode()
         self.on_message = on_message
         self.transport: asyncio.Transport | None = None
@@ -157,6 +159,9 @@ class Connection(asyncio.Protocol):
     def send_text(self, text: str | bytes) -> None:
         self._write(OP_TEXT, text.encode() if isinstance(text, str) else text)
 
+    def send_binary(self, payload: bytes) -> None:
+        self._write(OP_BINARY, payload)
+
     def close(self, code: int = 1000) -> None:
         if self.transport and not self.transport.is_closing():
             self._write(OP_CLOSE, struct.pack("!H", code))
@@ -177,15 +182,17 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(url: str, on_message: MessageHandler | None = None, timeout: float = 30.0) -> Connection:
-    """Open one connection to ``ws://127.0.0.1:PORT/path`` and wait for the upgrade."""
+async def connect(
+    url: str, on_message: MessageHandler | None = None, timeout: float = 30.0, *, subprotocol: str | None = None
+) -> Connection:
+    """Open one connection to ``ws://127.0.0.1:PORT/path`` (offering ``subprotocol``) and wait for the upgrade."""
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     loop = asyncio.get_running_loop()
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 80
     _, conn = await asyncio.wait_for(
-        loop.create_connection(lambda: Connection(f"{host}:{port}", path, on_message), host, port),
+        loop.create_connection(lambda: Connection(f"{host}:{port}", path, on_message, subprotocol), host, port),
         timeout,
     )
     await asyncio.wait_for(asyncio.shield(conn.opened), timeout)

@@ -36,7 +36,7 @@ from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, w
 from vmws.http_request import bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.limits import TokenBucket
-from vmws.logs import log_context
+from vmws.logs import log_context, redact
 from vmws.presence import ConsoleMode
 from vmws.tickets import Authenticator
 
@@ -128,6 +128,30 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     endpoint: protocol.Endpoint
     permission: Permission
+    # Each connection's own fields live in slots, not in the handler's __dict__: Tornado's
+    # RequestHandler already fills that dict near the size CPython shares keys for, and
+    # these pushed it into a dict of its own, 1.6 KB per connection (tracemalloc, 1,000
+    # console viewers; docs/performance.md). Attributes not listed still work (__dict__).
+    __slots__ = (
+        "hub",
+        "auth",
+        "config",
+        "session_id",
+        "user",
+        "vm",
+        "principal",
+        "last_seen",
+        "_pending",
+        "_closing",
+        "_expiry",
+        "_rate",
+        "_rate_warned_at",
+        "_counted",
+        "_in_hub",
+        "_opened",
+        "bytes_in",
+        "bytes_out",
+    )
 
     def initialize(self, hub: Hub, auth: Authenticator, config: Config) -> None:
         self.hub = hub
@@ -140,7 +164,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         self.last_seen = asyncio.get_event_loop().time()
         self._pending = 0
         self._closing = False
-        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry: int | None = None  # its key in hub.expiries
         self._rate = TokenBucket(config.max_message_rate, 2 * config.max_message_rate, self.last_seen)
         self._rate_warned_at = float("-inf")
         self._counted = False  # holds a slot of hub.user_connections
@@ -193,6 +217,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
             self._release()
             self._refuse(VMWSError("internal error while opening the connection"), CloseCode.INTERNAL_ERROR)
         else:
+            self._forget_credentials()
             self._opened = True
             self.hub.oversight.session_opened(self)
             log.info(
@@ -241,6 +266,18 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         await self.join_hub(name)
         self._check_still_here()
 
+    def _forget_credentials(self) -> None:
+        """Once admitted, the request stops holding the token: a JWT (about 250 characters)
+        was kept four times for the connection's life (the URI, the query and both parsed
+        argument dicts), 0.8 KB per connection (tracemalloc; docs/performance.md). The
+        access line is already written (Tornado logs the 101 before ``open``); later log
+        lines quote the URI redacted, as they did."""
+        request = self.request
+        for arguments in (request.query_arguments, request.arguments):
+            arguments.pop("token", None)
+        request.uri = redact(request.uri or "")
+        request.query = redact(request.query)
+
     def _check_still_here(self) -> None:
         if self._closing or self.ws_connection is None:
             raise _ClientGone()
@@ -248,8 +285,8 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
     def _release(self) -> None:
         """Give back whatever ``open()`` took; safe to call more than once."""
         self.principal = None  # messages arriving from now on are ignored
-        if self._expiry:
-            self._expiry.cancel()
+        if self._expiry is not None:
+            self.hub.expiries.cancel(self._expiry)
             self._expiry = None
         if self._counted:
             self._counted = False
@@ -286,7 +323,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
 
     def _schedule_expiry(self, principal: Principal) -> None:
         delay = principal.expires_at - self.hub.now()
-        self._expiry = asyncio.get_running_loop().call_later(max(0.0, delay), self._expired)
+        self._expiry = self.hub.expiries.add(delay, self._expired)  # one timer for all (vmws/expiries.py)
 
     def _expired(self) -> None:
         self.send(protocol.error_message(ErrorCode.AUTH_ERROR, "token has expired", self.hub.now()))
@@ -495,6 +532,7 @@ class ConsoleSocket(_VMSocket):
     endpoint = protocol.Endpoint.CONSOLE
     permission = Permission.CONSOLE
     mode = ConsoleMode.INTERACTIVE
+    __slots__ = ("_channel", "_since_offset", "_since_epoch")  # as _VMSocket's
     _seated = False  # holds a cluster-wide console seat (vmws/cluster/viewer_caps.py)
 
     def authorize(self, principal: Principal, name: str) -> None:

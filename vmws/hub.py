@@ -21,6 +21,7 @@ from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.console_channel import ConsoleChannel, OutputListener
 from vmws.errors import AuthError, VMNotRunning, VMWSError
+from vmws.expiries import Expiries
 from vmws.keylocks import KeyedLocks
 from vmws.limits import ConnectionCounter
 from vmws.logs import log_context
@@ -86,6 +87,7 @@ class Hub:
         self._heartbeat_count = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.user_connections = ConnectionCounter(config.max_connections_per_user)
+        self.expiries = Expiries()  # every connection's token expiry, on one timer
         self.oversight = Oversight(config, self, now)  # audit events and Prometheus counters
         # Told of every sample taken for watchers (the fleet's history keeps them).
         self.sample_listeners: list[Callable[[str, MetricsSample], None]] = []

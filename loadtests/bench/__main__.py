@@ -15,12 +15,20 @@ from typing import Any
 
 import orjson
 
-from loadtests.bench import broadcast, echo, flood, idle, saturation, seqflood
+from loadtests.bench import broadcast, echo, flood, idle, saturation, screen_relay, seqflood
 from loadtests.bench.common import CLIENT_CPU, Outcome, vmws_loops
 from loadtests.procs import pin_to, raise_nofile
 from vmws.loops import LOOPS
 
-NAMES = ("console_flood", "console_echo", "idle_10k", "broadcast_1k", "seq_flood", "console_echo_saturation")
+NAMES = (
+    "console_flood",
+    "console_echo",
+    "idle_10k",
+    "broadcast_1k",
+    "seq_flood",
+    "console_echo_saturation",
+    "screen_relay",
+)
 SATURATION_STEPS = (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000)
 SATURATION_STEPS_QUICK = (250, 500, 750, 1000, 1500, 2000, 3000)
 
@@ -67,6 +75,8 @@ async def _run(names: list[str], quick: bool, out: Path, loops: tuple[str, ...])
             )
         elif name == "seq_flood":
             outcome = await seqflood.run(out, rounds=2 if quick else 5, seconds=2 if quick else 4, loops=loops)
+        elif name == "screen_relay":
+            outcome = await screen_relay.run(out, rounds=3 if quick else 5, seconds=3 if quick else 5)
         else:
             outcome = await saturation.run(
                 out,

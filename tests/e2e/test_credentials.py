@@ -99,3 +99,18 @@ async def test_an_exact_vms_entry_reaches_only_that_name(tmp_path: Path) -> None
             assert first["data"]["code"] == "AUTH_ERROR" and (await c.closed())[0] == 4003
         async with client(server, "web[1]", tok=token(["read"], vms=["=web[1]"])) as c:
             assert (await c.recv())["type"] == "connection"
+
+
+async def test_an_admitted_connection_no_longer_holds_its_token_in_the_request() -> None:
+    # Kept for the connection's life it cost 0.8 KB per connection; the access line
+    # (written before open) and later log lines show the URI redacted either way.
+    secret_token = token()
+    async with running_server() as server, client(server, "my-vm", console=True, tok=secret_token, mode="watch") as c:
+        assert (await c.recv("connection"))["data"]["user"] == "alice"
+        (peer,) = server.hub.peers
+        request = peer.request  # type: ignore[attr-defined]
+        held = [request.uri, request.query, repr(request.query_arguments), repr(request.arguments)]
+        assert not any(secret_token in text for text in held)
+        assert "token=REDACTED" in request.uri and request.query_arguments["mode"] == [b"watch"]
+        await c.send("console_input", {"content": "x"})  # still served: watch-only refusal
+        assert (await c.recv("error"))["data"]["code"] == "AUTH_ERROR"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.bench import saturation, seqflood
+from loadtests.bench import saturation, screen_relay, seqflood
 from loadtests.bench.common import Measured
 from loadtests.procs import ServerProcess
 
@@ -33,6 +33,18 @@ async def test_saturation_climbs_both_servers_over_real_sockets(tmp_path: Path) 
         assert steps and steps[0][0] == 5  # (consoles, p99 ms, server CPU, client CPU)
         assert all(p99 > 0 for _, p99, _, _ in steps)
     assert outcome.line().startswith("console_echo_saturation ratio=")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.asyncio
+async def test_screen_relay_streams_one_busy_screen_through_vmws_and_websockify(tmp_path: Path) -> None:
+    outcome = await screen_relay.run(tmp_path, rounds=1, seconds=1.0)
+    for relay in ("vmws", "websockify"):
+        # seq scrolls tty1: every update redraws the text rows, Raw, 640x400 at 32 bits
+        assert outcome.figures["updates_per_s"][relay] > 0, relay
+        assert outcome.figures["mb_per_s"][relay] > 0.2, relay
+        assert outcome.figures["p99_ms"][relay] > 0, relay
+    assert outcome.line().startswith("screen_relay ratio=")
 
 
 def _scripted(monkeypatch: pytest.MonkeyPatch, rounds: list[Measured]) -> Iterator[Measured]:
