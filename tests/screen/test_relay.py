@@ -164,3 +164,20 @@ async def test_a_token_that_expires_while_viewing_closes_4001_without_text() -> 
         ws = client.transport.ws
         assert all(isinstance(f, bytes) for f in await frames_until_closed(ws))
         assert (ws.close_code, ws.close_reason) == (4001, "token has expired")
+
+
+async def test_a_browser_that_never_finishes_the_handshake_is_closed_and_the_vm_socket_freed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It upgrades, reads the version and says nothing more: pings alone must not keep a
+    connection to the VM's screen server open."""
+    from vmws.screen import handler
+
+    monkeypatch.setattr(handler, "BROWSER_HANDSHAKE_TIMEOUT", 0.5)
+    backend = ScriptedScreens(speed=20.0)
+    async with gateway(backend) as server, screen(server, "my-vm") as ws:
+        assert await ws.recv() == b"RFB 003.008\n"
+        frames = await frames_until_closed(ws)
+        assert frames == []
+        assert ws.close_code == 1008 and ws.close_reason.startswith("RFB: handshake not completed")
+        await backend.served()

@@ -53,6 +53,10 @@ log = logging.getLogger("vmws.screen")
 SUBPROTOCOL = "binary"
 # The most read from the VM's server at once, and so the largest binary frame sent.
 _CHUNK = 256 * 1024
+# The browser's side of the RFB handshake (version, security type, ClientInit) must be
+# done by then: a browser that upgrades and says nothing would otherwise hold a
+# connection to the VM's screen server for as long as it answers pings.
+BROWSER_HANDSHAKE_TIMEOUT = 10.0
 
 
 class ScreenSocket(_VMSocket):
@@ -67,6 +71,7 @@ class ScreenSocket(_VMSocket):
         self._vm_reader: asyncio.StreamReader | None = None
         self._relay: asyncio.Task[None] | None = None
         self._forward: ScreenForward | None = None  # another node's VM: its owner's screen
+        self._handshake_deadline: asyncio.TimerHandle | None = None
         self.forwarded_by: str | None = None  # the node that forwarded this session here
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
@@ -109,7 +114,18 @@ class ScreenSocket(_VMSocket):
         server_init = await handshake_with_vm(self._vm_reader, self._vm_writer)
         self._check_still_here()
         self._viewer = ViewerStream(server_init.encode(), view_only=self.view_only)
+        self._handshake_deadline = asyncio.get_running_loop().call_later(
+            BROWSER_HANDSHAKE_TIMEOUT, self._handshake_overdue
+        )
         await self._to_browser(GREETING)
+
+    def _handshake_overdue(self) -> None:
+        self._handshake_deadline = None
+        if self._viewer is not None and not self._viewer.relaying and not self.closing:
+            log.info("screen of %s: %s did not finish the RFB handshake", self.vm, self.session_id)
+            self.close(
+                CloseCode.POLICY_VIOLATION, f"RFB: handshake not completed within {BROWSER_HANDSHAKE_TIMEOUT:g} s"
+            )
 
     async def _forward_to(self, owner: ScreenElsewhere, name: str) -> None:
         """Relay the owner's screen: a one-use ticket for this user, this VM and this mode."""
@@ -143,6 +159,9 @@ class ScreenSocket(_VMSocket):
         await self._relay_to_browser(frame, forward.close_to_mirror, "screen forward")
 
     def leave_hub(self) -> None:
+        if self._handshake_deadline is not None:
+            self._handshake_deadline.cancel()
+            self._handshake_deadline = None
         if self._relay is not None:
             self._relay.cancel()
             self._relay = None
