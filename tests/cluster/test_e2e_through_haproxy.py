@@ -68,7 +68,6 @@ MODULES: list[ModuleType] = [
 ]
 EXCLUDED: dict[str, str] = {
     "test_monitor.test_command_without_control_is_refused_and_connection_stays": "looks inside the one in-process server (server.backend)",
-    "test_nothing_lost.test_reconnect_with_since_mid_flood_loses_and_repeats_nothing": "KNOWN REGRESSION, not a limit of the balancer: since the libvirt-lease merge (c295401) a viewer resuming mid-flood on a third node receives no console message; open, see the closing note of session 3",
     "test_credentials.test_an_admitted_connection_no_longer_holds_its_token_in_the_request": "looks inside the one in-process server (server.hub)",
     "test_nothing_lost.test_slow_viewer_is_cut_off_without_slowing_others": "looks inside the one in-process server (server.hub.peers)",
     "test_limits_console.test_a_stalled_viewer_cut_off_never_takes_the_reading_one_with_it": "looks inside the one in-process server (server.hub)",
