@@ -435,10 +435,13 @@ class Hub:
         scrollback = self._scrollbacks.get(vm)
         return 0 if scrollback is None else scrollback.end
 
-    def lost(self, vm: str, code: ErrorCode, message: str, close_code: CloseCode) -> None:
-        """Close every socket of ``vm`` on this node with ``message`` (its owner is gone)."""
+    def lost(
+        self, vm: str, code: ErrorCode, message: str, close_code: CloseCode, *, console_only: bool = False
+    ) -> None:
+        """Close every socket of ``vm`` on this node with ``message`` (its owner is gone),
+        or with ``console_only`` only its console's viewers (the console's copy ended)."""
         error = protocol.error_message(code, message, self.now())
-        peers = list(self._watchers.get(vm, ()))
+        peers = [] if console_only else list(self._watchers.get(vm, ()))
         channel = self._consoles.get(vm)
         if channel is not None:
             peers += list(channel.viewers)

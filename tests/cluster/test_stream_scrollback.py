@@ -71,3 +71,47 @@ async def test_a_join_on_another_node_gets_the_whole_scrollback_after_a_flood(
     entries = redis_server.cli("xlen", f"vmws:vm:{{{vm}}}:con")
     size = int(redis_server.cli("memory", "usage", f"vmws:vm:{{{vm}}}:con", "samples", "0"))
     assert 0 < int(entries) <= 6 and size < 128 * 1024, (entries, size)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_viewers_that_fall_far_behind_on_another_node_are_cut_off_and_watchers_stay(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    """The owner does not wait for other nodes' viewers: a viewer there that stops reading
+    ends that node's copy of the console (1013, resume with ?since=), not its memory."""
+    owner, other = start_nodes(2, redis_url=redis_server.url)
+    vm = owned_by([owner, other], owner)
+    prompt = f"admin@{vm}:~$ "
+    url = f"/ws/vms/{vm}?token={token()}"
+    async with (
+        websockets.connect(f"{owner.ws}/ws/vms/{vm}/console?token={token()}", max_size=None) as typist,
+        websockets.connect(f"{other.ws}{url}", max_size=None) as watcher,
+        # max_queue=1: the client stops reading its socket after one message, so this
+        # viewer's node soon has every byte it may send it unsent and stops reading.
+        websockets.connect(f"{other.ws}/ws/vms/{vm}/console?token={token()}", max_size=None, max_queue=1) as stalled,
+    ):
+        await _send(typist, "\n")
+        await _read_until(typist, "login: ")
+        await _send(typist, "admin\n")
+        await _read_until(typist, "Password: ")
+        await _send(typist, "admin\n")
+        await _read_until(typist, prompt)
+        await _send(typist, "yes\n")
+        closed: dict[str, Any] = {}
+        async with asyncio.timeout(60):
+            while not closed:
+                try:
+                    await asyncio.wait_for(stalled.recv(), 0.5)  # kept stalled: read one message at a time
+                except TimeoutError:
+                    await asyncio.sleep(0.5)
+                except websockets.ConnectionClosed as exc:
+                    closed = {"code": exc.rcvd.code if exc.rcvd else None}
+                json.loads(await typist.recv())  # the typist keeps reading: the flood goes on
+        assert closed == {"code": 1013}
+        await _send(typist, "\x03")
+        # the VM's watcher on the same node was not closed: it still gets a heartbeat answered
+        await watcher.send(json.dumps({"type": "heartbeat", "timestamp": "2023-05-23T12:34:56Z", "data": {}}))
+        async with asyncio.timeout(30):
+            while json.loads(await watcher.recv())["type"] != "heartbeat":
+                pass

@@ -46,6 +46,10 @@ log = logging.getLogger("vmws.cluster")
 
 _ERRORS: dict[str, type[VMWSError]] = {"VMNotFound": VMNotFound, "VMNotRunning": VMNotRunning, "NoConsole": NoConsole}
 _REQUEST_TIMEOUT = 10.0
+# Output of the owner queued here and not yet read by this node's console: its viewers
+# pace the reading and the owner does not wait for them, so past this the copy ends and
+# they resume from the history in Redis (as one node cuts off a viewer that falls behind).
+FOLLOW_LIMIT_BYTES = 4 * wire.MAX_DATA_BYTES
 Owner_ = tuple[str, str]  # (node name, incarnation)
 
 
@@ -84,6 +88,7 @@ class RemoteConsole(ConsoleStream):
         self._relay = relay
         self._on_closed = on_closed
         self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queued = 0  # bytes in _chunks: at most FOLLOW_LIMIT_BYTES
         self._early: list[tuple[dict[str, Any], bytes]] = []  # live output before the history is read
         self._ready = False
         self._done = False
@@ -146,7 +151,14 @@ class RemoteConsole(ConsoleStream):
             return
         if offset + len(data) > self.end:
             piece = data[self.end - offset :]
+            if self._queued + len(piece) > FOLLOW_LIMIT_BYTES:
+                self.lose(
+                    f"the console of {self.vm!r} ran more than {FOLLOW_LIMIT_BYTES // 2**20} MiB ahead of "
+                    "its viewers on this node: reconnect with ?since= to resume"
+                )
+                return
             self.end += len(piece)
+            self._queued += len(piece)
             self._chunks.put_nowait(piece)
 
     lost: Callable[[str], None] | None = None  # set by the backend: closes the viewers with 1013
@@ -154,6 +166,9 @@ class RemoteConsole(ConsoleStream):
     def lose(self, message: str) -> None:
         if self.lost is not None:
             self.lost(message)
+        while not self._chunks.empty():  # nobody reads them now: free them at once
+            self._chunks.get_nowait()
+        self._queued = 0
         self.finish()
 
     def finish(self) -> None:
@@ -166,6 +181,7 @@ class RemoteConsole(ConsoleStream):
         chunk = await self._chunks.get()
         if not chunk:
             self._chunks.put_nowait(b"")  # every later read sees the end too
+        self._queued -= len(chunk)
         return chunk
 
     async def write(self, data: bytes) -> None:
@@ -203,6 +219,8 @@ class ClusterBackend(Backend):
         self._owners: dict[str, Owner_] = {}  # VMs of other nodes this node follows
         self._consoles: dict[str, RemoteConsole] = {}
         self.on_lost: Callable[[str, str], None] | None = None  # (vm, message): close its sockets
+        # (vm, message): close its console's viewers (a followed console ended, not the VM)
+        self.on_console_lost: Callable[[str, str], None] | None = None
         self.shared_samples: SharedSamples | None = None  # set once the relay runs (vmws.cluster.metrics)
 
     async def start(self) -> None:
@@ -392,7 +410,7 @@ class ClusterBackend(Backend):
             return await self.local.open_console(name)
         await self.get(name)  # a live owner, followed
         console = RemoteConsole(name, self.relay, self._console_closed)
-        console.lost = lambda message: self.on_lost(name, message) if self.on_lost else None
+        console.lost = lambda message: self.on_console_lost(name, message) if self.on_console_lost else None
         self._consoles[name] = console
         try:
             await console.join(_REQUEST_TIMEOUT)

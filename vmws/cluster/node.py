@@ -103,6 +103,7 @@ class Cluster:
         if self.relayed is not None:
             hub.command_relay = self.relayed.relay_command
             self.relayed.on_lost = self._lost
+            self.relayed.on_console_lost = self._console_lost
 
     def attach_fleet(self, fleet: Fleet) -> None:
         """With Redis, the fleet shows every node's VMs, and metrics cross nodes once."""
@@ -332,6 +333,13 @@ class Cluster:
         if self.relayed is not None:
             self.relayed.lose(vm)
             self._hub_spawn(self.relayed.unfollow(vm))
+
+    def _console_lost(self, vm: str, message: str) -> None:
+        """This node's copy of another node's console ended: its viewers here get
+        ``message`` and 1013 and resume with ``?since=``; the VM's watchers stay."""
+        log.info("%s: closing its console viewers on this node with 1013", message)
+        if self._hub is not None:
+            self._hub.lost(vm, ErrorCode.UNKNOWN_ERROR, message, CloseCode.TRY_AGAIN_LATER, console_only=True)
 
     def _hub_spawn(self, coro: Any) -> None:
         if self._hub is not None:
