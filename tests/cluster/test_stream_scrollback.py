@@ -38,6 +38,15 @@ async def _read_until(ws: Any, needle: str, timeout: float = 60) -> tuple[int | 
     return first, text
 
 
+async def _login(ws: Any, prompt: str) -> None:
+    await _send(ws, "\n")
+    await _read_until(ws, "login: ")
+    await _send(ws, "admin\n")
+    await _read_until(ws, "Password: ")
+    await _send(ws, "admin\n")
+    await _read_until(ws, prompt)
+
+
 async def _history(node: Node, vm: str, end: str) -> tuple[int | None, str]:
     async with websockets.connect(f"{node.ws}/ws/vms/{vm}/console?token={token()}", max_size=None) as ws:
         return await _read_until(ws, end)
@@ -52,12 +61,7 @@ async def test_a_join_on_another_node_gets_the_whole_scrollback_after_a_flood(
     vm = owned_by([owner, other], owner)
     prompt = f"admin@{vm}:~$ "
     async with websockets.connect(f"{owner.ws}/ws/vms/{vm}/console?token={token()}", max_size=None) as ws:
-        await _send(ws, "\n")
-        await _read_until(ws, "login: ")
-        await _send(ws, "admin\n")
-        await _read_until(ws, "Password: ")
-        await _send(ws, "admin\n")
-        await _read_until(ws, prompt)
+        await _login(ws, prompt)
         await _send(ws, f"seq 1 {SEQ}\n")
         await _read_until(ws, f"\r\n{SEQ}\r\n{prompt}")
     end = f"\r\n{SEQ}\r\n{prompt}"
@@ -91,12 +95,7 @@ async def test_viewers_that_fall_far_behind_on_another_node_are_cut_off_and_watc
         # viewer's node soon has every byte it may send it unsent and stops reading.
         websockets.connect(f"{other.ws}/ws/vms/{vm}/console?token={token()}", max_size=None, max_queue=1) as stalled,
     ):
-        await _send(typist, "\n")
-        await _read_until(typist, "login: ")
-        await _send(typist, "admin\n")
-        await _read_until(typist, "Password: ")
-        await _send(typist, "admin\n")
-        await _read_until(typist, prompt)
+        await _login(typist, prompt)
         await _send(typist, "yes\n")
         closed: dict[str, Any] = {}
         async with asyncio.timeout(60):
