@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import socket
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -30,11 +29,12 @@ from vmws.backend import (
     check_screen_status,
 )
 from vmws.cluster import wire
+from vmws.cluster.checks import MAX_TIME, number, raise_answer
 from vmws.cluster.membership import NODE_TTL, node_key, parse_node_value
 from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.cluster.screen_forward import ScreenElsewhere, node_url_of
 from vmws.codes import ErrorCode
-from vmws.errors import NoConsole, NoScreen, VMNotFound, VMNotRunning, VMWSError
+from vmws.errors import NoScreen, VMNotFound, VMWSError
 from vmws.peer import Peer
 
 if TYPE_CHECKING:
@@ -44,40 +44,12 @@ __all__ = ["ClusterBackend", "RemoteConsole", "parse_record", "live_incarnation"
 
 log = logging.getLogger("vmws.cluster")
 
-_ERRORS: dict[str, type[VMWSError]] = {"VMNotFound": VMNotFound, "VMNotRunning": VMNotRunning, "NoConsole": NoConsole}
 _REQUEST_TIMEOUT = 10.0
 # Output of the owner queued here and not yet read by this node's console: its viewers
 # pace the reading and the owner does not wait for them, so past this the copy ends and
 # they resume from the history in Redis (as one node cuts off a viewer that falls behind).
 FOLLOW_LIMIT_BYTES = 4 * wire.MAX_DATA_BYTES
 Owner_ = tuple[str, str]  # (node name, incarnation)
-
-
-# Numbers from another node: timestamps, uptimes, counters. Below 2**53 (a float holds it
-# exactly; orjson writes it) and, for times, before the year 5000 (ISO timestamps).
-_MAX_NUMBER = 2.0**53
-_MAX_TIME = 95_000_000_000.0
-
-
-def _number(value: object, limit: float = _MAX_NUMBER) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= limit
-    ):
-        raise ValueError(f"not a number from 0 to {limit:g}")
-    return float(value)
-
-
-def _raise_answer(answer: dict[str, Any]) -> None:
-    """Raise the owner's refusal as the error it was there."""
-    if answer.get("ok") is True:
-        return
-    message = answer.get("message")
-    message = message[:1000] if isinstance(message, str) else "the owner node refused"
-    kind = answer.get("kind")
-    raise _ERRORS.get(kind if isinstance(kind, str) else "", VMWSError)(message)
 
 
 class RemoteConsole(ConsoleStream):
@@ -102,7 +74,7 @@ class RemoteConsole(ConsoleStream):
     async def join(self, timeout: float) -> None:
         """Have the owner open the console, then read the history held in Redis."""
         answer = await self._relay.request(self.vm, {"op": "open"}, timeout=timeout)
-        _raise_answer(answer)
+        raise_answer(answer)
         offset, epoch = wire.field_int(answer, "o"), wire.field_str(answer, "e", 64)
         try:
             entries = await self._relay.redis.xrange(wire.console_key(self.vm), "-", "+")
@@ -308,8 +280,8 @@ class ClusterBackend(Backend):
                 info = VMInfo(
                     vm,
                     VMStatus(header.get("status")),
-                    _number(header.get("changed"), _MAX_TIME),
-                    _number(header.get("uptime"), _MAX_TIME),
+                    number(header.get("changed"), MAX_TIME),
+                    number(header.get("uptime"), MAX_TIME),
                 )
             except ValueError as exc:
                 log.warning("dropped a status of %s: %s", vm, exc)
@@ -335,7 +307,7 @@ class ClusterBackend(Backend):
             if published is not None:
                 return published
         answer = await self.relay.request(name, {"op": "sample"}, timeout=_REQUEST_TIMEOUT)
-        _raise_answer(answer)
+        raise_answer(answer)
         from vmws.cluster.metrics import parse_sample
 
         try:
@@ -380,7 +352,7 @@ class ClusterBackend(Backend):
         }
         try:
             answer = await self.relay.request(vm, header, timeout=self._command_wait, on_message=forward)
-            _raise_answer(answer)
+            raise_answer(answer)
         except VMWSError as exc:  # RelayUnavailable, or the owner refused the request itself
             peer.send(
                 protocol.response_message(
@@ -459,7 +431,7 @@ def parse_record(name: str, raw: dict[bytes, bytes]) -> tuple[VMInfo, Owner_]:
         return value.decode("utf-8", "replace")
 
     status = VMStatus(text(b"status", 16))
-    changed, uptime = _number(float(text(b"changed", 40)), _MAX_TIME), _number(float(text(b"uptime", 40)), _MAX_TIME)
+    changed, uptime = number(float(text(b"changed", 40)), MAX_TIME), number(float(text(b"uptime", 40)), MAX_TIME)
     return VMInfo(name, status, changed, uptime), (text(b"owner"), text(b"incarnation", 64))
 
 

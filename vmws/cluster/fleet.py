@@ -33,7 +33,8 @@ import orjson
 
 from vmws.backend import Backend, VMInfo, VMStatus
 from vmws.cluster import wire
-from vmws.cluster.backend import _MAX_TIME, _number, live_incarnation, parse_record
+from vmws.cluster.backend import live_incarnation, parse_record
+from vmws.cluster.checks import MAX_TIME, number
 from vmws.cluster.membership import NODE_TTL, REFRESH_INTERVAL, node_key
 from vmws.cluster.relay import Relay
 from vmws.fleet import CpuMemory, Fleet
@@ -84,10 +85,10 @@ def _parse_entry(raw: object) -> tuple[VMInfo, CpuMemory | None]:
     name, status, changed, uptime, cpu, used, total = raw
     if not isinstance(name, str) or not 0 < len(name.encode("utf-8", "surrogatepass")) <= _MAX_NAME_BYTES:
         raise ValueError("a name is not 1 to 255 bytes")
-    info = VMInfo(name, VMStatus(status), _number(changed, _MAX_TIME), _number(uptime, _MAX_TIME))
+    info = VMInfo(name, VMStatus(status), number(changed, MAX_TIME), number(uptime, MAX_TIME))
     if cpu is None:
         return info, None
-    return info, (min(_number(cpu), 100.0), int(_number(used)), int(_number(total)))
+    return info, (min(number(cpu), 100.0), int(number(used)), int(number(total)))
 
 
 class ClusterFleet:

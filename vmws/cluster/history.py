@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vmws.cluster import wire
-from vmws.cluster.backend import _MAX_TIME, _number, _raise_answer
+from vmws.cluster.checks import MAX_TIME, number, raise_answer
 from vmws.cluster.fleet import array_parts
 from vmws.cluster.relay import Relay, RelayUnavailable
 from vmws.config import Config
@@ -55,7 +55,7 @@ class HistoryService:
 
     def on_history(self, vm: str, node: str, rid: str, header: dict[str, Any], data: bytes) -> None:
         try:
-            seconds = _number(header.get("since"))
+            seconds = number(header.get("since"))
         except ValueError as exc:
             log.warning("refused a malformed history request for %s from %s: %s", vm, node, exc)
             self._relay.reply(node, rid, _refusal(ValueError(f"the owner node refused 'since': {exc}")))
@@ -74,9 +74,9 @@ class HistoryService:
 def _row(values: object) -> Row:
     if not isinstance(values, list) or len(values) != 8:
         raise ValueError("a sample is not 8 numbers")
-    t = _number(values[0], _MAX_TIME)
-    cpu = min(_number(values[1]), 100.0)
-    return t, cpu, tuple(int(_number(v)) for v in values[2:])
+    t = number(values[0], MAX_TIME)
+    cpu = min(number(values[1]), 100.0)
+    return t, cpu, tuple(int(number(v)) for v in values[2:])
 
 
 async def remote_history(relay: Relay, vm: str, seconds: float) -> list[Row]:
@@ -97,7 +97,7 @@ async def remote_history(relay: Relay, vm: str, seconds: float) -> list[Row]:
             problems.append(str(exc))
 
     answer = await relay.request(vm, {"op": "history", "since": seconds}, timeout=_TIMEOUT, on_message=part)
-    _raise_answer(answer)
+    raise_answer(answer)
     if problems or answer.get("rows") != len(rows):
         detail = problems[0] if problems else "some were lost on the way"
         log.warning("the history of %s from its owner node is not whole: %s", vm, detail)

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from vmws.backend import Backend, MetricsSample
 from vmws.cluster import wire
-from vmws.cluster.backend import _number
+from vmws.cluster.checks import number
 from vmws.cluster.relay import Relay
 from vmws.errors import VMWSError
 from vmws.hub import Hub
@@ -59,7 +59,7 @@ def parse_sample(values: object) -> MetricsSample:
     """A sample as ``sample_values`` wrote it, from another node (ValueError if it is not one)."""
     if not isinstance(values, list) or len(values) != 8:
         raise ValueError("not 8 values")
-    t, cpu, *counters = (_number(v) for v in values)
+    t, cpu, *counters = (number(v) for v in values)
     return MetricsSample(t, min(cpu, 100.0), *(int(c) for c in counters))
 
 
