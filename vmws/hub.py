@@ -156,6 +156,10 @@ class Hub:
             if sampler:
                 sampler.cancel()
 
+    def has_sockets(self, vm: str) -> bool:
+        """Whether any socket on this node watches ``vm`` or has its console open."""
+        return bool(self._watchers.get(vm)) or vm in self._consoles
+
     def is_watched(self, vm: str) -> bool:
         """Whether the hub samples ``vm`` itself (at the metrics interval) for watchers."""
         return vm in self._samplers

@@ -336,3 +336,36 @@ async def test_relayed_commands_keep_the_owners_cap_and_are_dropped_when_their_c
     assert "(a1) succeeded" in log
     for request_id in ("a2", "a3", "a4"):
         assert f"({request_id}) dropped: its sender left" in log and f"({request_id}) succeeded" not in log
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_node_follows_another_nodes_vm_while_it_has_sockets_on_it_and_not_after(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    """A node subscribes to a VM's ``:out`` for its sockets, keeps it while one is open
+    (however long), and drops it once none is left (``FOLLOW_IDLE`` after the last lookup)."""
+    from vmws.cluster.backend import FOLLOW_IDLE
+    from vmws.cluster.membership import REFRESH_INTERVAL
+
+    owner, other = start_nodes(2, redis_url=redis_server.url)
+    vm = owned_by([owner, other], owner)
+    channel = f"vmws:vm:{{{vm}}}:out"
+
+    def subscribers() -> int:
+        return int(redis_server.cli("pubsub", "numsub", channel).split()[-1])
+
+    assert subscribers() == 0
+    async with connect(other, vm) as watcher:
+        await recv(watcher, "status")
+        assert subscribers() == 1
+        await asyncio.sleep(FOLLOW_IDLE + 2 * REFRESH_INTERVAL)  # idle lookups, but a socket is open
+        assert subscribers() == 1
+        await recv(watcher, "metrics")  # still relayed
+    async with asyncio.timeout(3 * REFRESH_INTERVAL):
+        while subscribers():
+            await asyncio.sleep(0.2)
+    # and a new socket follows it again
+    async with connect(other, vm) as watcher:
+        await recv(watcher, "status")
+        assert subscribers() == 1

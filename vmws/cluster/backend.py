@@ -49,6 +49,10 @@ _REQUEST_TIMEOUT = 10.0
 # pace the reading and the owner does not wait for them, so past this the copy ends and
 # they resume from the history in Redis (as one node cuts off a viewer that falls behind).
 FOLLOW_LIMIT_BYTES = 4 * wire.MAX_DATA_BYTES
+# A followed VM nobody on this node has asked for in this long, with no socket on it
+# here, is no longer followed (its ``:out`` unsubscribed): longer than any socket takes
+# from looking the VM up to being registered with the hub (a console join waits 10 s).
+FOLLOW_IDLE = 2 * _REQUEST_TIMEOUT
 Owner_ = tuple[str, str]  # (node name, incarnation)
 
 
@@ -189,6 +193,7 @@ class ClusterBackend(Backend):
         self.capabilities = local.capabilities
         self._listeners: list[StatusListener] = []
         self._owners: dict[str, Owner_] = {}  # VMs of other nodes this node follows
+        self._asked: dict[str, float] = {}  # followed VMs: when a socket or request last looked one up
         self._consoles: dict[str, RemoteConsole] = {}
         self.on_lost: Callable[[str, str], None] | None = None  # (vm, message): close its sockets
         # (vm, message): close its console's viewers (a followed console ended, not the VM)
@@ -221,6 +226,7 @@ class ClusterBackend(Backend):
         except VMNotFound:
             pass
         record, owner = await self._record(name)
+        self._asked[name] = asyncio.get_running_loop().time()
         await self._follow(name, owner)
         return record
 
@@ -258,6 +264,7 @@ class ClusterBackend(Backend):
         """Stop following ``name`` now; the returned coroutine unsubscribes, unless a
         socket has followed it again by the time it runs."""
         self._owners.pop(name, None)
+        self._asked.pop(name, None)
 
         async def unsubscribe() -> None:
             if name not in self._owners:
@@ -272,6 +279,16 @@ class ClusterBackend(Backend):
 
     def followed(self) -> dict[str, Owner_]:
         return dict(self._owners)
+
+    def idle(self, has_sockets: Callable[[str], bool]) -> tuple[str, ...]:
+        """Followed VMs with no socket here (``has_sockets``) and not looked up for
+        ``FOLLOW_IDLE`` seconds: what to unfollow, so a node follows only what it serves."""
+        quiet_since = asyncio.get_running_loop().time() - FOLLOW_IDLE
+        return tuple(
+            vm
+            for vm in self._owners
+            if vm not in self._consoles and not has_sockets(vm) and self._asked.get(vm, 0.0) < quiet_since
+        )
 
     def _on_out(self, vm: str, header: dict[str, Any], data: bytes) -> None:
         op = header.get("op")

@@ -283,7 +283,8 @@ class Cluster:
         return released
 
     async def _relaying(self) -> None:
-        """Every refresh: rewrite this node's VM records; drop VMs whose owner is gone."""
+        """Every refresh: rewrite this node's VM records; stop following VMs nobody here
+        uses; drop VMs whose owner is gone."""
         while True:
             await asyncio.sleep(REFRESH_INTERVAL)
             try:
@@ -294,6 +295,9 @@ class Cluster:
                     # Redis just came back (maybe empty): live owners re-register within a
                     # refresh; a missing liveness key means a dead owner only after a TTL.
                     continue
+                if self._hub is not None:
+                    for vm in self.relayed.idle(self._hub.has_sockets):
+                        await self.relayed.unfollow(vm)
                 for vm, (node, incarnation) in self.relayed.followed().items():
                     if not live_incarnation(await self.redis.get(node_key(node)), incarnation):
                         await self._owner_gone(vm, node)
