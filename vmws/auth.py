@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "Principal",
     "TokenVerifier",
     "mint_token",
+    "permission_set",
     "generate_secret",
     "MIN_SECRET_BYTES",
     "LEEWAY_SECONDS",
@@ -62,6 +64,15 @@ class Permission(str, enum.Enum):
 
 
 _PERMISSIONS = {p.value: p for p in Permission}
+# Every principal with the same permissions shares one frozenset (a small set is 216 B,
+# kept by each connection): at most 2**len(Permission) of them, so the table is bounded.
+_PERMISSION_SETS: dict[frozenset[Permission], frozenset[Permission]] = {}
+
+
+def permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
+    """The shared frozenset of these permissions."""
+    fresh = frozenset(permissions)
+    return _PERMISSION_SETS.setdefault(fresh, fresh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +245,7 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     if raw_vms is not None and (not isinstance(raw_vms, list) or not all(isinstance(v, str) for v in raw_vms)):
         raise AuthError("token 'vms' must be a list of glob patterns or '=' exact names")
     # Unknown permission names are ignored, so newer issuers can add permissions.
-    perms = frozenset(_PERMISSIONS[p] for p in raw_perms if p in _PERMISSIONS)
+    perms = permission_set(_PERMISSIONS[p] for p in raw_perms if p in _PERMISSIONS)
     try:  # PyJWT has checked exp is a number and not past (with the leeway); 10**400 is one
         exp = float(claims["exp"])
     except (OverflowError, TypeError, ValueError):

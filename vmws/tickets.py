@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from vmws.auth import Permission, Principal, TokenVerifier
+from vmws.auth import Permission, Principal, TokenVerifier, permission_set
 from vmws.codes import CloseCode, ErrorCode
 from vmws.errors import AuthError
 from vmws.revocations import Revocations
@@ -170,7 +170,7 @@ def _principal_from(raw: bytes) -> Principal:
     vms = data["vms"]
     return Principal(
         sub=data["sub"],
-        permissions=frozenset(Permission(p) for p in data["permissions"]),
+        permissions=permission_set(Permission(p) for p in data["permissions"]),
         vms=tuple(vms) if vms is not None else None,
         expires_at=float(data["exp"]),
         jti=data.get("jti"),
