@@ -234,7 +234,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         """Every step of setting up a connection; each raises to refuse it. What a step
         takes is recorded (``_counted``, ``_in_hub``, ``_expiry``) for ``_release``."""
         self.read_query()
-        principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+        principal = await self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
         self.user = principal.sub
         if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise VMNotFound(f"no VM has a name longer than {MAX_NAME_BYTES} bytes")

@@ -34,10 +34,12 @@ DEFAULT_AUDIT_LIMIT = 1000
 class _OperatorHandler(_APIHandler):
     permission: Permission
 
-    def _principal(self) -> Principal | None:
+    async def _principal(self) -> Principal | None:
         """The caller's principal with ``permission``, or None once an error is written."""
         try:
-            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            principal = await self.auth.authenticate(
+                query_argument(self.request, "token") or bearer_token(self.request)
+            )
             principal.require(self.permission)
         except AuthError as exc:
             self._refuse(exc)
@@ -51,7 +53,7 @@ class AuditHandler(_OperatorHandler):
     permission = Permission.AUDIT
 
     async def get(self) -> None:
-        if self._principal() is None:
+        if await self._principal() is None:
             return
         try:
             since_text = query_argument(self.request, "since")
@@ -93,15 +95,15 @@ class RevocationHandler(_OperatorHandler):
 
     permission = Permission.ADMIN
 
-    def get(self) -> None:
-        if self._principal() is None:
+    async def get(self) -> None:
+        if await self._principal() is None:
             return
         self.write(
             orjson.dumps({"revocations": [_entry(r.sub, r.jti, r.expires_at) for r in self.auth.revocations.active()]})
         )
 
     async def post(self) -> None:
-        principal = self._principal()
+        principal = await self._principal()
         if principal is None:
             return
         try:
@@ -175,7 +177,7 @@ class MetricsHandler(_OperatorHandler):
     permission = Permission.METRICS
 
     async def get(self) -> None:
-        if self._principal() is None:
+        if await self._principal() is None:
             return
         self.set_header("Content-Type", CONTENT_TYPE)
         self.write(await _scrape(self.hub))

@@ -104,7 +104,9 @@ class VMListHandler(_APIHandler):
 
     async def get(self) -> None:
         try:
-            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            principal = await self.auth.authenticate(
+                query_argument(self.request, "token") or bearer_token(self.request)
+            )
             principal.require(Permission.READ)
             vms = await self.hub.backend.list()
         except VMWSError as exc:
@@ -120,7 +122,9 @@ class ConsoleCastHandler(_APIHandler):
 
     async def get(self, name: str) -> None:
         try:
-            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            principal = await self.auth.authenticate(
+                query_argument(self.request, "token") or bearer_token(self.request)
+            )
             if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
                 raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
             principal.require(Permission.CONSOLE, name)  # before the lookup: existence does not leak
@@ -146,7 +150,9 @@ class MetricsHistoryHandler(_APIHandler):
 
     async def get(self, name: str) -> None:
         try:
-            principal = self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+            principal = await self.auth.authenticate(
+                query_argument(self.request, "token") or bearer_token(self.request)
+            )
             principal.require(Permission.READ, name)  # before the lookup: existence does not leak
             raw = query_argument(self.request, "since", strip=False)
             if raw is not None and not _SECONDS.fullmatch(raw):

@@ -251,52 +251,24 @@ class Authenticator:
         """A token (never a ticket) → its principal, revocations checked."""
         return self.revocations.check(self.verifier.verify(token))
 
-    async def prepare(self, credential: str | None) -> ClusterUnavailable | None:
-        """Called before ``authenticate`` for the same credential; tickets in memory need
-        nothing. Returns the error when the cluster could not be asked."""
-        return None
-
-    def authenticate(self, credential: str | None) -> Principal:
+    async def authenticate(self, credential: str | None) -> Principal:
+        """The principal of a token, or of a ticket (redeemed: it works once); raises
+        ``AuthError`` (``ClusterUnavailable`` when a cluster's Redis cannot be asked)."""
         if credential and credential.startswith(TICKET_PREFIX):
-            return self.revocations.check(self.tickets.redeem(credential))
+            return self.revocations.check(await self.redeem(credential))
         return self.verify_token(credential)
+
+    async def redeem(self, ticket: str) -> Principal:
+        return self.tickets.redeem(ticket)
 
 
 class ClusterAuthenticator(Authenticator):
-    """Tickets from Redis: ``prepare`` redeems (asynchronously, once, cluster-wide) and
-    keeps the outcome until the request's synchronous ``authenticate`` takes it."""
+    """Tickets from Redis: redeemed once, cluster-wide (whichever node is asked)."""
 
-    HOLD = 60.0  # seconds an outcome waits for its request (one that never asks is dropped)
-
-    def __init__(
-        self, verifier: TokenVerifier, tickets: RedisTicketStore, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, verifier: TokenVerifier, tickets: RedisTicketStore) -> None:
         self.verifier = verifier
         self.cluster_tickets = tickets
         self.revocations = Revocations()
-        self._clock = clock
-        self._outcomes: dict[str, tuple[Principal | AuthError, float]] = {}
 
-    async def prepare(self, credential: str | None) -> ClusterUnavailable | None:
-        if not credential or not credential.startswith(TICKET_PREFIX):
-            return None
-        now = self._clock()
-        for stale in [c for c, (_, at) in self._outcomes.items() if at < now - self.HOLD]:
-            del self._outcomes[stale]
-        try:
-            outcome: Principal | AuthError = await self.cluster_tickets.redeem(credential)
-        except AuthError as exc:
-            outcome = exc
-        # The same ticket twice at once on this node: the refusal must not replace the
-        # principal the first request won (exactly one of them gets it).
-        if isinstance(outcome, Principal) or credential not in self._outcomes:
-            self._outcomes[credential] = (outcome, now)
-        return outcome if isinstance(outcome, ClusterUnavailable) else None
-
-    def authenticate(self, credential: str | None) -> Principal:
-        if credential and credential.startswith(TICKET_PREFIX):
-            outcome, _ = self._outcomes.pop(credential, (AuthError(_UNUSABLE), 0.0))
-            if isinstance(outcome, AuthError):
-                raise outcome
-            return self.revocations.check(outcome)
-        return self.verify_token(credential)
+    async def redeem(self, ticket: str) -> Principal:
+        return await self.cluster_tickets.redeem(ticket)

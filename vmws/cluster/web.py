@@ -1,9 +1,7 @@
-"""The cluster's HTTP side: ``GET /api/cluster``, and routes whose tickets come from Redis.
-
-Handlers authenticate synchronously (``Authenticator.authenticate``); a ticket in Redis
-needs a round trip, so in a cluster every route that authenticates first awaits
-``Authenticator.prepare`` in Tornado's ``prepare`` step (before the upgrade of a
-WebSocket), which redeems the ticket cluster-wide and holds the outcome for it.
+"""The cluster's HTTP side: ``GET /api/cluster``, ``GET /readyz``, and the routes that
+answer differently on a cluster node (tickets issued into Redis, every node's VMs, a
+VM's metrics history from its owner). Tickets are redeemed in Redis by the node's
+``ClusterAuthenticator``, whichever route presents them.
 """
 
 from __future__ import annotations
@@ -19,13 +17,12 @@ from vmws.auth import Permission
 from vmws.cluster.history import ClusterMetricsHistoryHandler
 from vmws.cluster.listing import cluster_vms
 from vmws.cluster.node import Cluster
-from vmws.codes import CloseCode
 from vmws.config import Config
 from vmws.errors import AuthError, VMWSError
-from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import bearer_token, log_exception_redacted, query_argument
 from vmws.hub import Hub
-from vmws.rest import MetricsHistoryHandler, TicketHandler, VMListHandler
-from vmws.tickets import TICKET_PREFIX, Authenticator, ClusterUnavailable, RedisTicketStore, ticket_life
+from vmws.rest import MetricsHistoryHandler, TicketHandler, VMListHandler, http_status
+from vmws.tickets import TICKET_PREFIX, Authenticator, RedisTicketStore, ticket_life
 
 __all__ = ["ClusterHandler", "ReadyHandler", "adapt_routes"]
 
@@ -54,17 +51,10 @@ class ClusterHandler(tornado.web.RequestHandler):
         log_exception_redacted(self, typ, value, tb)
 
     async def get(self) -> None:
-        credential = _credential(self)
         try:
-            unavailable = await self.auth.prepare(credential)
-            if unavailable is not None:
-                raise unavailable
-            self.auth.authenticate(credential).require(Permission.READ)
-        except ClusterUnavailable as exc:
-            _json_error(self, 503, exc)
-            return
-        except AuthError as exc:
-            _json_error(self, 401 if exc.close_code == CloseCode.UNAUTHENTICATED else 403, exc)
+            (await self.auth.authenticate(_credential(self))).require(Permission.READ)
+        except VMWSError as exc:  # 401/403, 400 for an undecodable query, 503 without Redis
+            _json_error(self, http_status(exc), exc)
             return
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
@@ -89,12 +79,10 @@ class ReadyHandler(tornado.web.RequestHandler):
 
 
 class _ClusterTicketHandler(TicketHandler):
-    """``POST /api/tickets`` with the ticket stored in Redis; answered from ``prepare``
-    (the store is asynchronous), so ``post`` never runs."""
+    """``POST /api/tickets`` with the ticket stored in Redis (for any node to redeem);
+    refused as on one node, and 503 while Redis cannot be reached."""
 
-    async def prepare(self) -> None:
-        if self.request.method != "POST":
-            return
+    async def post(self) -> None:  # type: ignore[override]  # the store is asynchronous
         store = getattr(self.auth, "cluster_tickets", None)
         assert isinstance(store, RedisTicketStore)
         try:
@@ -103,28 +91,13 @@ class _ClusterTicketHandler(TicketHandler):
                 raise AuthError("POST /api/tickets needs a token in an Authorization: Bearer header")
             principal = self.auth.verify_token(token)
             ticket = await store.issue(principal)
-        except ClusterUnavailable as exc:
-            _json_error(self, 503, exc)
-            return
         except AuthError as exc:
-            self.hub.oversight.refused(exc, self.request.remote_ip, sub=None, where=self.request.path)
-            _json_error(self, 429 if exc.close_code == CloseCode.TOO_MANY else 401, exc)
+            self._refuse(exc)
             return
         self.hub.oversight.ticket_issued(principal, self.request.remote_ip)
         self.set_status(201)
         expires_in = max(0.0, ticket_life(store.ttl, principal, time.time()))
-        self.finish(orjson.dumps({"ticket": ticket, "expiresIn": round(expires_in, 3)}))
-
-
-async def _prepare_credential(self: Any) -> None:
-    try:
-        credential = _credential(self)
-    except UndecodableQuery:
-        return  # the handler refuses it as on one node (HTTP 400, close 4001)
-    unavailable = await self.auth.prepare(credential)
-    if unavailable is not None and not isinstance(self, tornado.websocket.WebSocketHandler):
-        _json_error(self, 503, unavailable)
-    # a WebSocket is upgraded first and refused after (close 1013), like every refusal
+        self.write(orjson.dumps({"ticket": ticket, "expiresIn": round(expires_in, 3)}))
 
 
 class _ClusterVMListHandler(VMListHandler):
@@ -137,7 +110,7 @@ class _ClusterVMListHandler(VMListHandler):
 
     async def get(self) -> None:
         try:
-            principal = self.auth.authenticate(_credential(self))
+            principal = await self.auth.authenticate(_credential(self))
             principal.require(Permission.READ)
             local = await self.cluster.backend.list()
         except VMWSError as exc:
@@ -145,15 +118,6 @@ class _ClusterVMListHandler(VMListHandler):
             return
         listing = await cluster_vms(self.cluster.redis, self.cluster.name, local)
         self.write(orjson.dumps({"vms": [vm for vm in listing if principal.may_reach(vm["name"])]}))
-
-
-_adapted: dict[type[Any], type[Any]] = {}
-
-
-def _with_prepared_credential(cls: type[Any]) -> type[Any]:
-    if cls not in _adapted:
-        _adapted[cls] = type(cls.__name__, (cls,), {"prepare": _prepare_credential, "__doc__": cls.__doc__})
-    return _adapted[cls]
 
 
 def adapt_routes(routes: list[Any], cluster: Cluster) -> list[Any]:
@@ -167,11 +131,9 @@ def adapt_routes(routes: list[Any], cluster: Cluster) -> list[Any]:
             if cls is TicketHandler:
                 cls = _ClusterTicketHandler
             elif cls is VMListHandler:
-                cls, deps = _with_prepared_credential(_ClusterVMListHandler), {**deps, "cluster": cluster}
+                cls, deps = _ClusterVMListHandler, {**deps, "cluster": cluster}
             elif cls is MetricsHistoryHandler:
-                cls, deps = _with_prepared_credential(ClusterMetricsHistoryHandler), {**deps, "cluster": cluster}
-            elif cls is not ClusterHandler:
-                cls = _with_prepared_credential(cls)
+                cls, deps = ClusterMetricsHistoryHandler, {**deps, "cluster": cluster}
             route = (pattern, cls, deps)
         adapted.append(route)
     return adapted
