@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import sys
 from json.encoder import encode_basestring
+from unittest import mock
 
 import orjson
 import pytest
@@ -59,11 +60,16 @@ def test_console_messages_equal_the_stdlib_escapers(data: bytes, cuts: list[int]
     for chunk in _chunks(data, cuts):
         text = decoder.decode(chunk)
         assert protocol._escape_ujson(text) == encode_basestring(text)
-        fast = protocol.console_message(text, NOW, offset=len(data), epoch="0123456789abcdef")
-        slow = protocol.encode(
+        message = protocol.console_message(text, NOW, offset=len(data), epoch="0123456789abcdef")
+        plain = protocol.encode(
             "console", {"content": text, "eof": False, "offset": len(data), "epoch": "0123456789abcdef"}, NOW
         )
-        assert orjson.loads(fast) == orjson.loads(slow)
+        assert orjson.loads(message) == orjson.loads(plain)
+        # The same text made dense (a KiB of newlines first): byte for byte the stdlib's message.
+        dense = "\n" * 1024 + text
+        fast = protocol.console_message(dense, NOW, offset=len(data), epoch="0123456789abcdef")
+        with mock.patch.object(protocol, "escape_dense", encode_basestring):
+            assert protocol.console_message(dense, NOW, offset=len(data), epoch="0123456789abcdef") == fast
 
 
 @pytest.mark.parametrize(
@@ -73,6 +79,7 @@ def test_console_messages_equal_the_stdlib_escapers(data: bytes, cuts: list[int]
         "".join(f"{i}\r\n" for i in range(100_000, 120_000)),
         'y\r\n"\\/\x00\x1b\x7f é€😀\ufffd\n' * 3000,
     ],
+    ids=["yes", "seq", "mixed"],
 )
 def test_a_dense_message_is_byte_for_byte_the_stdlib_ones(content: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = protocol.console_message(content, NOW, offset=123_456_789, epoch="0123456789abcdef")
