@@ -31,8 +31,8 @@ __all__ = ["VMPipe", "CHUNK", "binary_frame_header"]
 
 # The most read from the VM's server at once, and so the largest binary frame sent.
 # 64 KiB, as websockify reads: a browser gets a frame only once all of it is in, and
-# 256 KiB frames cost the screen relay benchmark about a fifth of its updates per
-# second (paired runs, docs/performance.md).
+# with 256 KiB frames the screen relay benchmark relayed fewer updates per second in
+# every run (docs/performance.md).
 CHUNK = 64 * 1024
 # Room kept before each read for the frame header: 2 bytes and a 64-bit length at most.
 _HEADROOM = 10
