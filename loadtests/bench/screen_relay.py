@@ -1,11 +1,12 @@
 """Benchmark 7: a VM's screen relayed to a browser: vmws's ``/ws/vms/{name}/screen``
 against websockify (PyPI), relaying the same RFB server.
 
-One ``vmws serve`` (``loadtests.bench.screen_host``) whose simulated VM also serves
-its screen on a loopback TCP port; websockify relays that port. Both servers and the
-RFB server share CPU 0 (vmws relays in the process that serves the screen; websockify
-runs beside it), the viewer runs on CPU 1. The screen is kept busy: ``seq`` counts on
-tty1, and each viewer asks for Raw only and sends its next incremental
+The RFB server is a process of its own (``loadtests.bench.screen_host``: the simulator
+serving one VM's screen on a loopback TCP port), as a QEMU guest's VNC server is.
+websockify relays that port; vmws (``loadtests.bench.screen_gateway``: ``vmws serve``
+whose VM screens are that port) relays it too, over TCP. The RFB server and both
+relays share CPU 0, the viewer runs on CPU 1. The screen is kept busy: ``seq`` counts
+on tty1, and each viewer asks for Raw only and sends its next incremental
 FramebufferUpdateRequest as soon as an update has arrived, as noVNC does. Per round:
 the RFB bytes received per second, and each update's latency from its request to its
 last byte (p99). Rounds alternate vmws and websockify; ratios are per round, medians.
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from loadtests.bench import screen_gateway
 from loadtests.bench.common import (
     SERVER_CPU,
     Bench,
@@ -207,7 +209,7 @@ async def _open_viewer(url: str) -> _Viewer:
 
 
 async def _round(url: str, host_pid: int, seconds: float) -> Measured:
-    """(MB/s of RFB received, p99 update latency in ms, host process CPU share) for one viewer."""
+    """(MB/s of RFB received, p99 update latency in ms, the RFB server's CPU share, updates/s) for one viewer."""
     viewer = await _open_viewer(url)
     assert viewer.conn is not None
     try:
@@ -233,20 +235,37 @@ async def _round(url: str, host_pid: int, seconds: float) -> Measured:
         await asyncio.sleep(0.3)
 
 
-def _start_host(bench: Bench, out: Path, vm: str) -> tuple[ServerProcess, int]:
-    fleet = write_fleet(out / "fleet-screen.toml", 1)
+def _start_host(out: Path, fleet: Path, vm: str) -> ServerProcess:
+    """The RFB server: the simulator serving ``vm``'s screen on a loopback TCP port."""
     port_file = out / "screen-port"
     port_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "loadtests.bench.screen_host", "--vm", vm, "--port-file", str(port_file), "--"]
-    argv += ["--host", "127.0.0.1", "--port", "0", "--scenario", str(fleet), "--max-message-rate", "100000"]
-    server = start_server(argv, out / "vmws-screen.log", cpu=SERVER_CPU, env={"VMWS_JWT_SECRET": bench.secret})
+    argv = [sys.executable, "-m", "loadtests.bench.screen_host", "--scenario", str(fleet), "--vm", vm]
+    log = out / "screen-host.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            [*argv, "--port-file", str(port_file)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_pinned,
+        )
     deadline = time.monotonic() + 15
     while not port_file.exists() or not port_file.read_text(encoding="ascii"):
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("the screen host did not serve its screen port")
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"the screen host did not serve its screen port (log: {log})")
         time.sleep(0.05)
-    return server, int(port_file.read_text(encoding="ascii"))
+    port = int(port_file.read_text(encoding="ascii"))
+    return ServerProcess(proc, port, log, f"RFB on 127.0.0.1:{port}")
+
+
+def _start_gateway(bench: Bench, out: Path, fleet: Path, screen_port: int) -> ServerProcess:
+    """vmws, its VMs' screens being the screen host's port."""
+    argv = [sys.executable, "-m", "loadtests.bench.screen_gateway", "--host", "127.0.0.1", "--port", "0"]
+    argv += ["--scenario", str(fleet), "--max-message-rate", "100000"]
+    env = {"VMWS_JWT_SECRET": bench.secret, screen_gateway.PORT_ENV: str(screen_port)}
+    return start_server(argv, out / "vmws-screen.log", cpu=SERVER_CPU, env=env)
 
 
 def _pinned() -> None:  # in the child, before exec
@@ -293,22 +312,24 @@ async def run(out: Path, *, rounds: int, seconds: float) -> Outcome:
     bench = Bench(out)
     vm = vm_name(0)
     results: dict[str, list[Measured]] = {"vmws": [], "websockify": []}
-    host, screen_port = _start_host(bench, out, vm)
-    with host, _websockify(screen_port, out / "websockify.log") as wsify_port:
-        vmws_url = lambda: f"{host.base_url}/ws/vms/{vm}/screen?token={bench.token()}"  # noqa: E731
-        wsify_url = f"ws://127.0.0.1:{wsify_port}/"
-        await _make_busy(vmws_url())
-        for r in range(rounds):
-            results["vmws"].append(await _round(vmws_url(), host.pid, seconds))
-            results["websockify"].append(await _round(wsify_url, host.pid, seconds))
-            progress(
-                f"screen round {r + 1}/{rounds}: "
-                + ", ".join(
-                    f"{k} {v[-1].figures[0]:.1f} MB/s, p99 {v[-1].figures[1]:.1f} ms, "
-                    f"{v[-1].figures[3]:.0f} updates/s (client {v[-1].client * 100:.0f}%)"
-                    for k, v in results.items()
+    fleet = write_fleet(out / "fleet-screen.toml", 1)
+    with _start_host(out, fleet, vm) as host, _start_gateway(bench, out, fleet, host.port) as gateway:
+        with _websockify(host.port, out / "websockify.log") as wsify_port:
+            vmws_url = lambda: f"{gateway.base_url}/ws/vms/{vm}/screen?token={bench.token()}"  # noqa: E731
+            wsify_url = f"ws://127.0.0.1:{wsify_port}/"
+            await _make_busy(wsify_url)
+            for r in range(rounds):
+                results["vmws"].append(await _round(vmws_url(), host.pid, seconds))
+                results["websockify"].append(await _round(wsify_url, host.pid, seconds))
+                progress(
+                    f"screen round {r + 1}/{rounds}: "
+                    + ", ".join(
+                        f"{k} {v[-1].figures[0]:.1f} MB/s, p99 {v[-1].figures[1]:.1f} ms, "
+                        f"{v[-1].figures[3]:.0f} updates/s, RFB server {v[-1].figures[2] * 100:.0f}% "
+                        f"(client {v[-1].client * 100:.0f}%)"
+                        for k, v in results.items()
+                    )
                 )
-            )
     mbps = {k: median([m.figures[0] for m in v]) for k, v in results.items()}
     p99 = {k: median([m.figures[1] for m in v]) for k, v in results.items()}
     ups = {k: median([m.figures[3] for m in v]) for k, v in results.items()}

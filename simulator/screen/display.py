@@ -82,13 +82,18 @@ class Display:
         """A new viewer: one end of a socket pair served here, the other returned."""
         ours, theirs = socket.socketpair()
         try:
-            link = SocketLink(ours, reactor, self._session, self._closed)
+            self.serve(ours, reactor)
         except BaseException:
             ours.close()
             theirs.close()
             raise
-        self._links.append(link)
         return theirs
+
+    def serve(self, sock: socket.socket, reactor: Reactor) -> None:
+        """A new viewer on ``sock``, a connected socket (a socket pair's end, or a TCP
+        connection a listener accepted): its RFB session is served here, on ``reactor``,
+        and the socket is closed when it ends."""
+        self._links.append(SocketLink(sock, reactor, self._session, self._closed))
 
     def _session(self, on_output: Callable[[], None]) -> RFBSession:
         return RFBSession(self, on_output)

@@ -3,13 +3,15 @@ the tests' RFB client and compared as text (``simulator.screen.font.read_text``)
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import struct
 
 import pytest
 
 from simulator.screen.font import read_text
 from simulator.screen.pixels import SERVER_FORMAT
-from tests.rfb_client import ENCODING_COPYRECT, ENCODING_RAW, VERSION_38
+from tests.rfb_client import ENCODING_COPYRECT, ENCODING_RAW, VERSION_38, RFBClient, StreamTransport
 from tests.simulator.screenview import last_lines, log_in, picture, simulator, text, viewer
 from vmws.backend import Action, VMInfo, VMStatus
 from vmws.errors import VMNotFound, VMNotRunning
@@ -270,3 +272,26 @@ async def test_a_flood_on_tty1_goes_at_the_viewers_pace_and_ctrl_c_stops_it() ->
     lines = last_lines(await picture(client))
     assert lines[-2:] == ["^C", "admin@my-vm:~$"]
     await client.close()
+
+
+async def test_a_tcp_connection_served_by_display_serve_is_a_viewer_like_open_screens() -> None:
+    sim, _ = simulator()
+    sim.open_screen("my-vm").close()  # makes the display
+    display = sim.machine("my-vm").screen
+    assert display is not None
+    listener = socket.create_server(("127.0.0.1", 0))
+    client_sock = socket.create_connection(listener.getsockname()[:2])
+    served, _ = listener.accept()
+    listener.close()
+    display.serve(served, asyncio.get_running_loop())
+    client = await RFBClient.connect(await StreamTransport.over_socket(client_sock))
+    assert (client.width, client.height, client.name) == (640, 400, "my-vm")
+    assert last_lines(await picture(client))[-1] == "my-vm login:"
+    assert len(display.sessions) == 1
+    await client.close()
+    for _ in range(100):  # the link sees the viewer's end of stream on its next read
+        if not display.sessions:
+            break
+        await asyncio.sleep(0.01)
+    assert display.sessions == ()
+    assert served.fileno() == -1  # closed with its session

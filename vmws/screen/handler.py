@@ -8,10 +8,12 @@ write), so a refusal is the upgrade then a close code with a short reason, and t
 first frame is ``RFB 003.008\\n``. Silent peers are reaped by the hub's protocol pings.
 
 Each viewer gets its own shared RFB connection to the VM's server (``open_screen``).
-The VM's bytes are read in chunks and each binary write is awaited before the next
-read; the browser's are parsed (``ViewerStream``) and each write to the VM is drained
-before the next WebSocket message is read. Nothing is buffered without bound. When
-the VM's server closes (the VM stopped), what was read is delivered, then 1000.
+Once the browser's handshake is done, the VM's bytes go through a ``VMPipe``: read in
+chunks straight into frame buffers, each chunk one binary frame, reading paused while
+a frame waits to be written; the browser's are parsed (``ViewerStream``) and no
+further WebSocket message is read while the VM's socket is over its high-water mark.
+Nothing is buffered without bound. When the VM's server closes (the VM stopped), what
+was read is delivered, then 1000.
 Every path out closes the VM socket (``leave_hub``).
 
 In a cluster, another node's VM is forwarded (``vmws/cluster/screen_forward.py``): this
@@ -26,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import tornado.websocket
+from tornado.concurrent import Future
 
 from vmws import protocol
 from vmws.auth import Permission, Principal
@@ -36,6 +40,7 @@ from vmws.cluster.screen_forward import ScreenElsewhere, ScreenForward, forward_
 from vmws.codes import CloseCode
 from vmws.config import Config
 from vmws.errors import AuthError, NoScreen, VMWSError
+from vmws.framing import write_frame
 from vmws.handlers import _VMSocket, read_mode, viewer_mode
 from vmws.http_request import query_argument
 from vmws.hub import Hub
@@ -43,6 +48,7 @@ from vmws.presence import ConsoleMode
 from vmws.screen.rfb import RFBViolation
 from vmws.screen.viewer_stream import GREETING, ViewerStream
 from vmws.screen.vm_handshake import handshake_with_vm
+from vmws.screen.vm_pipe import VMPipe
 from vmws.tickets import Authenticator
 
 __all__ = ["ScreenSocket", "SUBPROTOCOL"]
@@ -51,8 +57,8 @@ log = logging.getLogger("vmws.screen")
 
 # What noVNC and websockify call a WebSocket carrying raw RFB bytes.
 SUBPROTOCOL = "binary"
-# The most read from the VM's server at once, and so the largest binary frame sent.
-_CHUNK = 256 * 1024
+# What the VM handshake's reader may buffer (it reads a few small messages).
+_HANDSHAKE_LIMIT = 64 * 1024
 # The browser's side of the RFB handshake (version, security type, ClientInit) must be
 # done by then: a browser that upgrades and says nothing would otherwise hold a
 # connection to the VM's screen server for as long as it answers pings.
@@ -69,6 +75,7 @@ class ScreenSocket(_VMSocket):
         self._viewer: ViewerStream | None = None
         self._vm_writer: asyncio.StreamWriter | None = None
         self._vm_reader: asyncio.StreamReader | None = None
+        self._pipe: VMPipe | None = None  # the VM's socket, once relaying
         self._relay: asyncio.Task[None] | None = None
         self._forward: ScreenForward | None = None  # another node's VM: its owner's screen
         self._handshake_deadline: asyncio.TimerHandle | None = None
@@ -107,7 +114,7 @@ class ScreenSocket(_VMSocket):
             await self._forward_to(owner, name)
             return
         try:
-            self._vm_reader, self._vm_writer = await asyncio.open_connection(sock=sock, limit=_CHUNK)
+            self._vm_reader, self._vm_writer = await asyncio.open_connection(sock=sock, limit=_HANDSHAKE_LIMIT)
         except BaseException:
             sock.close()
             raise
@@ -168,6 +175,9 @@ class ScreenSocket(_VMSocket):
         if self._forward is not None:
             self._forward.close()
             self._forward = None
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
         if self._vm_writer is not None:
             self._vm_writer.close()
             self._vm_writer = None
@@ -194,21 +204,28 @@ class ScreenSocket(_VMSocket):
             return None
         if not answer and not to_vm:
             return None
+        if self._pipe is not None and not answer:  # relaying: no task, no await unless the VM's socket is full
+            return self._pipe.write(to_vm)
         return self._pass_on(answer, to_vm)
 
     async def _pass_on(self, answer: bytes, to_vm: bytes) -> None:
         if answer:
             await self._to_browser(answer)
-        if to_vm and self._vm_writer is not None:
+        if to_vm and self._pipe is not None:
+            if (writable := self._pipe.write(to_vm)) is not None:
+                await writable
+        elif to_vm and self._vm_writer is not None:
             self._vm_writer.write(to_vm)
             try:
                 await self._vm_writer.drain()
             except ConnectionError:
                 return  # the VM's side ended: the relay sees it and closes
-        if self._relay is None and self._viewer is not None and self._viewer.relaying and not self.closing:
+        if self._pipe is None and self._viewer is not None and self._viewer.relaying and not self.closing:
             # Only now: the VM's bytes must follow the ServerInit just sent, never precede it.
-            assert self._vm_reader is not None
-            self._relay = asyncio.create_task(self._relay_from_vm(self._vm_reader))
+            assert self._vm_reader is not None and self._vm_writer is not None
+            self._pipe = await VMPipe.take_over(self._vm_reader, self._vm_writer, self._send_frame, self._vm_ended)
+            if self.closing:  # gone while the pipe was made: leave_hub ran before it existed
+                self._pipe.close()
 
     async def _to_browser(self, data: bytes) -> None:
         try:
@@ -217,16 +234,23 @@ class ScreenSocket(_VMSocket):
             return
         self.bytes_out += len(data)
 
-    async def _relay_from_vm(self, reader: asyncio.StreamReader) -> None:
-        async def chunk() -> bytes | None:
-            try:
-                return await reader.read(_CHUNK) or None
-            except ConnectionError:
-                return None
+    def _send_frame(self, frame: memoryview, payload: int) -> Future[None] | None:
+        """A whole binary frame (``VMPipe``'s) to the browser, by reference."""
+        if self.closing or self.ws_connection is None:
+            return None
+        self.bytes_out += payload
+        # write_frame passes each piece to Tornado's stream, which takes memoryviews too
+        return write_frame(self.ws_connection, (cast(bytes, frame),))
 
-        await self._relay_to_browser(
-            chunk, lambda: (CloseCode.NORMAL_CLOSURE, "the VM's screen closed"), "screen relay"
-        )
+    def _vm_ended(self, error: BaseException | None) -> None:
+        """The VM's side of the pipe closed (None) or the relay failed."""
+        if self.closing:
+            return
+        if error is None:
+            self.close(CloseCode.NORMAL_CLOSURE, "the VM's screen closed")
+            return
+        log.error("screen relay of %s failed (%s)", self.vm, self.session_id, exc_info=error, extra=self._log_context())
+        self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     async def _relay_to_browser(
         self, source: Callable[[], Awaitable[bytes | None]], ended: Callable[[], tuple[int, str]], what: str
