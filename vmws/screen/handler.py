@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import cast
 
 import tornado.websocket
@@ -157,13 +157,21 @@ class ScreenSocket(_VMSocket):
         self._relay = asyncio.create_task(self._relay_from_owner(self._forward))
 
     async def _relay_from_owner(self, forward: ScreenForward) -> None:
-        async def frame() -> bytes | None:
-            while (message := await forward.receive()) is not None:
+        """The owner's binary frames to the browser, each write awaited, until the owner
+        closes: then the owner's close code, mirrored."""
+        try:
+            while not self.closing:
+                message = await forward.receive()
+                if message is None:
+                    self.close(*forward.close_to_mirror())
+                    return
                 if isinstance(message, bytes):  # the owner sends no text frame either
-                    return message
-            return None
-
-        await self._relay_to_browser(frame, forward.close_to_mirror, "screen forward")
+                    await self._to_browser(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("screen forward of %s failed (%s)", self.vm, self.session_id, extra=self._log_context())
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def leave_hub(self) -> None:
         if self._handshake_deadline is not None:
@@ -251,21 +259,3 @@ class ScreenSocket(_VMSocket):
             return
         log.error("screen relay of %s failed (%s)", self.vm, self.session_id, exc_info=error, extra=self._log_context())
         self.close(CloseCode.INTERNAL_ERROR, "internal error")
-
-    async def _relay_to_browser(
-        self, source: Callable[[], Awaitable[bytes | None]], ended: Callable[[], tuple[int, str]], what: str
-    ) -> None:
-        """Send what ``source`` gives, each write awaited, until it ends (None): then close
-        with what ``ended`` says."""
-        try:
-            while not self.closing:
-                data = await source()
-                if data is None:
-                    self.close(*ended())
-                    return
-                await self._to_browser(data)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s of %s failed (%s)", what, self.vm, self.session_id, extra=self._log_context())
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
