@@ -36,6 +36,12 @@ def test_redis_urls() -> None:
     assert redact("redis://user:pw@h:6379/0") == "redis://user:***@h:6379/0"
     assert redact("rediss://:pw@h/1") == "rediss://:***@h/1"
     assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    # a password as a query option is hidden as well; other options stay readable
+    assert (
+        redact("rediss://u@h:6380/0?ssl_ca_certs=/etc/ca.pem&password=pw&PASSWORD=x")
+        == "rediss://u:***@h:6380/0?ssl_ca_certs=/etc/ca.pem&password=***&PASSWORD=***"
+    )
+    assert redact("redis://h/0?ssl_ca_certs=/ca.pem") == "redis://h/0?ssl_ca_certs=/ca.pem"
     assert validate(" rediss://acl-user:pw@redis.example:6380/2 ") == "rediss://acl-user:pw@redis.example:6380/2"
     for bad in ("http://h", "redis://", "redis://:pw@h/x"):
         with pytest.raises(ValueError) as info:

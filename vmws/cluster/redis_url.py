@@ -14,10 +14,16 @@ SCHEMES = ("redis", "rediss")
 
 
 def redact(url: str) -> str:
-    """``redis://user:secret@host:6379/0`` → ``redis://user:***@host:6379/0``."""
+    """``redis://user:secret@host:6379/0`` → ``redis://user:***@host:6379/0``; a password
+    given as a query option (``?password=…``, which redis-py also takes) is hidden too."""
     parts = urlsplit(url)
+    if parts.query:
+        options = (option.partition("=") for option in parts.query.split("&"))
+        parts = parts._replace(
+            query="&".join(f"{key}={'***' if 'pass' in key.lower() else value}" for key, _, value in options)
+        )
     if parts.password is None and "@" not in parts.netloc:
-        return url
+        return urlunsplit(parts)
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
