@@ -19,6 +19,7 @@ synchronous ``authenticate`` the handlers call.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -135,6 +136,8 @@ class ClusterUnavailable(AuthError):
 
 
 _UNUSABLE = "ticket is unknown, already used or expired"
+# What issue() makes: the prefix and token_urlsafe(24), 32 characters of base64url.
+_TICKET_SHAPE = re.compile(re.escape(TICKET_PREFIX) + r"[A-Za-z0-9_-]{32}")
 
 # KEYS: the ticket, the subject's set. ARGV: ticket, principal, life in ms, the cap.
 # Atomic, so the per-subject cap holds whichever nodes issue at once. Redis's clock
@@ -212,6 +215,8 @@ class RedisTicketStore:
 
     async def redeem(self, ticket: str) -> Principal:
         """The ticket's principal; the ticket is gone afterwards, on every node."""
+        if not _TICKET_SHAPE.fullmatch(ticket):  # not one this cluster issued: no Redis key built from it
+            raise AuthError(_UNUSABLE)
         raw = await _cluster_call(self.redis.getdel(f"vmws:ticket:{ticket}"), "tickets cannot be checked")
         if raw is None:
             raise AuthError(_UNUSABLE)
