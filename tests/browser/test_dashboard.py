@@ -45,9 +45,9 @@ def test_chart_draws_points_from_live_metrics(ui: UI) -> None:
     ui.open_vm("chart-1")
     chart = ui.page.get_by_test_id("metrics-chart")
     ui.page.wait_for_function("() => Number(document.querySelector('[data-testid=metrics-chart]').dataset.points) >= 6")
-    # Rates come from counter differences: the newest point has one as soon as a live
-    # sample follows another. The first live sample may arrive before the history and
-    # have no predecessor (its rate shows "–"), so wait for the next one (0.5 s here).
+    # Rates come from counter differences: a point has one once a sample before it is
+    # known, live or from the history loaded beside the socket (web/src/rates.ts); the
+    # wait covers a live sample that comes before both.
     network = chart.get_by_test_id("chart-network").locator("output").first
     ui.page.wait_for_function(
         """() => /^[\\d.]+ (B|KiB|MiB|GiB)\\/s$/.test(

@@ -64,6 +64,9 @@ export class MetricsHistory {
     readonly capacity: number,
     readonly points: readonly MetricsPoint[],
     private readonly last: MetricsSample | null,
+    // The sample behind points[0] while that point is the first one pushed: the history
+    // loaded later may hold the sample before it, and so give it its rates.
+    private readonly head: MetricsSample | null = null,
   ) {}
 
   static empty(capacity: number): MetricsHistory {
@@ -76,8 +79,12 @@ export class MetricsHistory {
     // cannot give a rate; start a new baseline from it.
     const previous = this.last !== null && sample.time > this.last.time ? this.last : null;
     const points = [...this.points, toPoint(previous, sample)];
-    if (points.length > this.capacity) points.splice(0, points.length - this.capacity);
-    return new MetricsHistory(this.capacity, points, sample);
+    const head = this.points.length === 0 ? sample : this.head;
+    if (points.length > this.capacity) {
+      points.splice(0, points.length - this.capacity);
+      return new MetricsHistory(this.capacity, points, sample);
+    }
+    return new MetricsHistory(this.capacity, points, sample, head);
   }
 
   /**
@@ -89,8 +96,11 @@ export class MetricsHistory {
     const first = this.points[0]?.time ?? Infinity;
     let older = MetricsHistory.empty(this.capacity);
     for (const sample of samples) if (sample.time < first) older = older.push(sample);
-    if (older.points.length === 0) return this;
-    const points = [...older.points, ...this.points];
+    if (older.points.length === 0 || older.last === null) return this;
+    // The first live point had no sample before it (the live socket beat the history
+    // request); now it has one: its rates show at once, not a sample later.
+    const held = this.head === null ? this.points : [toPoint(older.last, this.head), ...this.points.slice(1)];
+    const points = [...older.points, ...held];
     if (points.length > this.capacity) points.splice(0, points.length - this.capacity);
     return new MetricsHistory(this.capacity, points, this.points.length > 0 ? this.last : older.last);
   }

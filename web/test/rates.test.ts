@@ -90,9 +90,24 @@ describe("MetricsHistory.prepend", () => {
     const live = MetricsHistory.empty(4).push(at(100, 500)).push(at(102, 700));
     const filled = live.prepend([at(90, 0), at(94, 100), at(98, 300), at(100, 999)]);
     expect(filled.points.map((p) => p.time)).toEqual([94, 98, 100, 102]);
-    expect(filled.points.map((p) => p.rxRate)).toEqual([25, 50, null, 100]);
+    // the first live point gets its rate from the loaded sample before it (300 → 500 in 2 s)
+    expect(filled.points.map((p) => p.rxRate)).toEqual([25, 50, 100, 100]);
     // the baseline stays the live one: the next sample's rate is against t=102
     expect(filled.push(at(104, 900)).points.at(-1)!.rxRate).toBe(100);
+  });
+
+  it("gives the first live point no rate when the loaded samples do not reach back before it", () => {
+    const live = MetricsHistory.empty(10).push(at(100, 500));
+    expect(live.prepend([at(100, 400), at(101, 450)])).toBe(live);
+  });
+
+  it("leaves a live point alone once it is no longer the first one pushed", () => {
+    const live = MetricsHistory.empty(2).push(at(100, 500)).push(at(102, 700)).push(at(104, 900));
+    const filled = live.prepend([at(98, 300), at(101, 0)]);
+    expect(filled.points.map((p) => [p.time, p.rxRate])).toEqual([
+      [102, 100],
+      [104, 100],
+    ]);
   });
 
   it("on an empty history takes the loaded samples as they are", () => {

@@ -1,0 +1,1 @@
+import{d as e}from"./Badges-PFvCOrWh.js";var t=e();function n({checked:e,locked:n,onChange:r,testId:i}){return(0,t.jsxs)(`label`,{className:`watch-toggle`,title:n?`This token grants watch-only access`:void 0,children:[(0,t.jsx)(`input`,{type:`checkbox`,"data-testid":i,checked:e,disabled:n,onChange:e=>r(e.target.checked)}),` `,`Watch only`]})}export{n as t};
