@@ -17,12 +17,23 @@ class TokenBucket:
         self._stamp = now
 
     def allow(self, now: float) -> bool:
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
+
+    def delay(self, now: float) -> float:
+        """Takes a token even when none is left: the seconds the event must wait for it
+        (0 when one was there). For throttling, not dropping: the caller waits that long
+        before its next call, so the debt is at most one token."""
+        self._refill(now)
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0.0 else -self._tokens / self.rate
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
 
 
 class ConnectionCounter:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 
 import pytest
 
@@ -60,6 +61,25 @@ async def test_view_only_input_is_dropped_at_the_gateway(how: str) -> None:
         received = bytes(backend.scripts[0].received)
         # the set-up messages and the update request arrived, nothing typed or pointed
         assert received.endswith(UPDATE_REQUEST) and b"\x04\x01" not in received and b"\x05\x01" not in received
+
+
+async def test_a_browser_over_the_frame_rate_is_slowed_down_and_loses_nothing() -> None:
+    # --max-message-rate 1: a screen takes 20 frames a second, in bursts of up to 40.
+    backend = ScriptedScreens(speed=20.0)
+    async with gateway(backend, max_message_rate=1.0) as server, viewer(server, "my-vm") as client:
+        started = time.monotonic()
+        moves = [struct.pack(">BBHH", 5, 0, x, 7) for x in range(100)]
+        for move in moves:  # each its own frame, sent at once
+            await client.pointer(*struct.unpack(">xxHH", move))
+        async with asyncio.timeout(30):
+            while moves[-1] not in backend.scripts[0].received:
+                await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - started
+        received = bytes(backend.scripts[0].received)
+        # every move arrived, once and in order; the handshake's frames came out of the
+        # burst too, so the last 60 moves at least waited their turn: 3 s at 20 a second
+        assert received.endswith(b"".join(moves))
+        assert elapsed >= 2.5, f"100 frames over the rate took only {elapsed:.2f} s"
 
 
 async def test_two_viewers_each_get_their_own_shared_vm_connection() -> None:

@@ -44,6 +44,7 @@ from vmws.framing import write_frame
 from vmws.handlers import _VMSocket, read_mode, viewer_mode
 from vmws.http_request import query_argument
 from vmws.hub import Hub
+from vmws.limits import TokenBucket
 from vmws.presence import ConsoleMode
 from vmws.screen.rfb import RFBViolation
 from vmws.screen.viewer_stream import GREETING, ViewerStream
@@ -59,6 +60,11 @@ log = logging.getLogger("vmws.screen")
 SUBPROTOCOL = "binary"
 # What the VM handshake's reader may buffer (it reads a few small messages).
 _HANDSHAKE_LIMIT = 64 * 1024
+# Binary frames a browser may send per second, as a multiple of --max-message-rate (a
+# pointer move is one frame and noVNC sends up to 60 a second; a paste is two per key),
+# bursts twice that. Past it the next frame is read late, never dropped: RFB has no
+# message the gateway could drop without the VM's server losing the stream.
+SCREEN_RATE_FACTOR = 20
 # The browser's side of the RFB handshake (version, security type, ClientInit) must be
 # done by then: a browser that upgrades and says nothing would otherwise hold a
 # connection to the VM's screen server for as long as it answers pings.
@@ -80,6 +86,8 @@ class ScreenSocket(_VMSocket):
         self._forward: ScreenForward | None = None  # another node's VM: its owner's screen
         self._handshake_deadline: asyncio.TimerHandle | None = None
         self.forwarded_by: str | None = None  # the node that forwarded this session here
+        rate = SCREEN_RATE_FACTOR * config.max_message_rate
+        self._frame_rate = TokenBucket(rate, 2 * rate, self.last_seen)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
@@ -193,10 +201,21 @@ class ScreenSocket(_VMSocket):
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:  # type: ignore[override]
         # Tornado reads the next frame only once the awaitable returned is done: that
         # is the backpressure from the VM's socket to the browser.
-        self.last_seen = asyncio.get_running_loop().time()
+        self.last_seen = now = asyncio.get_running_loop().time()
         self.bytes_in += len(message)
         if self.principal is None or self.closing:
             return None
+        if (wait := self._frame_rate.delay(now)) > 0:
+            return self._later(wait, message)
+        return self._take(message)
+
+    async def _later(self, wait: float, message: str | bytes) -> None:
+        """A frame over the rate, taken once its turn comes (no frame is read meanwhile)."""
+        await asyncio.sleep(wait)
+        if not self.closing and (pending := self._take(message)) is not None:
+            await pending
+
+    def _take(self, message: str | bytes) -> Awaitable[None] | None:
         if self._forward is not None:  # the owner parses and filters the RFB stream
             return self._forward.send(message)
         if self._viewer is None:
