@@ -14,6 +14,10 @@ Everything is done once, in a filter on the one handler, so no call site can for
   through raw, and its encoder refuses lone surrogates), so a record is one line and no
   escape sequence reaches whoever tails the log. A traceback keeps its lines; in text
   format each is indented, so only a record's first line starts at column 0.
+- What other nodes send through Redis is logged when it is refused, and anyone who can
+  publish there could repeat it: records of ``vmws.cluster`` are kept to
+  ``REPEATS_PER_WINDOW`` per call site per ``REPEAT_WINDOW`` seconds; the first one after
+  says how many like it were left out.
 - The context fields a call site passes as ``extra=log_context(...)`` (``vm``, ``user``,
   ``session``, ``requestId``) go through the same redaction, cut and escaping as the
   arguments; the JSON format writes them as fields of their own (the text format's
@@ -26,8 +30,9 @@ import logging
 import numbers
 import re
 import sys
+import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -41,6 +46,7 @@ __all__ = [
     "log_context",
     "MAX_ARG_CHARS",
     "MAX_MESSAGE_CHARS",
+    "RepeatLimit",
 ]
 
 log = logging.getLogger("vmws")
@@ -49,6 +55,12 @@ access_log = logging.getLogger("vmws.access")
 MAX_ARG_CHARS = 300
 MAX_MESSAGE_CHARS = 4096
 REDACTED = "REDACTED"
+
+# Records of one call site (logger and message template) let through per window, for the
+# loggers that log what arrives from Redis.
+REPEATS_PER_WINDOW = 5
+REPEAT_WINDOW = 10.0
+_REPEAT_LIMITED = ("vmws.cluster",)
 
 # Record attributes set through ``extra=log_context(...)``, in the order JSON writes them.
 CONTEXT_FIELDS = ("vm", "user", "session", "requestId")
@@ -196,12 +208,49 @@ class _JSONFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class RepeatLimit(logging.Filter):
+    """At most ``burst`` records per call site (logger, template) per ``window`` seconds,
+    for the loggers named in ``names``; the first record let through after some were
+    left out ends with how many. Call sites are the program's own templates: a bounded set."""
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        burst: int = REPEATS_PER_WINDOW,
+        window: float = REPEAT_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.names = names
+        self.burst = burst
+        self.window = window
+        self._clock = clock
+        self._sites: dict[tuple[str, str], list[float]] = {}  # [window start, passed, left out]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.names):
+            return True
+        now = self._clock()
+        site = self._sites.setdefault((record.name, str(record.msg)), [now, 0, 0])
+        if now - site[0] >= self.window:
+            left_out = int(site[2])
+            site[:] = [now, 0, 0]
+            if left_out:
+                record.msg = f"{record.msg} ({left_out} like it left out in the last {self.window:g} s)"
+        if site[1] >= self.burst:
+            site[2] += 1
+            return False
+        site[1] += 1
+        return True
+
+
 def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(_JSONFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatLimit(_REPEAT_LIMITED))  # before the safe-record filter rewrites the message
     handler.addFilter(_SafeRecordFilter(indent_blocks=fmt != "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

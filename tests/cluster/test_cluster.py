@@ -142,3 +142,19 @@ def test_the_redis_password_is_never_logged_or_shown(redis_server: Any, start_no
     body = http("GET", node.http + "/api/cluster", token("read"))[1]
     assert body["redis"]["url"] == f"redis://default:***@127.0.0.1:{redis_server.port}/0"
     assert "hunter2" not in json.dumps(body) and "hunter2" not in node.log()
+
+
+def test_a_flood_of_refused_messages_through_redis_is_logged_a_few_times_not_each(
+    redis_server: Any, start_nodes: Any
+) -> None:
+    (node,) = start_nodes(1, redis_url=redis_server.url, shard=False)
+    flood = "for i = 1, 500 do redis.call('publish', KEYS[1], 'not json\\n') end"
+    redis_server.cli("eval", flood, "1", "vmws:node:node-1:reply")
+    assert http("GET", node.http + "/api/cluster", token("read"))[0] == 200  # it goes on serving
+    deadline = time.monotonic() + 10
+    while "header is not JSON" not in node.log():
+        assert time.monotonic() < deadline, "the refused messages were not logged at all"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the rest of the flood has been read
+    lines = [line for line in node.log().splitlines() if "header is not JSON" in line]
+    assert len(lines) == 5, lines[:10]

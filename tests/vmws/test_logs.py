@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from vmws.logs import MAX_ARG_CHARS, _JSONFormatter, _SafeRecordFilter, escape_controls, redact
+from vmws.logs import MAX_ARG_CHARS, RepeatLimit, _JSONFormatter, _SafeRecordFilter, escape_controls, redact
 
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 TICKET = "vmt_Abc-_0123456789abcdefghijKLMN"
@@ -89,3 +89,27 @@ def test_json_records_with_lone_surrogates_and_c1_are_still_written() -> None:
     assert _SafeRecordFilter(indent_blocks=False).filter(record)
     entry = orjson.loads(_JSONFormatter().format(record))
     assert entry["message"] == "user=\\ud800\\x9b\\x1b"
+
+
+def test_a_call_site_of_the_cluster_logs_at_most_five_records_per_window_then_counts_the_rest() -> None:
+    clock = [100.0]
+    limit = RepeatLimit(("vmws.cluster",), burst=5, window=10.0, clock=lambda: clock[0])
+
+    def record(name: str, msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.WARNING, __file__, 1, msg, args, None)
+
+    template = "dropped a message on %s: its header is not JSON"
+    passed = [limit.filter(record("vmws.cluster", template, f"chan-{i}")) for i in range(50)]
+    assert passed == [True] * 5 + [False] * 45
+    # another call site, and loggers not fed from Redis, are not held back
+    assert limit.filter(record("vmws.cluster", "another template %s", "x"))
+    assert all(limit.filter(record("vmws.access", "%d GET /", 404)) for _ in range(50))
+    clock[0] += 10.0
+    after = record("vmws.cluster", template, "chan-x")
+    assert limit.filter(after)
+    assert (
+        after.getMessage()
+        == "dropped a message on chan-x: its header is not JSON (45 like it left out in the last 10 s)"
+    )
+    quiet = record("vmws.cluster", template, "chan-y")
+    assert limit.filter(quiet) and "left out" not in quiet.getMessage()
