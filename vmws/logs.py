@@ -61,6 +61,7 @@ REDACTED = "REDACTED"
 REPEATS_PER_WINDOW = 5
 REPEAT_WINDOW = 10.0
 _REPEAT_LIMITED = ("vmws.cluster",)
+_MAX_SITES = 1000
 
 # Record attributes set through ``extra=log_context(...)``, in the order JSON writes them.
 CONTEXT_FIELDS = ("vm", "user", "session", "requestId")
@@ -231,6 +232,8 @@ class RepeatLimit(logging.Filter):
         if not record.name.startswith(self.names):
             return True
         now = self._clock()
+        if len(self._sites) >= _MAX_SITES and (record.name, str(record.msg)) not in self._sites:
+            self._sites.clear()  # only a message built before logging makes new sites without end
         site = self._sites.setdefault((record.name, str(record.msg)), [now, 0, 0])
         if now - site[0] >= self.window:
             left_out = int(site[2])

@@ -113,3 +113,10 @@ def test_a_call_site_of_the_cluster_logs_at_most_five_records_per_window_then_co
     )
     quiet = record("vmws.cluster", template, "chan-y")
     assert limit.filter(quiet) and "left out" not in quiet.getMessage()
+
+
+def test_messages_built_before_logging_do_not_grow_the_filter_without_end() -> None:
+    limit = RepeatLimit(("vmws.cluster",))
+    for i in range(5000):
+        limit.filter(logging.LogRecord("vmws.cluster", logging.WARNING, __file__, 1, f"built {i}", None, None))
+    assert len(limit._sites) <= 1000
