@@ -158,10 +158,12 @@ describe("charts pre-filled from the server's history", () => {
     ws.receive("metrics", metricsData(20_000, 0, 0, 0), "2023-05-23T12:34:56Z");
     resolve(loaded);
     await vi.waitFor(() => expect(monitor.getSnapshot().history.points).toHaveLength(3));
+    const live = Date.parse("2023-05-23T12:34:56Z") / 1000;
     expect(monitor.getSnapshot().history.points.map((p) => [p.time, p.rxRate])).toEqual([
       [loaded[0]!.time, null],
       [loaded[1]!.time, 1000],
-      [Date.parse("2023-05-23T12:34:56Z") / 1000, null],
+      // the live sample came first, with no rate; the loaded one before it gives it one
+      [live, (20_000 - 10_000) / (live - loaded[1]!.time)],
     ]);
     monitor.stop();
     monitor.start();
