@@ -42,6 +42,8 @@ def test_redis_urls() -> None:
         == "rediss://u:***@h:6380/0?ssl_ca_certs=/etc/ca.pem&password=***&PASSWORD=***"
     )
     assert redact("redis://h/0?ssl_ca_certs=/ca.pem") == "redis://h/0?ssl_ca_certs=/ca.pem"
+    # redis-py percent-decodes option names too: %70assword is a password
+    assert redact("redis://h/0?%70assword=pw") == "redis://h/0?%70assword=***"
     assert validate(" rediss://acl-user:pw@redis.example:6380/2 ") == "rediss://acl-user:pw@redis.example:6380/2"
     for bad in ("http://h", "redis://", "redis://:pw@h/x"):
         with pytest.raises(ValueError) as info:

@@ -6,7 +6,7 @@ The URL may carry a password (``redis://user:PASSWORD@host``), so it comes from
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = ["redact", "validate", "read_url_file"]
 
@@ -20,7 +20,7 @@ def redact(url: str) -> str:
     if parts.query:
         options = (option.partition("=") for option in parts.query.split("&"))
         parts = parts._replace(
-            query="&".join(f"{key}={'***' if 'pass' in key.lower() else value}" for key, _, value in options)
+            query="&".join(f"{key}={'***' if 'pass' in unquote(key).lower() else value}" for key, _, value in options)
         )
     if parts.password is None and "@" not in parts.netloc:
         return urlunsplit(parts)
