@@ -33,7 +33,7 @@ from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.errors import AuthError, InvalidCommand, NoConsole, NoScreen, VMNotFound, VMNotRunning, VMWSError
 from vmws.framing import StrictWebSocketProtocol, strict_protocol, text_frame, write_frame
-from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import credential, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.limits import TokenBucket
 from vmws.logs import log_context, redact
@@ -234,7 +234,7 @@ class _VMSocket(tornado.websocket.WebSocketHandler):
         """Every step of setting up a connection; each raises to refuse it. What a step
         takes is recorded (``_counted``, ``_in_hub``, ``_expiry``) for ``_release``."""
         self.read_query()
-        principal = await self.auth.authenticate(query_argument(self.request, "token") or bearer_token(self.request))
+        principal = await self.auth.authenticate(credential(self.request))
         self.user = principal.sub
         if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise VMNotFound(f"no VM has a name longer than {MAX_NAME_BYTES} bytes")

@@ -12,7 +12,7 @@ import tornado.web
 from vmws.errors import AuthError
 from vmws.logs import redact
 
-__all__ = ["bearer_token", "query_argument", "UndecodableQuery", "log_exception_redacted"]
+__all__ = ["bearer_token", "credential", "query_argument", "UndecodableQuery", "log_exception_redacted"]
 
 # The handlers' logger: uncaught errors of either kind of handler are logged under it.
 log = logging.getLogger("vmws.handlers")
@@ -46,6 +46,12 @@ def query_argument(request: Any, name: str, *, strip: bool = True) -> str | None
                 raise UndecodableQuery() from None
     found = decoded.get(name)
     return found.strip() if found is not None and strip else found
+
+
+def credential(request: Any) -> str | None:
+    """What a request presents to authenticate: ``?token=`` (a token or a ticket: browsers
+    cannot set headers on a WebSocket), else an ``Authorization: Bearer`` token."""
+    return query_argument(request, "token") or bearer_token(request)
 
 
 def log_exception_redacted(handler: tornado.web.RequestHandler, typ: Any, value: Any, tb: Any) -> None:

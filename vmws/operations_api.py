@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from vmws.audit import parse_rfc3339
 from vmws.auth import Permission, Principal
 from vmws.errors import AuthError, InvalidCommand, VMWSError
-from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import credential, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.protocol import iso_timestamp
 from vmws.rest import _APIHandler
@@ -37,9 +37,7 @@ class _OperatorHandler(_APIHandler):
     async def _principal(self) -> Principal | None:
         """The caller's principal with ``permission``, or None once an error is written."""
         try:
-            principal = await self.auth.authenticate(
-                query_argument(self.request, "token") or bearer_token(self.request)
-            )
+            principal = await self.auth.authenticate(credential(self.request))
             principal.require(self.permission)
         except AuthError as exc:
             self._refuse(exc)

@@ -20,7 +20,7 @@ from vmws.codes import CloseCode, ErrorCode
 from vmws.config import Config
 from vmws.errors import AuthError, InvalidCommand, VMNotFound, VMWSError
 from vmws.history import MetricsHistory, sample_object
-from vmws.http_request import UndecodableQuery, bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import UndecodableQuery, bearer_token, credential, log_exception_redacted, query_argument
 from vmws.hub import Hub
 from vmws.recording import MEDIA_TYPE, scrollback_cast
 from vmws.tickets import TICKET_PREFIX, Authenticator, ticket_life
@@ -104,9 +104,7 @@ class VMListHandler(_APIHandler):
 
     async def get(self) -> None:
         try:
-            principal = await self.auth.authenticate(
-                query_argument(self.request, "token") or bearer_token(self.request)
-            )
+            principal = await self.auth.authenticate(credential(self.request))
             principal.require(Permission.READ)
             vms = await self.hub.backend.list()
         except VMWSError as exc:
@@ -122,9 +120,7 @@ class ConsoleCastHandler(_APIHandler):
 
     async def get(self, name: str) -> None:
         try:
-            principal = await self.auth.authenticate(
-                query_argument(self.request, "token") or bearer_token(self.request)
-            )
+            principal = await self.auth.authenticate(credential(self.request))
             if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
                 raise VMNotFound(f"no VM has a name longer than {_MAX_NAME_BYTES} bytes")
             principal.require(Permission.CONSOLE, name)  # before the lookup: existence does not leak
@@ -150,9 +146,7 @@ class MetricsHistoryHandler(_APIHandler):
 
     async def get(self, name: str) -> None:
         try:
-            principal = await self.auth.authenticate(
-                query_argument(self.request, "token") or bearer_token(self.request)
-            )
+            principal = await self.auth.authenticate(credential(self.request))
             principal.require(Permission.READ, name)  # before the lookup: existence does not leak
             raw = query_argument(self.request, "since", strip=False)
             if raw is not None and not _SECONDS.fullmatch(raw):

@@ -11,9 +11,8 @@ bounded whatever the number of subjects.
 
 ``RedisTicketStore`` is the same store for a cluster (``docs/cluster.md``): tickets live
 in Redis, so one bought on a node is redeemed once on any node (``GETDEL``), and the
-per-subject cap holds cluster-wide. Redis is asynchronous, so a ``ClusterAuthenticator``
-redeems a ticket in the request's ``prepare`` step and hands the principal to the
-synchronous ``authenticate`` the handlers call.
+per-subject cap holds cluster-wide: a ``ClusterAuthenticator`` redeems it there, in the
+same asynchronous ``authenticate`` every handler awaits.
 """
 
 from __future__ import annotations

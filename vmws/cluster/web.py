@@ -19,7 +19,7 @@ from vmws.cluster.listing import cluster_vms
 from vmws.cluster.node import Cluster
 from vmws.config import Config
 from vmws.errors import AuthError, VMWSError
-from vmws.http_request import bearer_token, log_exception_redacted, query_argument
+from vmws.http_request import bearer_token, credential, log_exception_redacted
 from vmws.hub import Hub
 from vmws.rest import MetricsHistoryHandler, TicketHandler, VMListHandler, http_status
 from vmws.tickets import TICKET_PREFIX, Authenticator, RedisTicketStore, ticket_life
@@ -36,10 +36,6 @@ def _json_error(handler: tornado.web.RequestHandler, status: int, exc: VMWSError
     handler.finish(orjson.dumps({"error": {"code": exc.code, "message": exc.message}}))
 
 
-def _credential(handler: tornado.web.RequestHandler) -> str | None:
-    return query_argument(handler.request, "token") or bearer_token(handler.request)
-
-
 class ClusterHandler(tornado.web.RequestHandler):
     """``GET /api/cluster`` (needs ``read``): this node, every live node, Redis's state."""
 
@@ -52,7 +48,7 @@ class ClusterHandler(tornado.web.RequestHandler):
 
     async def get(self) -> None:
         try:
-            (await self.auth.authenticate(_credential(self))).require(Permission.READ)
+            (await self.auth.authenticate(credential(self.request))).require(Permission.READ)
         except VMWSError as exc:  # 401/403, 400 for an undecodable query, 503 without Redis
             _json_error(self, http_status(exc), exc)
             return
@@ -110,7 +106,7 @@ class _ClusterVMListHandler(VMListHandler):
 
     async def get(self) -> None:
         try:
-            principal = await self.auth.authenticate(_credential(self))
+            principal = await self.auth.authenticate(credential(self.request))
             principal.require(Permission.READ)
             local = await self.cluster.backend.list()
         except VMWSError as exc:
