@@ -86,8 +86,9 @@ class ScreenSocket(_VMSocket):
         self._forward: ScreenForward | None = None  # another node's VM: its owner's screen
         self._handshake_deadline: asyncio.TimerHandle | None = None
         self.forwarded_by: str | None = None  # the node that forwarded this session here
+        # In place of the JSON sockets' bucket (whose excess is dropped): frames wait instead.
         rate = SCREEN_RATE_FACTOR * config.max_message_rate
-        self._frame_rate = TokenBucket(rate, 2 * rate, self.last_seen)
+        self._rate = TokenBucket(rate, 2 * rate, self.last_seen)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
@@ -205,7 +206,7 @@ class ScreenSocket(_VMSocket):
         self.bytes_in += len(message)
         if self.principal is None or self.closing:
             return None
-        if (wait := self._frame_rate.delay(now)) > 0:
+        if (wait := self._rate.delay(now)) > 0:
             return self._later(wait, message)
         return self._take(message)
 
